@@ -1,0 +1,7 @@
+"""s2s: service-to-service trust with short-lived signed JWTs."""
+
+from __future__ import annotations
+
+__all__ = ["__version__"]
+
+__version__ = "0.1.0"

@@ -1,0 +1,266 @@
+"""Signing key records and keysets.
+
+A :class:`SigningKey` is data only: its kid is the RFC 7638 thumbprint of its public JWK, its
+private part (if held locally) never appears in ``repr``, a JWKS or ``to_public_dict``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+
+from s2s.errors import ConfigError, KeyNotFound
+
+__all__ = [
+    "DEFAULT_ALG",
+    "SIGNING_ALGS",
+    "KeySet",
+    "KeyState",
+    "SigningKey",
+    "generate_key",
+    "public_jwk_of",
+    "thumbprint",
+]
+
+DEFAULT_ALG = "ES256"
+# alg -> (kty, curve or RSA bits)
+SIGNING_ALGS: Mapping[str, tuple[str, str | int]] = {
+    "ES256": ("EC", "P-256"),
+    "RS256": ("RSA", 2048),
+    "PS256": ("RSA", 2048),
+    "Ed25519": ("OKP", "Ed25519"),
+}
+_PUBLIC_MEMBERS = {"EC": ("kty", "crv", "x", "y"), "RSA": ("kty", "n", "e"), "OKP": ("kty", "crv", "x")}
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+
+class KeyState(str, enum.Enum):
+    NEXT = "next"
+    CURRENT = "current"
+    PREVIOUS = "previous"
+    RETIRED = "retired"
+    REVOKED = "revoked"
+
+    @property
+    def published(self) -> bool:
+        return self in (KeyState.NEXT, KeyState.CURRENT, KeyState.PREVIOUS)
+
+
+def public_jwk_of(jwk: Mapping[str, Any]) -> dict[str, Any]:
+    """The public members of a JWK (RFC 7638 order), dropping anything private."""
+    kty = jwk.get("kty")
+    if kty not in _PUBLIC_MEMBERS:
+        raise ConfigError(f"unsupported key type {kty!r}")
+    return {name: jwk[name] for name in _PUBLIC_MEMBERS[str(kty)]}
+
+
+def thumbprint(jwk: Mapping[str, Any]) -> str:
+    """RFC 7638 SHA-256 thumbprint of the public part of ``jwk``."""
+    pub = public_jwk_of(jwk)
+    key: ECKey | RSAKey | OKPKey
+    if pub["kty"] == "EC":
+        key = ECKey.import_key(pub)
+    elif pub["kty"] == "RSA":
+        key = RSAKey.import_key(pub)
+    else:
+        key = OKPKey.import_key(pub)
+    return key.thumbprint()
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    kid: str
+    alg: str
+    state: KeyState
+    created_at: float
+    public_jwk: Mapping[str, Any]
+    # When the key became current / stopped being current / left the JWKS.
+    activated_at: float | None = None
+    deactivated_at: float | None = None
+    retired_at: float | None = None
+    revoked_at: float | None = None
+    # Exactly one of these says where the private key is. repr=False keeps it out of logs.
+    private_jwk: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
+    kms_key_id: str | None = None
+
+    @property
+    def published(self) -> bool:
+        return self.state.published
+
+    def with_state(self, state: KeyState, **times: float | None) -> SigningKey:
+        return replace(self, state=state, **times)  # type: ignore[arg-type]
+
+    def public_jwk_entry(self) -> dict[str, Any]:
+        """The key as it appears in a JWKS."""
+        entry = dict(public_jwk_of(self.public_jwk))
+        entry.update(kid=self.kid, alg=self.alg, use="sig")
+        return entry
+
+    def to_public_dict(self) -> dict[str, Any]:
+        """Everything about the key except private material: safe for tables, JSON and logs."""
+        out: dict[str, Any] = {
+            "kid": self.kid,
+            "alg": self.alg,
+            "state": self.state.value,
+            "created_at": self.created_at,
+            "activated_at": self.activated_at,
+            "deactivated_at": self.deactivated_at,
+            "retired_at": self.retired_at,
+            "revoked_at": self.revoked_at,
+        }
+        if self.kms_key_id:
+            out["kms_key_id"] = self.kms_key_id
+        return out
+
+    def to_document(self) -> dict[str, Any]:
+        """The stored form, private part included (key stores only)."""
+        doc = self.to_public_dict()
+        doc["public_jwk"] = dict(public_jwk_of(self.public_jwk))
+        if self.private_jwk is not None:
+            doc["private_jwk"] = dict(self.private_jwk)
+        return doc
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> SigningKey:
+        try:
+            alg = str(doc["alg"])
+            if alg not in SIGNING_ALGS:
+                raise ConfigError(f"key {doc.get('kid')!r} has unsupported alg {alg!r}")
+            public = public_jwk_of(doc["public_jwk"])
+            kid = str(doc["kid"])
+            if thumbprint(public) != kid:
+                raise ConfigError(f"key {kid!r}: kid is not the thumbprint of its public key")
+            private = doc.get("private_jwk")
+            if private is not None and public_jwk_of(private) != public:
+                raise ConfigError(f"key {kid!r}: private key does not match its public key")
+
+            def t(name: str) -> float | None:
+                v = doc.get(name)
+                return None if v is None else float(v)
+
+            return cls(
+                kid=kid,
+                alg=alg,
+                state=KeyState(doc["state"]),
+                created_at=float(doc["created_at"]),
+                public_jwk=public,
+                activated_at=t("activated_at"),
+                deactivated_at=t("deactivated_at"),
+                retired_at=t("retired_at"),
+                revoked_at=t("revoked_at"),
+                private_jwk=dict(private) if private is not None else None,
+                kms_key_id=doc.get("kms_key_id"),
+            )
+        except ConfigError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            # Never echo the document: it may hold a private key.
+            raise ConfigError(f"malformed key record ({type(exc).__name__})") from None
+
+
+def generate_key(alg: str = DEFAULT_ALG, *, now: float, state: KeyState = KeyState.NEXT) -> SigningKey:
+    """A new local key pair for ``alg``."""
+    try:
+        kty, param = SIGNING_ALGS[alg]
+    except KeyError:
+        raise ConfigError(f"unsupported signing alg {alg!r}; use one of {', '.join(SIGNING_ALGS)}") from None
+    key: ECKey | RSAKey | OKPKey
+    if kty == "EC":
+        key = ECKey.generate_key(str(param), private=True)
+    elif kty == "RSA":
+        key = RSAKey.generate_key(int(param), private=True)
+    else:
+        key = OKPKey.generate_key(str(param), private=True)
+    private = dict(key.as_dict(private=True))
+    for extra in ("kid", "alg", "use", "key_ops"):
+        private.pop(extra, None)
+    public = public_jwk_of(private)
+    activated = now if state is KeyState.CURRENT else None
+    return SigningKey(
+        kid=key.thumbprint(),
+        alg=alg,
+        state=state,
+        created_at=now,
+        public_jwk=public,
+        activated_at=activated,
+        private_jwk=private,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class KeySet:
+    """An ordered, immutable collection of keys. At most one is current, at most one next."""
+
+    keys: tuple[SigningKey, ...] = ()
+
+    FORMAT = "s2s.keyset/1"
+
+    def __post_init__(self) -> None:
+        kids = [k.kid for k in self.keys]
+        if len(kids) != len(set(kids)):
+            raise ConfigError("duplicate kid in keyset")
+        for state in (KeyState.CURRENT, KeyState.NEXT):
+            if sum(1 for k in self.keys if k.state is state) > 1:
+                raise ConfigError(f"more than one {state.value} key in keyset")
+
+    def __iter__(self) -> Iterator[SigningKey]:
+        return iter(self.keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def _one(self, state: KeyState) -> SigningKey | None:
+        return next((k for k in self.keys if k.state is state), None)
+
+    @property
+    def current(self) -> SigningKey | None:
+        return self._one(KeyState.CURRENT)
+
+    @property
+    def next(self) -> SigningKey | None:
+        return self._one(KeyState.NEXT)
+
+    def in_state(self, *states: KeyState) -> tuple[SigningKey, ...]:
+        return tuple(k for k in self.keys if k.state in states)
+
+    @property
+    def published(self) -> tuple[SigningKey, ...]:
+        return tuple(k for k in self.keys if k.published)
+
+    def get(self, kid: str) -> SigningKey:
+        for k in self.keys:
+            if k.kid == kid:
+                return k
+        raise KeyNotFound(f"no key with kid {kid!r}")
+
+    def replace_key(self, key: SigningKey) -> KeySet:
+        return KeySet(tuple(key if k.kid == key.kid else k for k in self.keys))
+
+    def add(self, key: SigningKey) -> KeySet:
+        return KeySet((*self.keys, key))
+
+    def without(self, kids: Iterable[str]) -> KeySet:
+        drop = set(kids)
+        return KeySet(tuple(k for k in self.keys if k.kid not in drop))
+
+    def jwks(self) -> dict[str, Any]:
+        """The public JWKS: next, current and previous keys only (current first)."""
+        order = {KeyState.CURRENT: 0, KeyState.NEXT: 1, KeyState.PREVIOUS: 2}
+        keys = sorted(self.published, key=lambda k: order[k.state])
+        return {"keys": [k.public_jwk_entry() for k in keys]}
+
+    def to_document(self) -> dict[str, Any]:
+        return {"format": self.FORMAT, "keys": [k.to_document() for k in self.keys]}
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> KeySet:
+        if not isinstance(doc, Mapping) or doc.get("format") != cls.FORMAT:
+            raise ConfigError(f"not an {cls.FORMAT} document")
+        keys = doc.get("keys")
+        if not isinstance(keys, list):
+            raise ConfigError("keyset document has no key list")
+        return cls(tuple(SigningKey.from_document(k) for k in keys))
