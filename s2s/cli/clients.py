@@ -1,0 +1,136 @@
+"""``s2s clients add|list|remove``: the issuer's client registry.
+
+A new client's secret is printed once by ``add`` and stored only as a salted scrypt hash; no
+command ever prints a hash.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from s2s.cli import emit, main, table
+from s2s.clock import system_clock
+from s2s.errors import ConfigError
+from s2s.issuer.clients import FileClientRegistry, new_client, open_client_registry
+
+__all__ = ["DEFAULT_REGISTRY", "clients_group"]
+
+DEFAULT_REGISTRY = "file://keys/clients.json"
+
+_registry_option = click.option(
+    "--registry",
+    envvar="S2S_CLIENTS",
+    default=DEFAULT_REGISTRY,
+    show_default=True,
+    help="Client registry: file://PATH (env S2S_CLIENTS).",
+)
+
+
+def _registry(url: str) -> FileClientRegistry:
+    return open_client_registry(url)
+
+
+def _read_jwks(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise ConfigError(f"{path}: not a readable JSON file") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: a JWKS (or a JWK) must be a JSON object")
+    return doc
+
+
+@main.group("clients")
+def clients_group() -> None:
+    """Manage the clients allowed to obtain tokens."""
+
+
+@clients_group.command("add")
+@click.argument("client_id")
+@click.option("--audience", "audiences", multiple=True, required=True, help="Allowed audience (repeatable).")
+@click.option("--scope", "scopes", multiple=True, help="Allowed scope (repeatable).")
+@click.option("--role", "roles", multiple=True, help="Role claim for its tokens (repeatable).")
+@click.option("--permission", "permissions", multiple=True, help="Permission claim (repeatable).")
+@click.option("--feature", "features", multiple=True, help="Feature claim (repeatable).")
+@click.option(
+    "--jwks",
+    "jwks_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Public JWKS (or JWK) file: the client authenticates with private_key_jwt, no secret.",
+)
+@click.option("--ttl", type=click.FloatRange(min=1), help="Longest token lifetime for this client, seconds.")
+@_registry_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def add_command(  # noqa: PLR0917 - click passes each option as an argument
+    client_id: str,
+    audiences: tuple[str, ...],
+    scopes: tuple[str, ...],
+    roles: tuple[str, ...],
+    permissions: tuple[str, ...],
+    features: tuple[str, ...],
+    jwks_file: Path | None,
+    ttl: float | None,
+    registry: str,
+    as_json: bool,
+) -> None:
+    """Register CLIENT_ID. Prints its new secret once (unless --jwks)."""
+    client, secret = new_client(
+        client_id,
+        audiences=audiences,
+        scopes=scopes,
+        roles=roles,
+        permissions=permissions,
+        features=features,
+        max_ttl=ttl,
+        jwks=_read_jwks(jwks_file) if jwks_file is not None else None,
+        now=system_clock.now(),
+    )
+    _registry(registry).add(client)
+    data = client.to_public_dict()
+    if secret is not None:
+        data["client_secret"] = secret
+
+    def human() -> None:
+        click.echo(f"client {client.client_id} added ({client.auth_method})")
+        if secret is not None:
+            click.echo(f"client_secret: {secret}")
+            click.echo("Store this secret now: it is shown only once; the registry keeps only a hash.")
+
+    emit(data, as_json, human)
+
+
+@clients_group.command("list")
+@_registry_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def list_command(registry: str, as_json: bool) -> None:
+    """List clients (never their secrets or hashes)."""
+    clients = _registry(registry).all()
+    rows = [
+        (
+            c.client_id,
+            c.auth_method,
+            " ".join(c.audiences),
+            " ".join(c.scopes),
+            " ".join(c.roles),
+            "" if c.max_ttl is None else f"{c.max_ttl:g}",
+        )
+        for c in clients
+    ]
+    emit(
+        [c.to_public_dict() for c in clients],
+        as_json,
+        lambda: table(rows, ("CLIENT_ID", "AUTH", "AUDIENCES", "SCOPES", "ROLES", "MAX_TTL")),
+    )
+
+
+@clients_group.command("remove")
+@click.argument("client_id")
+@_registry_option
+def remove_command(client_id: str, registry: str) -> None:
+    """Remove CLIENT_ID: it can no longer obtain tokens (tokens already issued live on until exp)."""
+    _registry(registry).remove(client_id)
+    click.echo(f"client {client_id} removed")

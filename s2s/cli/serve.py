@@ -1,0 +1,97 @@
+"""``s2s serve``: run the issuer on this machine with uvicorn.
+
+The key store gets its first keys on first start; ``--demo`` also registers a demo client and
+prints how to fetch a token with it.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import replace
+
+import click
+
+from s2s.cli import main
+from s2s.clock import system_clock
+from s2s.issuer.clients import new_client, open_client_registry
+from s2s.issuer.settings import IssuerSettings
+from s2s.keys.model import KeySet
+from s2s.keys.rotation import ensure_keys
+from s2s.keys.store import open_keystore, update_keyset
+
+__all__ = ["DEMO_AUDIENCE", "DEMO_CLIENT_ID", "DEMO_SCOPES", "prepare", "serve_command"]
+
+DEMO_CLIENT_ID = "demo"
+DEMO_AUDIENCE = "https://api.example.internal"
+DEMO_SCOPES = ("orders:read", "orders:write")
+
+
+def prepare(settings: IssuerSettings, *, demo: bool) -> str | None:
+    """Create keys if the store is empty and, with ``demo``, the demo client.
+
+    Returns the demo client's new secret when it was just created (``None`` otherwise).
+    """
+    store = open_keystore(settings.keystore)
+    now = system_clock.now()
+
+    def first_keys(keyset: KeySet) -> KeySet:
+        return ensure_keys(keyset, now, settings.rotation) if len(keyset) == 0 else keyset
+
+    keyset = update_keyset(store, first_keys)
+    current = keyset.current
+    click.echo(f"key store {store.url}: signing key {current.kid if current else '(none)'}")
+    if not demo:
+        return None
+    registry = open_client_registry(settings.clients)
+    if registry.get(DEMO_CLIENT_ID) is not None:
+        return None
+    client, secret = new_client(DEMO_CLIENT_ID, audiences=[DEMO_AUDIENCE], scopes=DEMO_SCOPES, now=now)
+    registry.add(client)
+    return secret
+
+
+def _demo_instructions(settings: IssuerSettings, secret: str | None) -> None:
+    endpoint = settings.token_endpoint
+    if secret is None:
+        click.echo(
+            f"demo client {DEMO_CLIENT_ID!r} exists already; its secret was shown when it was created. "
+            f"To get a new one: s2s clients remove {DEMO_CLIENT_ID} --registry {settings.clients} "
+            "and start `s2s serve --demo` again."
+        )
+        return
+    click.echo(f"demo client: client_id={DEMO_CLIENT_ID} client_secret={secret}")
+    click.echo("(shown once: the registry keeps only a hash)")
+    click.echo("fetch a token:")
+    click.echo(
+        f"  curl -s -u {DEMO_CLIENT_ID}:{secret} -d grant_type=client_credentials "
+        f"-d audience={shlex.quote(DEMO_AUDIENCE)} {shlex.quote(endpoint)}"
+    )
+    click.echo(
+        f"  s2s token --issuer {shlex.quote(settings.issuer)} --client-id {DEMO_CLIENT_ID} "
+        f"--client-secret {secret} --audience {shlex.quote(DEMO_AUDIENCE)}"
+    )
+
+
+@main.command("serve")
+@click.option("--host", envvar="S2S_HOST", default="127.0.0.1", show_default=True)
+@click.option("--port", envvar="S2S_PORT", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--demo", is_flag=True, help="Create a demo client (if missing) and print how to get a token.")
+@click.option("--access-log", is_flag=True, help="Log every request (off by default: it costs throughput).")
+def serve_command(host: str, port: int, demo: bool, access_log: bool) -> None:
+    """Run the issuer (settings from S2S_* variables; the issuer URL defaults to http://HOST:PORT)."""
+    import uvicorn  # noqa: PLC0415 - lazy: the server stack loads only for `serve`
+
+    from s2s.litestar.issuer import create_issuer_app  # noqa: PLC0415 - same
+
+    settings = IssuerSettings.from_env()
+    if "S2S_ISSUER" not in os.environ:
+        url_host = f"[{host}]" if ":" in host else host
+        settings = replace(settings, issuer=f"http://{url_host}:{port}")
+    settings = replace(settings, host=host, port=port)
+    secret = prepare(settings, demo=demo)
+    click.echo(f"issuer {settings.issuer} (token endpoint {settings.token_endpoint})")
+    if demo:
+        _demo_instructions(settings, secret)
+    app = create_issuer_app(settings)
+    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info", lifespan="on")

@@ -1,0 +1,65 @@
+"""Access tokens: RFC 9068 JWT profile, signed with the keyset's current key."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from s2s.clock import Clock, system_clock
+from s2s.issuer.clients import Client
+from s2s.keys.model import SigningKey
+from s2s.keys.signing import Signer
+
+__all__ = ["MintedToken", "Minter"]
+
+_HEADER = {"typ": "at+jwt"}
+
+
+@dataclass(frozen=True, slots=True)
+class MintedToken:
+    token: str = field(repr=False)
+    expires_in: int
+    jti: str
+    kid: str
+    scope: str
+
+
+class Minter:
+    def __init__(self, issuer: str, signer: Signer, *, clock: Clock = system_clock) -> None:
+        self.issuer = issuer
+        self._signer = signer
+        self._clock = clock
+
+    def claims(self, client: Client, audience: str, scopes: Sequence[str], ttl: float) -> dict[str, Any]:
+        iat = int(self._clock.now())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": client.client_id,
+            "aud": audience,
+            "client_id": client.client_id,
+            "iat": iat,
+            "exp": iat + max(1, int(ttl)),
+            "jti": secrets.token_urlsafe(16),
+        }
+        if scopes:
+            claims["scope"] = " ".join(scopes)
+        for name in ("roles", "permissions", "features"):
+            values = getattr(client, name)
+            if values:
+                claims[name] = list(values)
+        return claims
+
+    def mint(
+        self, key: SigningKey, client: Client, audience: str, scopes: Sequence[str], ttl: float
+    ) -> MintedToken:
+        claims = self.claims(client, audience, scopes, ttl)
+        token = self._signer.sign(key, _HEADER, claims)
+        return MintedToken(
+            token=token,
+            expires_in=claims["exp"] - claims["iat"],
+            jti=claims["jti"],
+            kid=key.kid,
+            scope=claims.get("scope", ""),
+        )

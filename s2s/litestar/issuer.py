@@ -1,0 +1,245 @@
+"""The issuer as a Litestar app: token endpoint, JWKS, metadata, health, readiness and metrics.
+
+All logic lives in :mod:`s2s.issuer`; this module only moves bytes between HTTP and it. The token
+route takes the raw request (no DTO, no validation layer) and answers with pre-built headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from litestar import Litestar, MediaType, Request, Response, asgi, get
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import Receive, Scope, Send
+
+from s2s.clock import Clock, system_clock
+from s2s.issuer.assertion import ReplayCache
+from s2s.issuer.clients import ClientRegistry, open_client_registry
+from s2s.issuer.keyring import KeyManager
+from s2s.issuer.metadata import server_metadata
+from s2s.issuer.metrics import IssuerMetrics
+from s2s.issuer.ratelimit import RateLimiter
+from s2s.issuer.settings import IssuerSettings
+from s2s.issuer.token import InvalidRequest, TokenEndpoint, TokenResponse
+from s2s.keys.signing import Signer
+from s2s.keys.store import KeyStore, open_keystore
+
+__all__ = ["IssuerRuntime", "create_issuer_app"]
+
+TOKEN_PATH = "/oauth2/token"  # noqa: S105 - a URL path, not a password
+JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerRuntime:
+    """What the app is built from; available as ``app.state.s2s_issuer``."""
+
+    settings: IssuerSettings
+    keys: KeyManager
+    endpoint: TokenEndpoint
+    registry: ClientRegistry
+    metrics: IssuerMetrics
+
+
+class _HashPool:
+    """Runs slow secret hashes in worker threads, at most ``size`` at once.
+
+    Each scrypt check holds ~32 MiB: anyio's default of 40 threads could hold over a gigabyte.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    async def __call__(self, fn: Callable[[], bool]) -> bool:
+        if self._limiter is None:  # created lazily: it belongs to the running event loop
+            self._limiter = anyio.CapacityLimiter(self._size)
+        return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+
+
+def _response(out: TokenResponse, extra: dict[str, str] | None = None) -> Response[bytes]:
+    headers = {**out.headers, **extra} if extra else out.headers
+    return Response(out.body, status_code=out.status, headers=headers, media_type=JSON)
+
+
+_JSON_HEADERS = ((b"content-type", b"application/json"),)
+_ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+
+
+def _encode(name: str, value: str) -> tuple[bytes, bytes]:
+    pair = _ENCODED.get((name, value))
+    if pair is None:
+        pair = (name.lower().encode("latin-1"), value.encode("latin-1"))
+        if len(_ENCODED) < 256:  # only static headers repeat; Retry-After values are few
+            _ENCODED[(name, value)] = pair
+    return pair
+
+
+async def _send(send: Send, out: TokenResponse) -> None:
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(out.body)).encode())]
+    headers += [_encode(k, v) for k, v in out.headers.items()]
+    await send({"type": "http.response.start", "status": out.status, "headers": headers})
+    await send({"type": "http.response.body", "body": out.body, "more_body": False})
+
+
+def create_issuer_app(
+    settings: IssuerSettings | None = None,
+    *,
+    store: KeyStore | None = None,
+    registry: ClientRegistry | None = None,
+    clock: Clock | None = None,
+    signer: Signer | None = None,
+    replay: ReplayCache | None = None,
+    limiter: RateLimiter | None = None,
+    reload_loop: bool = True,
+) -> Litestar:
+    """The issuer app. Dependencies default to what ``settings`` names (``file://keys`` ...).
+
+    ``reload_loop=False`` loads the keyset once at startup and never again (tests drive
+    ``app.state.s2s_issuer.keys.refresh()`` themselves with a fake clock).
+    """
+    settings = settings or IssuerSettings.from_env()
+    clock = clock or system_clock
+    store = store or open_keystore(settings.keystore)
+    registry = registry or open_client_registry(settings.clients, clock=clock)
+    metrics = IssuerMetrics()
+    keys = KeyManager(
+        store,
+        settings.rotation,
+        clock=clock,
+        run_rotation=settings.run_rotation,
+        create_keys=settings.create_keys,
+        metrics=metrics,
+    )
+    endpoint = TokenEndpoint(
+        settings, registry, keys, clock=clock, signer=signer, replay=replay, limiter=limiter, metrics=metrics
+    )
+    runtime = IssuerRuntime(settings, keys, endpoint, registry, metrics)
+
+    metadata_bytes = json.dumps(server_metadata(settings), separators=(",", ":")).encode()
+    public_cache = {"Cache-Control": f"public, max-age={settings.jwks_max_age}"}
+    no_store = {"Cache-Control": "no-store"}
+    max_body = settings.max_body_bytes
+    run_sync = _HashPool(max(1, min(4, os.cpu_count() or 1)))
+
+    @asgi(TOKEN_PATH, copy_scope=False)
+    async def token(scope: Scope, receive: Receive, send: Send) -> None:
+        # A raw ASGI route: no request object, signature model or response object per call; the
+        # endpoint gets bytes and returns bytes. This keeps the route near a bare handler's speed.
+        if scope.get("method") != "POST":
+            out = endpoint.error_response(InvalidRequest("the token endpoint accepts only POST"))
+            await _send(send, TokenResponse(405, out.body, {**out.headers, "Allow": "POST"}))
+            return
+        content_type = authorization = None
+        length = -1
+        duplicate_auth = False
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                duplicate_auth = authorization is not None
+                authorization = value.decode("latin-1")
+            elif name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == b"content-length":
+                length = int(value) if value.isdigit() and len(value) < 10 else max_body + 1
+        if duplicate_auth:
+            await _send(send, endpoint.error_response(InvalidRequest("more than one Authorization header")))
+            return
+        if length > max_body:
+            await _send(send, endpoint.error_response(InvalidRequest("the token request is too large")))
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > max_body:
+                await _send(send, endpoint.error_response(InvalidRequest("the token request is too large")))
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        await _send(send, await endpoint.process(body, content_type, authorization, run_sync))
+
+    @get("/.well-known/jwks.json", include_in_schema=False)
+    async def jwks() -> Response[bytes]:
+        if keys.keyset is None:
+            return Response(
+                b'{"error":"keys not loaded"}', status_code=503, headers=no_store, media_type=JSON
+            )
+        return Response(keys.jwks_bytes, headers=public_cache, media_type=JSON)
+
+    @get(
+        ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"],
+        include_in_schema=False,
+    )
+    async def metadata() -> Response[bytes]:
+        return Response(metadata_bytes, headers=public_cache, media_type=JSON)
+
+    @get("/health", include_in_schema=False)
+    async def health() -> Response[bytes]:
+        return Response(b'{"status":"ok"}', headers=no_store, media_type=JSON)
+
+    @get("/ready", include_in_schema=False)
+    async def ready() -> Response[bytes]:
+        current = keys.current
+        if current is None:
+            return Response(b'{"status":"not ready"}', status_code=503, headers=no_store, media_type=JSON)
+        body = json.dumps({"status": "ready", "kid": current.kid}).encode()
+        return Response(body, headers=no_store, media_type=JSON)
+
+    @get("/metrics", include_in_schema=False)
+    async def metrics_route() -> Response[str]:
+        return Response(
+            metrics.render(), headers=no_store, media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    def http_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        status = exc.status_code if isinstance(exc, HTTPException) else HTTP_500_INTERNAL_SERVER_ERROR
+        if request.scope.get("path") == TOKEN_PATH:
+            if status >= 500:
+                return _response(endpoint.error_response(exc))
+            if status == 405:
+                out = endpoint.error_response(InvalidRequest("the token endpoint accepts only POST"))
+                return _response(TokenResponse(405, out.body, out.headers), {"Allow": "POST"})
+            return _response(endpoint.error_response(InvalidRequest("bad request")))
+        if status >= 500:
+            return Response(
+                {"error": "server_error"}, status_code=status, headers=no_store, media_type=MediaType.JSON
+            )
+        detail = exc.detail if isinstance(exc, HTTPException) else "bad request"
+        return Response({"error": detail}, status_code=status, headers=no_store, media_type=MediaType.JSON)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await asyncio.to_thread(keys.refresh)
+        task = asyncio.create_task(keys.run()) if reload_loop else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    return Litestar(
+        route_handlers=[token, jwks, metadata, health, ready, metrics_route],
+        exception_handlers={Exception: http_error},
+        lifespan=[lifespan],
+        openapi_config=None,
+        state=State({"s2s_issuer": runtime}),
+        debug=False,
+    )

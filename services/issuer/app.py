@@ -1,0 +1,14 @@
+"""ASGI entry point: ``uvicorn services.issuer.app:app`` from the repository root.
+
+Settings come from ``S2S_*`` environment variables (see :class:`s2s.issuer.IssuerSettings`);
+with none set, keys live in ``keys/`` and clients in ``keys/clients.json``.
+"""
+
+from __future__ import annotations
+
+from s2s.issuer.settings import IssuerSettings
+from s2s.litestar.issuer import create_issuer_app
+
+__all__ = ["app"]
+
+app = create_issuer_app(IssuerSettings.from_env())
