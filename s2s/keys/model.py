@@ -7,6 +7,8 @@ private part (if held locally) never appears in ``repr``, a JWKS or ``to_public_
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -35,10 +37,11 @@ SIGNING_ALGS: Mapping[str, tuple[str, str | int]] = {
     "Ed25519": ("OKP", "Ed25519"),
 }
 _PUBLIC_MEMBERS = {"EC": ("kty", "crv", "x", "y"), "RSA": ("kty", "n", "e"), "OKP": ("kty", "crv", "x")}
+_PROVEN: set[bytes] = set()
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
-class KeyState(str, enum.Enum):
+class KeyState(enum.StrEnum):
     NEXT = "next"
     CURRENT = "current"
     PREVIOUS = "previous"
@@ -52,10 +55,16 @@ class KeyState(str, enum.Enum):
 
 def public_jwk_of(jwk: Mapping[str, Any]) -> dict[str, Any]:
     """The public members of a JWK (RFC 7638 order), dropping anything private."""
+    if not isinstance(jwk, Mapping):
+        raise ConfigError("a JWK must be a JSON object")
     kty = jwk.get("kty")
-    if kty not in _PUBLIC_MEMBERS:
-        raise ConfigError(f"unsupported key type {kty!r}")
-    return {name: jwk[name] for name in _PUBLIC_MEMBERS[str(kty)]}
+    if not isinstance(kty, str) or kty not in _PUBLIC_MEMBERS:
+        raise ConfigError(f"unsupported key type {kty!r}" if isinstance(kty, str) else "JWK without a kty")
+    members = _PUBLIC_MEMBERS[kty]
+    missing = [name for name in members if not isinstance(jwk.get(name), str)]
+    if missing:
+        raise ConfigError(f"{kty} JWK lacks {', '.join(missing)}")
+    return {name: jwk[name] for name in members}
 
 
 def thumbprint(jwk: Mapping[str, Any]) -> str:
@@ -69,6 +78,35 @@ def thumbprint(jwk: Mapping[str, Any]) -> str:
     else:
         key = OKPKey.import_key(pub)
     return key.thumbprint()
+
+
+def _private_matches(private: Mapping[str, Any], public: Mapping[str, Any]) -> bool:
+    """Whether the private scalar itself belongs to ``public``.
+
+    Comparing the public members a private JWK repeats is not enough: joserfc signs an OKP key
+    with ``d`` alone, so a record whose ``x`` was kept while ``d`` was swapped would sign tokens
+    that its own kid never verifies.
+    """
+    if public_jwk_of(private) != public:
+        return False
+    # Checking an RSA key costs tens of milliseconds and replicas reload the keyset every few
+    # seconds: remember the records already proven (by digest, so no key material is kept).
+    digest = hashlib.sha256(json.dumps(dict(private), sort_keys=True).encode()).digest()
+    if digest in _PROVEN:
+        return True
+    key_type: Any = {"EC": ECKey, "RSA": RSAKey, "OKP": OKPKey}[str(public["kty"])]
+    try:
+        # EC and RSA imports check the private numbers against the public ones themselves.
+        imported: Any = key_type.import_key(dict(private))
+        derived = key_type.import_key(imported.private_key.public_key())
+    except (ValueError, TypeError, KeyError):
+        return False
+    if public_jwk_of(derived.as_dict(private=False)) != dict(public):
+        return False
+    if len(_PROVEN) > 1024:
+        _PROVEN.clear()
+    _PROVEN.add(digest)
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +173,7 @@ class SigningKey:
             if thumbprint(public) != kid:
                 raise ConfigError(f"key {kid!r}: kid is not the thumbprint of its public key")
             private = doc.get("private_jwk")
-            if private is not None and public_jwk_of(private) != public:
+            if private is not None and not _private_matches(private, public):
                 raise ConfigError(f"key {kid!r}: private key does not match its public key")
 
             def t(name: str) -> float | None:
@@ -174,7 +212,7 @@ def generate_key(alg: str = DEFAULT_ALG, *, now: float, state: KeyState = KeySta
     elif kty == "RSA":
         key = RSAKey.generate_key(int(param), private=True)
     else:
-        key = OKPKey.generate_key(str(param), private=True)
+        key = OKPKey.generate_key("Ed25519", private=True)
     private = dict(key.as_dict(private=True))
     for extra in ("kid", "alg", "use", "key_ops"):
         private.pop(extra, None)

@@ -24,12 +24,15 @@ from s2s.keys.model import DEFAULT_ALG, SIGNING_ALGS, KeySet, KeyState, SigningK
 __all__ = [
     "KeyFactory",
     "RotationPolicy",
+    "alg_for",
     "ensure_keys",
     "format_time",
     "prune",
     "revoke",
     "rotate",
+    "safe_at",
     "scheduled_step",
+    "with_alg",
 ]
 
 KeyFactory = Callable[[str, float], SigningKey]
@@ -46,7 +49,9 @@ def format_time(ts: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RotationPolicy:
-    alg: str = DEFAULT_ALG
+    # None: new keys keep the algorithm the keyset signs with (verifiers may allow only that one);
+    # a brand-new keyset gets DEFAULT_ALG.
+    alg: str | None = None
     rotate_every: float = 7 * 24 * 3600
     publish_lead: float = 3600
     max_token_ttl: float = 3600
@@ -58,7 +63,7 @@ class RotationPolicy:
     retention: float = 30 * 24 * 3600
 
     def __post_init__(self) -> None:
-        if self.alg not in SIGNING_ALGS:
+        if self.alg is not None and self.alg not in SIGNING_ALGS:
             raise ConfigError(f"unsupported signing alg {self.alg!r}")
         for f in fields(self):
             value = getattr(self, f.name)
@@ -99,16 +104,26 @@ class RotationPolicy:
         return cls(**kwargs)  # type: ignore[arg-type]
 
 
-def ensure_keys(keyset: KeySet, now: float, policy: RotationPolicy, new_key: KeyFactory = _local_factory) -> KeySet:
+def alg_for(keyset: KeySet, policy: RotationPolicy) -> str:
+    """The algorithm of the next key made for ``keyset``."""
+    if policy.alg is not None:
+        return policy.alg
+    signer = keyset.current or keyset.next
+    return signer.alg if signer is not None else DEFAULT_ALG
+
+
+def ensure_keys(
+    keyset: KeySet, now: float, policy: RotationPolicy, new_key: KeyFactory = _local_factory
+) -> KeySet:
     """A keyset with a current and a next key. A brand-new keyset signs at once: nobody trusts it yet."""
     if keyset.current is None:
         candidate = keyset.next
         if candidate is None:
-            candidate = new_key(policy.alg, now)
+            candidate = new_key(alg_for(keyset, policy), now)
             keyset = keyset.add(candidate)
         keyset = keyset.replace_key(candidate.with_state(KeyState.CURRENT, activated_at=now))
     if keyset.next is None:
-        keyset = keyset.add(new_key(policy.alg, now))
+        keyset = keyset.add(new_key(alg_for(keyset, policy), now))
     return keyset
 
 
@@ -127,7 +142,7 @@ def _promote(keyset: KeySet, now: float, policy: RotationPolicy, new_key: KeyFac
     if current is not None:
         keyset = keyset.replace_key(current.with_state(KeyState.PREVIOUS, deactivated_at=now))
     keyset = keyset.replace_key(nxt.with_state(KeyState.CURRENT, activated_at=now))
-    return keyset.add(new_key(policy.alg, now))
+    return keyset.add(new_key(alg_for(keyset, policy), now))
 
 
 def safe_at(key: SigningKey, policy: RotationPolicy) -> float:

@@ -1,0 +1,352 @@
+"""``s2s keys init|list|rotate|revoke|prune`` and ``s2s jwks``.
+
+Every write goes through :func:`s2s.keys.store.update_keyset` (a compare-and-swap), so two
+operators or an operator and a replica's own schedule never lose each other's keys. Output holds
+public data only: kids, algorithms, states, times and public JWKs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from s2s.cli import emit, main, table
+from s2s.clock import Clock, system_clock
+from s2s.errors import RotationRefused, S2SError
+from s2s.keys.model import SIGNING_ALGS, KeySet, KeyState, SigningKey
+from s2s.keys.rotation import (
+    RotationPolicy,
+    alg_for,
+    ensure_keys,
+    format_time,
+    prune,
+    revoke,
+    rotate,
+    safe_at,
+    with_alg,
+)
+from s2s.keys.store import KeyStore, open_keystore, update_keyset
+
+__all__ = ["EmptyKeyset", "KeysetExists", "jwks_command", "keys_group"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_STORE = "file://keys"
+
+
+class KeysetExists(S2SError):
+    """The store already holds keys."""
+
+    error = "keyset_exists"
+
+
+class EmptyKeyset(S2SError):
+    """The store holds no keys."""
+
+    error = "empty_keyset"
+
+
+def _store_option(f: F) -> F:
+    return click.option(
+        "--store",
+        envvar="S2S_KEYSTORE",
+        default=DEFAULT_STORE,
+        show_default=True,
+        help="Key store: file://DIR or aws-sm://SECRET_NAME (env S2S_KEYSTORE).",
+    )(f)
+
+
+def _json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(f)
+
+
+def _clock() -> Clock:
+    # Tests pass a FakeClock as ``obj={"clock": ...}``; everyone else gets the system clock.
+    obj = click.get_current_context().find_root().obj
+    if isinstance(obj, dict) and obj.get("clock") is not None:
+        clock: Clock = obj["clock"]
+        return clock
+    return system_clock
+
+
+def _policy(alg: str | None = None) -> RotationPolicy:
+    policy = RotationPolicy.from_env()
+    return with_alg(policy, alg) if alg is not None else policy
+
+
+def _require_keys(store: KeyStore, keyset: KeySet) -> KeySet:
+    if not len(keyset):
+        raise EmptyKeyset(f"{store.url} holds no keys; run `s2s keys init --store {store.url}` first")
+    return keyset
+
+
+def _milestone(key: SigningKey, policy: RotationPolicy) -> str:
+    """The next thing that happens to ``key`` on its own."""
+    if key.state is KeyState.NEXT:
+        return f"may sign from {format_time(safe_at(key, policy))}"
+    if key.state is KeyState.CURRENT:
+        if not policy.rotate_every:
+            return "no scheduled rotation"
+        since = key.activated_at if key.activated_at is not None else key.created_at
+        return f"scheduled rotation {format_time(since + policy.rotate_every)}"
+    if key.state is KeyState.PREVIOUS:
+        since = key.deactivated_at if key.deactivated_at is not None else key.created_at
+        return f"unpublished from {format_time(since + policy.previous_keep)}"
+    ended = key.retired_at if key.state is KeyState.RETIRED else key.revoked_at
+    return "" if ended is None else f"prunable from {format_time(ended + policy.retention)}"
+
+
+def _key_rows(keyset: KeySet, policy: RotationPolicy) -> list[list[Any]]:
+    order = {KeyState.CURRENT: 0, KeyState.NEXT: 1, KeyState.PREVIOUS: 2, KeyState.RETIRED: 3}
+    keys = sorted(keyset, key=lambda k: (order.get(k.state, 4), -k.created_at))
+    return [
+        [
+            k.kid,
+            k.alg,
+            k.state.value,
+            "yes" if k.published else "no",
+            format_time(k.created_at),
+            _milestone(k, policy),
+        ]
+        for k in keys
+    ]
+
+
+def _print_keys(keyset: KeySet, policy: RotationPolicy) -> None:
+    table(_key_rows(keyset, policy), ["KID", "ALG", "STATE", "IN JWKS", "CREATED", "NEXT EVENT"])
+
+
+def _keys_json(keyset: KeySet) -> list[dict[str, Any]]:
+    return [{**k.to_public_dict(), "published": k.published} for k in keyset]
+
+
+def _changes(before: KeySet, after: KeySet) -> list[dict[str, Any]]:
+    old = {k.kid: k for k in before}
+    out: list[dict[str, Any]] = []
+    for key in after:
+        was = old.pop(key.kid, None)
+        if was is None:
+            out.append({"kid": key.kid, "alg": key.alg, "from": None, "to": key.state.value})
+        elif was.state is not key.state:
+            out.append({"kid": key.kid, "alg": key.alg, "from": was.state.value, "to": key.state.value})
+    out.extend({"kid": k.kid, "alg": k.alg, "from": k.state.value, "to": None} for k in old.values())
+    return out
+
+
+def _describe(change: dict[str, Any]) -> str:
+    if change["from"] is None:
+        return f"new {change['alg']} key {change['kid']} -> {change['to']}"
+    if change["to"] is None:
+        return f"{change['kid']}: {change['from']} -> deleted"
+    return f"{change['kid']}: {change['from']} -> {change['to']}"
+
+
+def _print_changes(changes: list[dict[str, Any]], prefix: str = "") -> None:
+    if not changes:
+        click.echo(f"{prefix}no change")
+    for change in changes:
+        click.echo(f"{prefix}{_describe(change)}")
+
+
+def _cli_hint(description: str) -> str:
+    return description.replace("(or force it,", "(or use --force")
+
+
+class _Recorder:
+    """Wraps a keyset change to remember the keyset it last applied to (for reporting)."""
+
+    def __init__(self, change: Callable[[KeySet], KeySet]) -> None:
+        self._change = change
+        self.before = KeySet()
+
+    def __call__(self, keyset: KeySet) -> KeySet:
+        self.before = keyset
+        return self._change(keyset)
+
+
+@main.group("keys")
+def keys_group() -> None:
+    """Create, list, rotate, revoke and prune signing keys."""
+
+
+@keys_group.command("init")
+@_store_option
+@_json_option
+@click.option(
+    "--alg",
+    type=click.Choice(list(SIGNING_ALGS)),
+    default=None,
+    help="Signing algorithm (default: S2S_ALG or ES256).",
+)
+def init_command(store: str, as_json: bool, alg: str | None) -> None:
+    """Create the first keys: a current key that signs at once and a next key."""
+    ks = open_keystore(store)
+    policy = _policy(alg=alg)
+    now = _clock().now()
+
+    def create(keyset: KeySet) -> KeySet:
+        if len(keyset):
+            raise KeysetExists(
+                f"{ks.url} already holds {len(keyset)} key(s); init only fills an empty store "
+                "(use `s2s keys rotate` to change keys)"
+            )
+        return ensure_keys(keyset, now, policy)
+
+    keyset = update_keyset(ks, create)
+
+    def human() -> None:
+        click.echo(f"initialised {ks.url} with {alg_for(keyset, policy)} keys")
+        _print_keys(keyset, policy)
+
+    emit({"store": ks.url, "keys": _keys_json(keyset)}, as_json, human)
+
+
+@keys_group.command("list")
+@_store_option
+@_json_option
+def list_command(store: str, as_json: bool) -> None:
+    """Show every key with its state and what happens to it next."""
+    ks = open_keystore(store)
+    keyset, version = ks.load()
+    policy = _policy()
+
+    def human() -> None:
+        if not len(keyset):
+            click.echo(f"no keys in {ks.url}; run `s2s keys init --store {ks.url}`", err=True)
+            return
+        _print_keys(keyset, policy)
+
+    emit({"store": ks.url, "version": version, "keys": _keys_json(keyset)}, as_json, human)
+
+
+@keys_group.command("rotate")
+@_store_option
+@_json_option
+@click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Emergency only: promote the next key even if verifiers may not have fetched it yet.",
+)
+def rotate_command(store: str, as_json: bool, dry_run: bool, force: bool) -> None:
+    """Promote the next key to current; the current key stays published as previous."""
+    ks = open_keystore(store)
+    now = _clock().now()
+    if dry_run:
+        keyset, _ = ks.load()
+        keyset = _require_keys(ks, keyset)
+        policy = _policy()
+        try:
+            changes = _changes(keyset, rotate(keyset, now, policy, force=force))
+        except RotationRefused as exc:
+            raise RotationRefused(_cli_hint(exc.description), exc.safe_at) from None
+        emit(
+            {"store": ks.url, "dry_run": True, "changes": changes},
+            as_json,
+            lambda: _print_changes(changes, "would: "),
+        )
+        return
+
+    early: list[tuple[SigningKey, RotationPolicy]] = []
+
+    def change(keyset: KeySet) -> KeySet:
+        keyset = _require_keys(ks, keyset)
+        policy = _policy()
+        nxt = keyset.next
+        early.clear()  # a retry after a conflict starts from a fresh keyset
+        if force and nxt is not None and now < safe_at(nxt, policy):
+            early.append((nxt, policy))
+        return rotate(keyset, now, policy, force=force)
+
+    recorder = _Recorder(change)
+    try:
+        keyset = update_keyset(ks, recorder)
+    except RotationRefused as exc:
+        raise RotationRefused(_cli_hint(exc.description), exc.safe_at) from None
+    changes = _changes(recorder.before, keyset)
+    for nxt, policy in early:
+        age, reach = now - nxt.created_at, policy.poll_interval + policy.jwks_max_age
+        risk = (
+            f"verifiers holding a JWKS fetched before it appeared (up to poll_interval + jwks_max_age = "
+            f"{reach:g}s old) reject its tokens until they refetch"
+            if age < reach
+            else f"verifiers caching the JWKS longer than the {reach:g}s this policy assumes may reject "
+            "its tokens until they refetch"
+        )
+        click.echo(
+            f"s2s: warning: forced rotation: {nxt.kid} signs although it was published only {age:.0f}s "
+            f"ago, less than publish_lead {policy.publish_lead:g}s; {risk}.",
+            err=True,
+        )
+
+    def human() -> None:
+        _print_changes(changes)
+        _print_keys(keyset, _policy())
+
+    emit({"store": ks.url, "dry_run": False, "changes": changes, "keys": _keys_json(keyset)}, as_json, human)
+
+
+@keys_group.command("revoke")
+@click.argument("kid")
+@_store_option
+@_json_option
+def revoke_command(kid: str, store: str, as_json: bool) -> None:
+    """Emergency: remove KID from the JWKS now. Revoking the current key promotes the next key."""
+    ks = open_keystore(store)
+    now = _clock().now()
+
+    def change(keyset: KeySet) -> KeySet:
+        return revoke(_require_keys(ks, keyset), kid, now, _policy())
+
+    recorder = _Recorder(change)
+    keyset = update_keyset(ks, recorder)
+    changes = _changes(recorder.before, keyset)
+    was = recorder.before.get(kid).state
+    promoted = keyset.current
+    policy = _policy()
+
+    def human() -> None:
+        if not changes:
+            click.echo(f"{kid} was already revoked")
+            return
+        _print_changes(changes)
+        if was is KeyState.CURRENT and promoted is not None and now < safe_at(promoted, policy):
+            click.echo(
+                f"s2s: warning: {promoted.kid} signs now although it was published only "
+                f"{now - promoted.created_at:.0f}s ago; verifiers with an older cached JWKS reject its "
+                "tokens until they refetch",
+                err=True,
+            )
+
+    emit({"store": ks.url, "changes": changes, "keys": _keys_json(keyset)}, as_json, human)
+
+
+@keys_group.command("prune")
+@_store_option
+@_json_option
+def prune_command(store: str, as_json: bool) -> None:
+    """Delete retired and revoked keys older than the retention period."""
+    ks = open_keystore(store)
+    now = _clock().now()
+    recorder = _Recorder(lambda keyset: prune(_require_keys(ks, keyset), now, _policy()))
+    keyset = update_keyset(ks, recorder)
+    pruned = [c["kid"] for c in _changes(recorder.before, keyset) if c["to"] is None]
+
+    def human() -> None:
+        if not pruned:
+            click.echo("nothing to prune")
+        for kid in pruned:
+            click.echo(f"pruned {kid}")
+
+    emit({"store": ks.url, "pruned": pruned, "keys": _keys_json(keyset)}, as_json, human)
+
+
+@main.command("jwks")
+@_store_option
+def jwks_command(store: str) -> None:
+    """Print the public JWKS (next, current and previous keys) as served by the issuer."""
+    keyset, _ = open_keystore(store).load()
+    click.echo(json.dumps(keyset.jwks(), indent=2))

@@ -1,0 +1,165 @@
+"""Key store in one AWS Secrets Manager secret (shared by every issuer replica).
+
+Compare-and-swap without a lock service: :meth:`SecretsManagerKeyStore.save` writes the new
+keyset as a new secret version carrying only a private staging label, then moves ``AWSCURRENT``
+to it with ``RemoveFromVersionId`` set to the version that was read. Secrets Manager refuses that
+move when ``AWSCURRENT`` is no longer on that version, i.e. when another writer won the race; the
+loser's version is left without ``AWSCURRENT`` and is never read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from s2s.aws import aws_client, install_botocore_redaction
+from s2s.errors import ConfigError, KeyStoreError, VersionConflict
+from s2s.keys.model import KeySet
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+__all__ = ["PENDING_STAGE", "SecretsManagerKeyStore"]
+
+PENDING_STAGE = "S2S-PENDING"
+_CURRENT = "AWSCURRENT"
+
+
+def _code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+class SecretsManagerKeyStore:
+    """The keyset as JSON in the secret ``secret_name``; its version is the ``AWSCURRENT`` VersionId."""
+
+    def __init__(
+        self, secret_name: str, client: SecretsManagerClient | None = None, *, region: str | None = None
+    ) -> None:
+        if not secret_name:
+            raise ConfigError("aws-sm key store needs a secret name: aws-sm://NAME")
+        self.secret_name = secret_name
+        self.url = f"aws-sm://{secret_name}"
+        self._client = client
+        self._region = region
+        install_botocore_redaction()
+
+    @classmethod
+    def from_url(cls, url: str, client: SecretsManagerClient | None = None) -> SecretsManagerKeyStore:
+        """``aws-sm://NAME`` or ``aws-sm://NAME?region=eu-west-1``."""
+        if not url.startswith("aws-sm://"):
+            raise ConfigError("a Secrets Manager key store URL starts with aws-sm://")
+        parts = urlsplit(url)
+        name = url.removeprefix("aws-sm://").split("?", 1)[0]
+        region = parse_qs(parts.query).get("region", [None])[0]
+        return cls(name, client, region=region)
+
+    def __repr__(self) -> str:
+        return f"SecretsManagerKeyStore({self.secret_name!r})"
+
+    @property
+    def client(self) -> SecretsManagerClient:
+        if self._client is None:
+            self._client = aws_client("secretsmanager", region=self._region)
+        return self._client
+
+    def load(self) -> tuple[KeySet, str | None]:
+        client = self.client  # outside the try: a missing boto3 must surface as MissingExtra
+        try:
+            # The stage is explicit: moto 5.2 answers an unqualified read with the version the
+            # secret was created with, even after AWSCURRENT moved (real AWS defaults to it).
+            response = client.get_secret_value(SecretId=self.secret_name, VersionStage=_CURRENT)
+        except Exception as exc:
+            if _code(exc) == "ResourceNotFoundException":
+                return KeySet(), None
+            raise self._error("read", exc) from None
+        return self._parse(response.get("SecretString")), response["VersionId"]
+
+    def save(self, keyset: KeySet, expected_version: str | None) -> str:
+        body = json.dumps(keyset.to_document(), separators=(",", ":"), sort_keys=True)
+        if expected_version is None:
+            created = self._create(body)
+            if created is not None:
+                return created
+            # The secret exists without a value (typical when infrastructure code creates it):
+            # moving AWSCURRENT without RemoveFromVersionId succeeds only while no version has it.
+        return self._switch(body, expected_version)
+
+    def _create(self, body: str) -> str | None:
+        """The new version, or None when the secret exists but has no AWSCURRENT value."""
+        try:
+            return self.client.create_secret(Name=self.secret_name, SecretString=body)["VersionId"]
+        except Exception as exc:
+            if _code(exc) != "ResourceExistsException":
+                raise self._error("create", exc) from None
+        if self._awscurrent_holder() is not None:
+            raise VersionConflict(f"{self.url}: the secret was created concurrently; reload and retry")
+        return None
+
+    def _switch(self, body: str, expected_version: str | None) -> str:
+        client = self.client
+        try:
+            new_version = client.put_secret_value(
+                SecretId=self.secret_name, SecretString=body, VersionStages=[PENDING_STAGE]
+            )["VersionId"]
+        except Exception as exc:
+            if _code(exc) == "ResourceNotFoundException":
+                raise VersionConflict(f"{self.url}: the secret was deleted since it was read") from None
+            raise self._error("write", exc) from None
+        move: dict[str, str] = {"MoveToVersionId": new_version}
+        if expected_version is not None:
+            move["RemoveFromVersionId"] = expected_version
+        try:
+            client.update_secret_version_stage(SecretId=self.secret_name, VersionStage=_CURRENT, **move)
+        except Exception as exc:
+            self._drop_pending(new_version)
+            holder = self._awscurrent_holder()
+            if holder == new_version:
+                # The move happened but its answer was lost (a retried timeout): our write won.
+                return new_version
+            if holder is not None and holder != expected_version:
+                raise VersionConflict(
+                    f"{self.url}: the keyset changed since it was read; reload and retry"
+                ) from None
+            raise self._error("switch AWSCURRENT of", exc) from None
+        self._drop_pending(new_version)
+        return new_version
+
+    def _awscurrent_holder(self) -> str | None:
+        """The version AWSCURRENT is on now, or None if that cannot be told."""
+        try:
+            stages = self.client.describe_secret(SecretId=self.secret_name).get("VersionIdsToStages", {})
+        except Exception:
+            return None
+        return next((version for version, labels in stages.items() if _CURRENT in labels), None)
+
+    def _drop_pending(self, version: str) -> None:
+        # Best effort: a concurrent writer may already have taken the label for its own version,
+        # and a left-over label is harmless (it marks a version nobody reads).
+        with contextlib.suppress(Exception):
+            self.client.update_secret_version_stage(
+                SecretId=self.secret_name, VersionStage=PENDING_STAGE, RemoveFromVersionId=version
+            )
+
+    def _parse(self, text: Any) -> KeySet:
+        # Messages never quote the secret: it holds private keys.
+        if not isinstance(text, str):
+            raise KeyStoreError(f"{self.url}: the secret has no string value")
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError:
+            raise KeyStoreError(f"{self.url}: the secret is not valid JSON") from None
+        try:
+            return KeySet.from_document(doc)
+        except ConfigError as exc:
+            raise KeyStoreError(f"{self.url}: not a valid keyset: {exc.description}") from None
+
+    def _error(self, action: str, exc: BaseException) -> KeyStoreError:
+        # The AWS error code is enough to act on; the message text is not echoed in case it
+        # quotes a request parameter.
+        code = _code(exc) or type(exc).__name__
+        return KeyStoreError(f"cannot {action} the secret {self.secret_name!r}: {code}")

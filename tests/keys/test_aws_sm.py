@@ -1,0 +1,230 @@
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from s2s.errors import ConfigError, KeyStoreError, VersionConflict
+from s2s.keys.aws_sm import PENDING_STAGE, SecretsManagerKeyStore
+from s2s.keys.model import KeySet, KeyState, generate_key
+from s2s.keys.store import KeyStore, open_keystore, update_keyset
+
+NAME = "s2s/test-keyset"
+
+
+@pytest.fixture
+def sm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield boto3.client("secretsmanager", region_name="us-east-1")
+
+
+def retired(n: int = 1) -> KeySet:
+    return KeySet(tuple(generate_key(now=float(i), state=KeyState.RETIRED) for i in range(n)))
+
+
+def stages(sm: Any) -> dict[str, list[str]]:
+    return dict(sm.describe_secret(SecretId=NAME)["VersionIdsToStages"])
+
+
+def test_missing_secret_loads_as_empty(sm: Any) -> None:
+    store = SecretsManagerKeyStore(NAME, client=sm)
+    assert store.load() == (KeySet(), None)
+    assert isinstance(store, KeyStore)
+
+
+def test_create_then_compare_and_swap(sm: Any) -> None:
+    store = SecretsManagerKeyStore(NAME, client=sm)
+    first_keys = retired()
+    first = store.save(first_keys, None)
+    assert store.load() == (first_keys, first)
+    with pytest.raises(VersionConflict):
+        store.save(retired(), None)  # already created
+    second_keys = retired(2)
+    second = store.save(second_keys, first)
+    assert second != first
+    assert store.load() == (second_keys, second)
+    assert "AWSCURRENT" in stages(sm)[second]
+    # the private staging label never stays behind
+    assert not any(PENDING_STAGE in s for s in stages(sm).values())
+
+
+def test_a_stale_writer_loses_and_changes_nothing(sm: Any) -> None:
+    store_a = SecretsManagerKeyStore(NAME, client=sm)
+    store_b = SecretsManagerKeyStore(NAME, client=boto3.client("secretsmanager", region_name="us-east-1"))
+    base = store_a.save(retired(), None)
+    winner = retired(2)
+    won = store_a.save(winner, base)
+    with pytest.raises(VersionConflict):
+        store_b.save(retired(3), base)  # read `base`, but AWSCURRENT has moved on
+    assert store_a.load() == (winner, won)
+    current = [v for v, s in stages(sm).items() if "AWSCURRENT" in s]
+    assert current == [won]
+    assert not any(PENDING_STAGE in s for s in stages(sm).values())
+
+
+def test_two_threads_adding_keys_lose_none(sm: Any) -> None:
+    SecretsManagerKeyStore(NAME, client=sm).save(KeySet(), None)
+    per_thread = 12
+    keys = {n: [generate_key(now=float(i), state=KeyState.RETIRED) for i in range(per_thread)] for n in "ab"}
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def writer(name: str) -> None:
+        store = SecretsManagerKeyStore(NAME, client=boto3.client("secretsmanager", region_name="us-east-1"))
+        start.wait()
+        try:
+            for key in keys[name]:
+                update_keyset(store, lambda ks, key=key: ks.add(key), attempts=1000)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    final, _ = SecretsManagerKeyStore(NAME, client=sm).load()
+    assert {k.kid for k in final} == {k.kid for ks in keys.values() for k in ks}
+
+
+def test_corrupt_secret_is_a_clear_error_without_its_value(sm: Any) -> None:
+    key = generate_key(now=0.0, state=KeyState.CURRENT)
+    assert key.private_jwk is not None
+    secret = str(key.private_jwk["d"])
+    text = json.dumps(KeySet((key,)).to_document())
+    sm.create_secret(Name=NAME, SecretString=text[:-10])
+    with pytest.raises(KeyStoreError, match="not valid JSON") as info:
+        SecretsManagerKeyStore(NAME, client=sm).load()
+    assert secret not in str(info.value)
+    sm.put_secret_value(SecretId=NAME, SecretString=text.replace(key.kid, "y" * 43))
+    with pytest.raises(KeyStoreError, match="not a valid keyset") as info:
+        SecretsManagerKeyStore(NAME, client=sm).load()
+    assert secret not in str(info.value)
+
+
+def test_aws_errors_name_the_code_not_the_payload() -> None:
+    body_marker = "PRIVATE-MATERIAL-MARKER"
+
+    class Refusing:
+        def get_secret_value(self, **kwargs: Any) -> Any:
+            return {"SecretString": json.dumps(KeySet().to_document()), "VersionId": "v1"}
+
+        def put_secret_value(self, **kwargs: Any) -> Any:
+            exc = Exception(f"value {kwargs['SecretString']} {body_marker} too large")
+            exc.response = {"Error": {"Code": "ValidationException", "Message": str(exc)}}  # type: ignore[attr-defined]
+            raise exc
+
+    store = SecretsManagerKeyStore(NAME, client=Refusing())  # type: ignore[arg-type]
+    with pytest.raises(KeyStoreError) as info:
+        store.save(retired(), "v1")
+    assert "ValidationException" in str(info.value)
+    assert body_marker not in str(info.value)
+
+
+def test_urls(sm: Any) -> None:
+    store = open_keystore(f"aws-sm://{NAME}")
+    assert isinstance(store, SecretsManagerKeyStore) and store.secret_name == NAME
+    assert store.url == f"aws-sm://{NAME}"
+    regional = SecretsManagerKeyStore.from_url("aws-sm://prod/keys?region=eu-west-1")
+    assert regional.secret_name == "prod/keys"
+    assert regional.client.meta.region_name == "eu-west-1"
+    with pytest.raises(ConfigError):
+        open_keystore("aws-sm://")
+    # the default client goes through s2s.aws and reaches moto like an injected one
+    store.save(retired(), None)
+    assert len(SecretsManagerKeyStore(NAME, client=sm).load()[0]) == 1
+
+
+def test_moto_enforces_remove_from_version_id(sm: Any) -> None:
+    """The CAS rests on this Secrets Manager rule; check the emulator really applies it."""
+    v0 = sm.create_secret(Name=NAME, SecretString="0")["VersionId"]
+    v1 = sm.put_secret_value(SecretId=NAME, SecretString="1", VersionStages=[PENDING_STAGE])["VersionId"]
+    v2 = sm.put_secret_value(SecretId=NAME, SecretString="2", VersionStages=["OTHER"])["VersionId"]
+    sm.update_secret_version_stage(
+        SecretId=NAME, VersionStage="AWSCURRENT", MoveToVersionId=v1, RemoveFromVersionId=v0
+    )
+    with pytest.raises(sm.exceptions.InvalidParameterException):
+        sm.update_secret_version_stage(
+            SecretId=NAME, VersionStage="AWSCURRENT", MoveToVersionId=v2, RemoveFromVersionId=v0
+        )
+    assert sm.get_secret_value(SecretId=NAME, VersionStage="AWSCURRENT")["VersionId"] == v1
+
+
+def test_a_lost_answer_to_a_successful_switch_is_not_a_conflict(sm: Any) -> None:
+    """botocore retries a timed-out call; the retry fails because the first attempt succeeded."""
+
+    class LosesAnswer:
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
+
+        def update_secret_version_stage(self, **kwargs: Any) -> Any:
+            self.real.update_secret_version_stage(**kwargs)
+            if kwargs["VersionStage"] == "AWSCURRENT":
+                raise TimeoutError("read timeout")
+
+    SecretsManagerKeyStore(NAME, client=sm).save(KeySet(), None)
+    store = SecretsManagerKeyStore(NAME, client=LosesAnswer(sm))  # type: ignore[arg-type]
+    _, version = store.load()
+    new = retired()
+    new_version = store.save(new, version)
+    assert store.load() == (new, new_version)
+
+
+def test_other_switch_failures_are_keystore_errors(sm: Any) -> None:
+    class Broken:
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
+
+        def update_secret_version_stage(self, **kwargs: Any) -> Any:
+            exc = Exception("denied")
+            exc.response = {"Error": {"Code": "AccessDeniedException"}}  # type: ignore[attr-defined]
+            raise exc
+
+    version = SecretsManagerKeyStore(NAME, client=sm).save(KeySet(), None)
+    store = SecretsManagerKeyStore(NAME, client=Broken(sm))  # type: ignore[arg-type]
+    with pytest.raises(KeyStoreError) as info:
+        store.save(retired(), version)
+    assert not isinstance(info.value, VersionConflict)
+    assert "AccessDeniedException" in str(info.value)
+    assert SecretsManagerKeyStore(NAME, client=sm).load() == (KeySet(), version)
+
+
+def test_a_secret_created_without_a_value_is_filled(sm: Any) -> None:
+    """Infrastructure code often creates the secret empty; the first save still is a CAS."""
+    sm.create_secret(Name=NAME)
+    store = SecretsManagerKeyStore(NAME, client=sm)
+    assert store.load() == (KeySet(), None)
+    first = retired()
+    version = store.save(first, None)
+    assert store.load() == (first, version)
+    with pytest.raises(VersionConflict):
+        store.save(retired(), None)  # now it has a value: a second "first write" loses
+    assert store.load() == (first, version)
+
+
+def test_botocore_debug_logs_carry_no_private_key(sm: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    store = SecretsManagerKeyStore(NAME, client=sm)
+    keyset = KeySet((generate_key(now=0.0, state=KeyState.CURRENT),))
+    version = store.save(keyset, None)
+    store.save(keyset.add(generate_key(now=1.0)), version)
+    assert store.load()[0].current == keyset.current
+    private_d = str(next(iter(keyset)).private_jwk["d"])  # type: ignore[index]
+    assert "withheld" in caplog.text  # botocore did log these calls at DEBUG
+    assert private_d not in caplog.text
