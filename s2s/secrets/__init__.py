@@ -1,0 +1,37 @@
+"""Secrets from AWS Secrets Manager, and ``aws-sm://`` references in settings."""
+
+from __future__ import annotations
+
+from s2s.aws import install_botocore_redaction
+from s2s.secrets.errors import (
+    InvalidSecretReference,
+    SecretAccessDenied,
+    SecretError,
+    SecretFieldMissing,
+    SecretNotFound,
+    SecretUnavailable,
+)
+from s2s.secrets.references import SCHEME, VERSION_STAGES, SecretReference, is_reference, parse_reference
+from s2s.secrets.resolve import resolve, resolve_env, resolve_settings
+from s2s.secrets.source import SecretsManagerSource, SecretSource, SecretValue
+
+__all__ = [
+    "SCHEME",
+    "VERSION_STAGES",
+    "InvalidSecretReference",
+    "SecretAccessDenied",
+    "SecretError",
+    "SecretFieldMissing",
+    "SecretNotFound",
+    "SecretReference",
+    "SecretSource",
+    "SecretUnavailable",
+    "SecretValue",
+    "SecretsManagerSource",
+    "install_botocore_redaction",
+    "is_reference",
+    "parse_reference",
+    "resolve",
+    "resolve_env",
+    "resolve_settings",
+]
