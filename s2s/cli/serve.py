@@ -69,7 +69,7 @@ def _demo_instructions(settings: IssuerSettings, secret: str | None) -> None:
     )
     click.echo(
         f"  s2s token --issuer {shlex.quote(settings.issuer)} --client-id {DEMO_CLIENT_ID} "
-        f"--client-secret {secret} --audience {shlex.quote(DEMO_AUDIENCE)}"
+        f"--client-secret={shlex.quote(secret)} --audience {shlex.quote(DEMO_AUDIENCE)}"
     )
 
 
