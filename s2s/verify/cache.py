@@ -1,0 +1,83 @@
+"""The verified-token cache: a token verified once costs a dictionary lookup until it expires.
+
+Bounded LRU keyed by the token string itself (it is already in memory for the request; the cache
+is never logged nor exposed). An entry is served only while
+
+* the clock is before its ``valid_until`` (the token's ``exp``, or earlier when a max token age
+  applies), and
+* the key that verified it is still in its issuer's key set and that key set is within its TTL.
+  When the TTL has run out the entry is not served: the full path runs and refetches the JWKS, so
+  a key removed from the JWKS stops its tokens even when callers keep reusing them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import OrderedDict
+from typing import NamedTuple, Protocol
+
+from s2s.clock import Clock
+from s2s.verify.principal import Principal
+
+__all__ = ["CacheEntry", "KeyPresence", "VerifiedTokenCache"]
+
+
+class KeyPresence(Protocol):
+    def has_fresh_key(self, kid: str) -> bool: ...
+
+
+class CacheEntry(NamedTuple):
+    principal: Principal
+    valid_until: float
+    source: KeyPresence
+    kid: str
+    tag: object
+
+
+class VerifiedTokenCache:
+    def __init__(self, clock: Clock, max_entries: int = 4096) -> None:
+        self._clock = clock
+        self._max = max(0, max_entries)
+        self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, token: str, tag: object = None) -> CacheEntry | None:
+        """``tag`` separates kinds of verification (access token vs ID token) sharing one cache."""
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        if (
+            entry.tag is not tag
+            or self._clock.now() >= entry.valid_until
+            or not entry.source.has_fresh_key(entry.kid)
+        ):
+            self._entries.pop(token, None)
+            return None
+        # Removed by another thread meanwhile: the entry read is still valid.
+        with contextlib.suppress(KeyError):
+            self._entries.move_to_end(token)
+        return entry
+
+    def put(
+        self,
+        token: str,
+        principal: Principal,
+        valid_until: float,
+        *,
+        source: KeyPresence,
+        kid: str,
+        tag: object = None,
+    ) -> None:
+        if self._max == 0:
+            return
+        with self._lock:
+            self._entries[token] = CacheEntry(principal, valid_until, source, kid, tag)
+            if len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()

@@ -1,0 +1,326 @@
+"""Verifier configuration: one frozen :class:`VerifierConfig` per trusted issuer, with presets.
+
+Provider presets and what they rely on (each checked against the provider's documented token shape):
+
+* **s2s** (our issuer): RFC 9068 access tokens, ``typ: at+jwt``, JWKS at ``/.well-known/jwks.json``.
+* **Entra ID v2**: access tokens have header ``typ: JWT`` (plus an ``x5t`` hint, allowed and
+  ignored) and ``aud`` = the API's client id, which is also what an ID token issued to that same app
+  would carry. So the preset refuses ID tokens by their claims: an access token always has ``azp``
+  and at least one of ``scp`` (delegated) / ``roles`` (app-only); an ID token has neither ``scp``
+  nor ``roles`` and may have ``nonce``, which is forbidden. Multi-tenant apps use the issuer
+  template ``https://login.microsoftonline.com/{tenantid}/v2.0``: the ``tid`` must be in
+  ``allowed_tenants`` and the ``iss`` must be the template filled with the token's own ``tid``.
+* **Okta** (custom authorization server): access token header has no ``typ``; access tokens carry
+  ``cid`` and ``scp``, ID tokens carry neither (``aud`` = client id, ``nonce``), so ``cid`` is
+  required and ``nonce`` forbidden.
+* **Auth0**: header ``typ`` is ``JWT`` (default profile) or ``at+jwt`` (RFC 9068 profile); ``aud``
+  is the API identifier, an ID token's is the client id; ``nonce`` forbidden; RS256 only.
+* **Cognito**: header has no ``typ``; access tokens have no ``aud`` but ``client_id`` and
+  ``token_use: access`` (ID tokens: ``aud`` and ``token_use: id``). The audience check is made
+  against ``client_id`` and ``token_use`` must be ``access``.
+* **Keycloak**: header ``typ: JWT`` (``at+jwt`` when the client enables it); the payload's own
+  ``typ`` is ``Bearer`` for access tokens and ``ID`` for ID tokens, so ``typ == "Bearer"`` is
+  asserted. Keycloak puts the API in ``aud`` only with an audience mapper: configure one.
+
+``token_types`` lists the accepted ``typ`` header values after RFC 8725 normalisation (lower case,
+``application/`` dropped); the empty string means "no ``typ`` header" is accepted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+from s2s.errors import ConfigError
+from s2s.verify.algorithms import DEFAULT_ALGORITHMS, AlgorithmPolicy
+from s2s.verify.compact import DEFAULT_LIMITS, FORBIDDEN_HEADER_PARAMS, TokenLimits, normalize_typ
+from s2s.verify.principal import Principal
+
+__all__ = [
+    "DEFAULT_REQUIRED_CLAIMS",
+    "MAX_LEEWAY",
+    "TENANT_PLACEHOLDER",
+    "RevocationCheck",
+    "VerifierConfig",
+    "check_fetch_url",
+]
+
+DEFAULT_REQUIRED_CLAIMS: tuple[str, ...] = ("iss", "sub", "aud", "exp", "iat")
+MAX_LEEWAY = 300.0
+TENANT_PLACEHOLDER = "{tenantid}"
+ENTRA_V2_ISSUER = "https://login.microsoftonline.com/{tenantid}/v2.0"
+
+# Called with the verified principal; True (or an exception) means the token is refused.
+RevocationCheck = Callable[[Principal], "bool | Awaitable[bool]"]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_fetch_url(url: str, what: str = "URL") -> str:
+    """https only; plain http only to a loopback address (tests, a sidecar on the same host)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        raise ConfigError(f"{what} is not a valid URL") from None
+    if not host:
+        raise ConfigError(f"{what} has no host")
+    if parts.username or parts.password:
+        raise ConfigError(f"{what} must not carry credentials")
+    if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host)):
+        return url
+    raise ConfigError(f"{what} must use https (plain http only to a loopback address)")
+
+
+def _strings(value: str | tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(v for v in value.replace(",", " ").split() if v)
+    return tuple(str(v) for v in value)
+
+
+@dataclass(frozen=True)
+class VerifierConfig:
+    """How tokens of one issuer are verified. Invalid settings raise :class:`ConfigError` here."""
+
+    issuer: str
+    audiences: tuple[str, ...]
+    jwks_uri: str | None = None
+    algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+    leeway: float = 30.0
+    required_claims: tuple[str, ...] = DEFAULT_REQUIRED_CLAIMS
+    token_types: tuple[str, ...] = ("at+jwt",)
+    extra_header_params: tuple[str, ...] = ()
+    # The claim compared with ``audiences`` (Cognito access tokens: client_id).
+    audience_claim: str = "aud"
+    max_token_age: float | None = None
+    max_lifetime: float | None = None
+    allowed_tenants: tuple[str, ...] | None = None
+    # claim -> expected value, or a predicate on the claim's value (missing claim: None).
+    claim_assertions: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    forbidden_claims: tuple[str, ...] = ()
+    # At least one of these claims must be present (Entra: scp or roles).
+    any_of_claims: tuple[str, ...] = ()
+    revocation_check: RevocationCheck | None = field(default=None, compare=False)
+    # JWKS source
+    jwks_ttl: float = 600.0
+    jwks_min_ttl: float = 60.0
+    jwks_max_ttl: float = 86_400.0
+    refetch_cooldown: float = 30.0
+    max_staleness: float = 43_200.0
+    http_timeout: float = 5.0
+    max_jwks_bytes: int = 256 * 1024
+    max_keys: int = 64
+    limits: TokenLimits = DEFAULT_LIMITS
+    policy: AlgorithmPolicy = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        if not isinstance(self.issuer, str) or not self.issuer.strip():
+            raise ConfigError("issuer is required")
+        audiences = _strings(self.audiences)
+        if not audiences:
+            raise ConfigError("at least one audience is required")
+        set_(self, "audiences", audiences)
+        set_(self, "policy", AlgorithmPolicy.of(_strings(self.algorithms)))
+        set_(self, "algorithms", tuple(sorted(self.policy.algorithms)))
+        if not 0 <= self.leeway <= MAX_LEEWAY:
+            raise ConfigError(f"leeway must be between 0 and {MAX_LEEWAY:g} seconds")
+        set_(self, "required_claims", _strings(self.required_claims))
+        set_(self, "token_types", tuple(normalize_typ(t) for t in self.token_types))
+        if not self.token_types:
+            raise ConfigError("token_types is empty: no token could be accepted")
+        extra = _strings(self.extra_header_params)
+        if FORBIDDEN_HEADER_PARAMS.intersection(extra):
+            raise ConfigError("crit, b64, jwk, jku, x5u, x5c, zip, enc and cty are never allowed")
+        set_(self, "extra_header_params", extra)
+        set_(self, "claim_assertions", MappingProxyType(dict(self.claim_assertions)))
+        set_(self, "forbidden_claims", _strings(self.forbidden_claims))
+        set_(self, "any_of_claims", _strings(self.any_of_claims))
+        if TENANT_PLACEHOLDER in self.issuer:
+            if not self.allowed_tenants:
+                raise ConfigError("an issuer template needs allowed_tenants")
+            if self.jwks_uri is None:
+                raise ConfigError("an issuer template needs an explicit jwks_uri")
+        if self.allowed_tenants is not None:
+            set_(self, "allowed_tenants", _strings(self.allowed_tenants))
+        if self.jwks_uri is not None:
+            check_fetch_url(self.jwks_uri, "jwks_uri")
+        else:
+            check_fetch_url(self.issuer, "issuer (used for discovery)")
+        for name in ("max_token_age", "max_lifetime"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name} must be positive")
+        if not 0 < self.jwks_min_ttl <= self.jwks_ttl <= self.jwks_max_ttl:
+            raise ConfigError("need 0 < jwks_min_ttl <= jwks_ttl <= jwks_max_ttl")
+        if self.refetch_cooldown < 0 or self.max_staleness < 0 or self.http_timeout <= 0:
+            raise ConfigError("refetch_cooldown, max_staleness and http_timeout must not be negative")
+        if self.max_jwks_bytes <= 0 or self.max_keys <= 0:
+            raise ConfigError("max_jwks_bytes and max_keys must be positive")
+        if self.revocation_check is not None and not callable(self.revocation_check):
+            raise ConfigError("revocation_check must be callable")
+
+    # -- presets ---------------------------------------------------------------------------------
+
+    def with_options(self, **changes: Any) -> VerifierConfig:
+        return replace(self, **changes)
+
+    @classmethod
+    def for_s2s(cls, issuer_url: str, audience: str | tuple[str, ...], **options: Any) -> VerifierConfig:
+        issuer = issuer_url.rstrip("/")
+        options.setdefault("jwks_uri", f"{issuer}/.well-known/jwks.json")
+        return cls(issuer=issuer, audiences=_strings(audience), **options)
+
+    @classmethod
+    def for_entra(
+        cls,
+        tenant_id: str,
+        audience: str | tuple[str, ...],
+        *,
+        allowed_tenants: tuple[str, ...] | list[str] | None = None,
+        **options: Any,
+    ) -> VerifierConfig:
+        """Entra ID v2 access tokens. With ``allowed_tenants`` the app is multi-tenant and
+        ``tenant_id`` may be ``organizations`` or ``common`` (it only selects the JWKS)."""
+        if allowed_tenants:
+            issuer = ENTRA_V2_ISSUER
+        else:
+            issuer = ENTRA_V2_ISSUER.replace(TENANT_PLACEHOLDER, tenant_id)
+            allowed_tenants = (tenant_id,)
+        defaults: dict[str, Any] = {
+            "jwks_uri": f"https://login.microsoftonline.com/{tenant_id}/discovery/v2.0/keys",
+            "token_types": ("jwt",),
+            "extra_header_params": ("x5t",),
+            "algorithms": ("RS256",),
+            "required_claims": ("iss", "sub", "aud", "exp", "iat", "tid", "azp"),
+            "forbidden_claims": ("nonce",),
+            "any_of_claims": ("scp", "roles"),
+            "allowed_tenants": tuple(allowed_tenants),
+        }
+        defaults.update(options)
+        return cls(issuer=issuer, audiences=_strings(audience), **defaults)
+
+    @classmethod
+    def for_okta(
+        cls, domain: str, audience: str | tuple[str, ...] = "api://default", *, server: str = "default",
+        **options: Any,
+    ) -> VerifierConfig:  # fmt: skip
+        issuer = f"https://{domain}/oauth2/{server}"
+        defaults: dict[str, Any] = {
+            "jwks_uri": f"{issuer}/v1/keys",
+            "token_types": ("", "jwt", "at+jwt"),
+            "algorithms": ("RS256",),
+            "required_claims": ("iss", "sub", "aud", "exp", "iat", "cid"),
+            "forbidden_claims": ("nonce",),
+        }
+        defaults.update(options)
+        return cls(issuer=issuer, audiences=_strings(audience), **defaults)
+
+    @classmethod
+    def for_auth0(cls, domain: str, audience: str | tuple[str, ...], **options: Any) -> VerifierConfig:
+        issuer = f"https://{domain}/"
+        defaults: dict[str, Any] = {
+            "jwks_uri": f"https://{domain}/.well-known/jwks.json",
+            "token_types": ("jwt", "at+jwt"),
+            "algorithms": ("RS256",),
+            "forbidden_claims": ("nonce",),
+        }
+        defaults.update(options)
+        return cls(issuer=issuer, audiences=_strings(audience), **defaults)
+
+    @classmethod
+    def for_cognito(
+        cls, region: str, user_pool_id: str, client_ids: str | tuple[str, ...], **options: Any
+    ) -> VerifierConfig:
+        issuer = f"https://cognito-idp.{region}.amazonaws.com/{user_pool_id}"
+        defaults: dict[str, Any] = {
+            "jwks_uri": f"{issuer}/.well-known/jwks.json",
+            "token_types": ("", "jwt"),
+            "algorithms": ("RS256",),
+            "audience_claim": "client_id",
+            "required_claims": ("iss", "sub", "exp", "iat", "client_id", "token_use"),
+            "claim_assertions": {"token_use": "access"},
+        }
+        defaults.update(options)
+        return cls(issuer=issuer, audiences=_strings(client_ids), **defaults)
+
+    @classmethod
+    def for_keycloak(
+        cls, base_url: str, realm: str, audience: str | tuple[str, ...], **options: Any
+    ) -> VerifierConfig:
+        issuer = f"{base_url.rstrip('/')}/realms/{realm}"
+        defaults: dict[str, Any] = {
+            "jwks_uri": f"{issuer}/protocol/openid-connect/certs",
+            "token_types": ("jwt", "at+jwt"),
+            "claim_assertions": {"typ": "Bearer"},
+        }
+        defaults.update(options)
+        return cls(issuer=issuer, audiences=_strings(audience), **defaults)
+
+    @classmethod
+    def from_discovery(
+        cls, issuer_url: str, audience: str | tuple[str, ...], **options: Any
+    ) -> VerifierConfig:
+        """Keys from the issuer's discovery document (OpenID, then RFC 8414)."""
+        options["jwks_uri"] = None
+        return cls(issuer=issuer_url, audiences=_strings(audience), **options)
+
+    @classmethod
+    def from_env(
+        cls, prefix: str = "S2S_VERIFIER_", environ: Mapping[str, str] | None = None
+    ) -> VerifierConfig:
+        """``{prefix}ISSUER`` and ``{prefix}AUDIENCE`` (comma or space separated) are required;
+        JWKS_URI, ALGORITHMS, LEEWAY, REQUIRED_CLAIMS, TOKEN_TYPES, MAX_TOKEN_AGE, MAX_LIFETIME,
+        ALLOWED_TENANTS, JWKS_TTL, REFETCH_COOLDOWN, MAX_STALENESS, HTTP_TIMEOUT are optional."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(prefix + name)
+            return value.strip() if value is not None and value.strip() else None
+
+        issuer, audience = get("ISSUER"), get("AUDIENCE")
+        missing = [prefix + n for n, v in (("ISSUER", issuer), ("AUDIENCE", audience)) if v is None]
+        if missing:
+            raise ConfigError(f"missing setting: {', '.join(missing)}")
+        assert issuer is not None and audience is not None
+        options: dict[str, Any] = {}
+        try:
+            for name, conv in (
+                ("LEEWAY", float),
+                ("MAX_TOKEN_AGE", float),
+                ("MAX_LIFETIME", float),
+                ("JWKS_TTL", float),
+                ("REFETCH_COOLDOWN", float),
+                ("MAX_STALENESS", float),
+                ("HTTP_TIMEOUT", float),
+            ):
+                raw = get(name)
+                if raw is not None:
+                    options[name.lower()] = conv(raw)
+        except ValueError:
+            raise ConfigError(f"{prefix}{name} is not a number") from None
+        for name in ("ALGORITHMS", "REQUIRED_CLAIMS", "ALLOWED_TENANTS"):
+            raw = get(name)
+            if raw is not None:
+                options[name.lower()] = _strings(raw)
+        raw = get("TOKEN_TYPES")
+        if raw is not None:
+            options["token_types"] = tuple("" if t == "none" else t for t in _strings(raw))
+        jwks_uri = get("JWKS_URI")
+        if jwks_uri is None:
+            return cls.from_discovery(issuer, audience, **options)
+        return cls(issuer=issuer, audiences=_strings(audience), jwks_uri=jwks_uri, **options)

@@ -1,0 +1,136 @@
+"""Happy paths and the per-issuer rules of TokenVerifier / SyncTokenVerifier."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from s2s.clock import FakeClock
+from s2s.errors import ConfigError
+from s2s.keys.model import SigningKey
+from s2s.keys.signing import LocalSigner
+from s2s.verify import InvalidToken, SyncTokenVerifier, TokenVerifier, VerifierConfig
+from tests.verify.conftest import AUDIENCE, ISSUER, JWKS_URL, JwksServer, Mint, base_claims, forge
+
+
+@pytest.mark.parametrize("name", ["es", "rs", "ps", "ed"])
+def test_each_allowed_algorithm_verifies(
+    name: str, keyring: dict[str, SigningKey], mint: Mint, verifier: TokenVerifier
+) -> None:
+    principal = asyncio.run(verifier.verify(mint(signing_key=keyring[name])))
+    assert principal.subject == "billing-service"
+    assert principal.issuer == ISSUER
+    assert principal.audience == (AUDIENCE,)
+    assert principal.scopes == {"orders:read", "orders:write"}
+    assert principal.client_id == "billing-service"
+    assert principal.token_id == "token-1"
+
+
+def test_eddsa_header_is_read_as_ed25519(
+    keyring: dict[str, SigningKey], clock: FakeClock, verifier: TokenVerifier
+) -> None:
+    ed = keyring["ed"]
+    token = forge({"alg": "EdDSA", "kid": ed.kid, "typ": "at+jwt"}, base_claims(clock), key=ed)
+    assert asyncio.run(verifier.verify(token)).subject == "billing-service"
+
+
+def test_typ_is_case_insensitive_with_optional_application_prefix(
+    mint: Mint, verifier: TokenVerifier
+) -> None:
+    asyncio.run(verifier.verify(mint(typ="application/AT+JWT")))
+    asyncio.run(verifier.verify(mint(typ="At+Jwt", jti="2")))
+
+
+def test_sync_twin_accepts_and_refuses(mint: Mint, sync_verifier: SyncTokenVerifier) -> None:
+    assert sync_verifier.verify(mint()).subject == "billing-service"
+    with pytest.raises(InvalidToken):
+        sync_verifier.verify(mint(aud="other"))
+
+
+def test_principal_surfaces_roles_and_scp(key: SigningKey, clock: FakeClock, server: JwksServer) -> None:
+    config = VerifierConfig.for_s2s(ISSUER, AUDIENCE)
+    verifier = TokenVerifier(config, http_client=server.async_client(), clock=clock)
+    token = LocalSigner().sign(
+        key, {"typ": "at+jwt"}, base_claims(clock, scope=..., scp=["a", "b"], roles=["Admin"], tid="t1")
+    )
+    p = asyncio.run(verifier.verify(token))
+    assert p.scopes == {"a", "b"} and p.roles == {"Admin"} and p.tenant_id == "t1"
+
+
+def test_start_prefetches_and_describe_lists_public_info(
+    config: VerifierConfig, server: JwksServer, clock: FakeClock, keyring: dict[str, SigningKey]
+) -> None:
+    async def run() -> list[dict[str, Any]]:
+        async with TokenVerifier(config, http_client=server.async_client(), clock=clock) as v:
+            return v.describe()
+
+    (info,) = asyncio.run(run())
+    assert server.requests[JWKS_URL] == 1
+    assert info["issuer"] == ISSUER and info["audiences"] == [AUDIENCE]
+    assert info["jwks_uri"] == JWKS_URL
+    assert set(info["kids"]) == {keyring[n].kid for n in ("es", "rs", "ps", "ed")}
+    text = repr(info)
+    for name in ("es", "rs", "ps", "ed"):
+        assert keyring[name].private_jwk is not None
+        assert keyring[name].private_jwk["d"] not in text
+
+
+def test_start_creates_and_aclose_closes_its_own_client(config: VerifierConfig) -> None:
+    async def run() -> None:
+        v = TokenVerifier(config)
+        await v.start()  # the fetch fails (no network): logged, not raised
+        client = v._client
+        assert client is not None
+        await v.aclose()
+        assert client.is_closed
+
+    asyncio.run(run())
+
+
+def test_aclose_leaves_a_given_client_open(config: VerifierConfig, server: JwksServer) -> None:
+    async def run() -> None:
+        client = server.async_client()
+        v = TokenVerifier(config, http_client=client)
+        await v.aclose()
+        assert not client.is_closed
+        await client.aclose()
+
+    asyncio.run(run())
+
+
+def test_duplicate_issuer_configs_refused() -> None:
+    with pytest.raises(ConfigError):
+        TokenVerifier([VerifierConfig.for_s2s(ISSUER, "a"), VerifierConfig.for_s2s(ISSUER, "b")])
+
+
+def test_two_issuers_each_bound_to_their_own_keys(
+    keyring: dict[str, SigningKey], clock: FakeClock, mint: Mint
+) -> None:
+    other_issuer = "https://other.test"
+    server = JwksServer()
+    server.serve_keys(JWKS_URL, [keyring["es"]])
+    server.serve_keys(f"{other_issuer}/.well-known/jwks.json", [keyring["es_other"]])
+    v = TokenVerifier(
+        [VerifierConfig.for_s2s(ISSUER, AUDIENCE), VerifierConfig.for_s2s(other_issuer, AUDIENCE)],
+        http_client=server.async_client(),
+        clock=clock,
+    )
+    assert asyncio.run(v.verify(mint())).issuer == ISSUER
+    assert (
+        asyncio.run(v.verify(mint(signing_key=keyring["es_other"], iss=other_issuer))).issuer == other_issuer
+    )
+    # The other issuer's name with the first issuer's key: only the other issuer's keys are tried.
+    with pytest.raises(InvalidToken, match="unknown key"):
+        asyncio.run(v.verify(mint(iss=other_issuer, jti="x")))
+    with pytest.raises(InvalidToken, match="unknown key"):
+        asyncio.run(v.verify(mint(signing_key=keyring["es_other"], jti="y")))
+
+
+def test_unconfigured_issuer_refused_before_any_fetch(
+    mint: Mint, server: JwksServer, verifier: TokenVerifier
+) -> None:
+    with pytest.raises(InvalidToken, match="untrusted issuer"):
+        asyncio.run(verifier.verify(mint(iss="https://evil.test")))
+    assert server.total == 0
