@@ -6,13 +6,15 @@
     python3 dev.py lint      # ruff and mypy, as CI runs them
 
 Each command first makes ./.venv and installs s2s with its test extras into it, once; it reinstalls
-when pyproject.toml changes. Extra arguments go to the underlying command (s2s serve / pytest).
+when pyproject.toml changes; `test` also installs the interop tests' npm packages (Node 20+).
+Extra arguments go to the underlying command (s2s serve / pytest).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -22,6 +24,9 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".s2s-installed"
+# The interop tests run real peers from the npm registry (oidc-provider, jose) with Node.
+NODE_DIR = ROOT / "tests" / "interop"
+NODE_STAMP = NODE_DIR / "node_modules" / ".s2s-installed"
 
 
 def _run(*cmd: str | Path) -> None:
@@ -42,6 +47,18 @@ def bootstrap() -> None:
     STAMP.write_text(wanted)
 
 
+def bootstrap_node() -> None:
+    lock = NODE_DIR / "package-lock.json"
+    wanted = hashlib.sha256(lock.read_bytes()).hexdigest()
+    if NODE_STAMP.exists() and NODE_STAMP.read_text() == wanted:
+        return
+    if shutil.which("npm") is None:
+        sys.exit("the interop tests need Node.js 20+ and npm (e.g. apt-get install nodejs npm)")
+    print("installing the interop tests' npm packages (first run only) ...", flush=True)
+    _run("npm", "ci", "--no-audit", "--no-fund", "--prefix", NODE_DIR)
+    NODE_STAMP.write_text(wanted)
+
+
 def main(argv: list[str]) -> int:
     command, rest = (argv[0], argv[1:]) if argv else ("help", [])
     if command not in {"issuer", "test", "lint"}:
@@ -52,6 +69,7 @@ def main(argv: list[str]) -> int:
     if command == "issuer":
         cmd = [str(BIN / "s2s"), "serve", "--demo", *rest]
     elif command == "test":
+        bootstrap_node()
         cmd = [str(BIN / "python"), "-m", "pytest", *rest]
     else:
         for cmd in (
