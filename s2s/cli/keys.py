@@ -2,12 +2,19 @@
 
 Every write goes through :func:`s2s.keys.store.update_keyset` (a compare-and-swap), so two
 operators or an operator and a replica's own schedule never lose each other's keys. Output holds
-public data only: kids, algorithms, states, times and public JWKs.
+public data only: kids, algorithms, states, times, public JWKs and KMS key ids.
+
+KMS: ``init --signer aws-kms`` makes KMS keys; afterwards every command follows the keyset (a
+keyset that signs with KMS gets its new keys in KMS), unless ``S2S_SIGNER`` says otherwise.
+``prune`` schedules the KMS keys of the records it drops for deletion after
+``S2S_KMS_DELETION_WINDOW_DAYS`` (7-30, default 30); KMS keys made for a write that lost a
+concurrent-change race are scheduled the same way.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -15,9 +22,11 @@ import click
 
 from s2s.cli import emit, main, table
 from s2s.clock import Clock, system_clock
-from s2s.errors import RotationRefused, S2SError
-from s2s.keys.model import SIGNING_ALGS, KeySet, KeyState, SigningKey
+from s2s.errors import ConfigError, RotationRefused, S2SError
+from s2s.keys.kms import KMS_ALGS, KmsKeyFactory, uses_kms
+from s2s.keys.model import SIGNING_ALGS, KeySet, KeyState, SigningKey, generate_key
 from s2s.keys.rotation import (
+    KeyFactory,
     RotationPolicy,
     alg_for,
     ensure_keys,
@@ -30,7 +39,7 @@ from s2s.keys.rotation import (
 )
 from s2s.keys.store import KeyStore, open_keystore, update_keyset
 
-__all__ = ["EmptyKeyset", "KeysetExists", "jwks_command", "keys_group"]
+__all__ = ["EmptyKeyset", "KeysetExists", "KmsDeletionFailed", "jwks_command", "keys_group", "uses_any_kms"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,6 +50,12 @@ class KeysetExists(S2SError):
     """The store already holds keys."""
 
     error = "keyset_exists"
+
+
+class KmsDeletionFailed(S2SError):
+    """A pruned key's KMS key could not be scheduled for deletion."""
+
+    error = "kms_deletion_failed"
 
 
 class EmptyKeyset(S2SError):
@@ -75,6 +90,64 @@ def _clock() -> Clock:
 def _policy(alg: str | None = None) -> RotationPolicy:
     policy = RotationPolicy.from_env()
     return with_alg(policy, alg) if alg is not None else policy
+
+
+SIGNER_CHOICES = ("local", "aws-kms")
+
+
+def _local_key(alg: str, now: float) -> SigningKey:
+    return generate_key(alg, now=now, state=KeyState.NEXT)
+
+
+def _deletion_window() -> int:
+    raw = os.environ.get("S2S_KMS_DELETION_WINDOW_DAYS", "30")
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError("S2S_KMS_DELETION_WINDOW_DAYS must be a whole number of days (7-30)") from None
+
+
+class _Factories:
+    """The key factory for a keyset: the named signer, else whatever the keyset signs with."""
+
+    def __init__(self, signer: str | None = None) -> None:
+        chosen = signer or os.environ.get("S2S_SIGNER", "").strip() or None
+        if chosen is not None and chosen not in SIGNER_CHOICES:
+            raise ConfigError(f"S2S_SIGNER must be one of {', '.join(SIGNER_CHOICES)}, not {chosen!r}")
+        self.signer = chosen
+        self._kms: KmsKeyFactory | None = None
+
+    @property
+    def kms(self) -> KmsKeyFactory:
+        if self._kms is None:
+            self._kms = KmsKeyFactory(deletion_window_days=_deletion_window())
+        return self._kms
+
+    def for_keyset(self, keyset: KeySet) -> KeyFactory:
+        use_kms = self.signer == "aws-kms" if self.signer is not None else uses_kms(keyset)
+        return self.kms if use_kms else _local_key
+
+    def settle(self, saved: KeySet) -> None:
+        """Schedule deletion of KMS keys made during attempts that lost a race."""
+        if self._kms is not None and self._kms.created:
+            self._kms.discard_unused(saved)
+
+
+def _write(store: KeyStore, change: Callable[[KeySet], KeySet], factories: _Factories) -> KeySet:
+    """``update_keyset`` plus clean-up of KMS keys that no saved keyset holds."""
+    try:
+        saved = update_keyset(store, change)
+    except BaseException:
+        # Only what the store really holds counts: a write may have landed before the error.
+        try:
+            held, _ = store.load()
+        except Exception:
+            held = None
+        if held is not None:
+            factories.settle(held)
+        raise
+    factories.settle(saved)
+    return saved
 
 
 def _require_keys(store: KeyStore, keyset: KeySet) -> KeySet:
@@ -179,13 +252,22 @@ def keys_group() -> None:
     "--alg",
     type=click.Choice(list(SIGNING_ALGS)),
     default=None,
-    help="Signing algorithm (default: S2S_ALG or ES256).",
+    help="Signing algorithm (default: S2S_ALG or ES256; aws-kms supports ES256 and RS256).",
 )
-def init_command(store: str, as_json: bool, alg: str | None) -> None:
+@click.option(
+    "--signer",
+    type=click.Choice(SIGNER_CHOICES),
+    default=None,
+    help="Where private keys live: local (in the key store) or aws-kms (default: S2S_SIGNER or local).",
+)
+def init_command(store: str, as_json: bool, alg: str | None, signer: str | None) -> None:
     """Create the first keys: a current key that signs at once and a next key."""
     ks = open_keystore(store)
     policy = _policy(alg=alg)
     now = _clock().now()
+    factories = _Factories(signer or "local")
+    if factories.signer == "aws-kms" and alg_for(KeySet(), policy) not in KMS_ALGS:
+        raise ConfigError(f"--signer aws-kms supports --alg {' or '.join(KMS_ALGS)}")
 
     def create(keyset: KeySet) -> KeySet:
         if len(keyset):
@@ -193,9 +275,9 @@ def init_command(store: str, as_json: bool, alg: str | None) -> None:
                 f"{ks.url} already holds {len(keyset)} key(s); init only fills an empty store "
                 "(use `s2s keys rotate` to change keys)"
             )
-        return ensure_keys(keyset, now, policy)
+        return ensure_keys(keyset, now, policy, factories.for_keyset(keyset))
 
-    keyset = update_keyset(ks, create)
+    keyset = _write(ks, create, factories)
 
     def human() -> None:
         click.echo(f"initialised {ks.url} with {alg_for(keyset, policy)} keys")
@@ -251,6 +333,7 @@ def rotate_command(store: str, as_json: bool, dry_run: bool, force: bool) -> Non
         return
 
     early: list[tuple[SigningKey, RotationPolicy]] = []
+    factories = _Factories()
 
     def change(keyset: KeySet) -> KeySet:
         keyset = _require_keys(ks, keyset)
@@ -259,11 +342,11 @@ def rotate_command(store: str, as_json: bool, dry_run: bool, force: bool) -> Non
         early.clear()  # a retry after a conflict starts from a fresh keyset
         if force and nxt is not None and now < safe_at(nxt, policy):
             early.append((nxt, policy))
-        return rotate(keyset, now, policy, force=force)
+        return rotate(keyset, now, policy, force=force, new_key=factories.for_keyset(keyset))
 
     recorder = _Recorder(change)
     try:
-        keyset = update_keyset(ks, recorder)
+        keyset = _write(ks, recorder, factories)
     except RotationRefused as exc:
         raise RotationRefused(_cli_hint(exc.description), exc.safe_at) from None
     changes = _changes(recorder.before, keyset)
@@ -297,12 +380,13 @@ def revoke_command(kid: str, store: str, as_json: bool) -> None:
     """Emergency: remove KID from the JWKS now. Revoking the current key promotes the next key."""
     ks = open_keystore(store)
     now = _clock().now()
+    factories = _Factories()
 
     def change(keyset: KeySet) -> KeySet:
-        return revoke(_require_keys(ks, keyset), kid, now, _policy())
+        return revoke(_require_keys(ks, keyset), kid, now, _policy(), factories.for_keyset(keyset))
 
     recorder = _Recorder(change)
-    keyset = update_keyset(ks, recorder)
+    keyset = _write(ks, recorder, factories)
     changes = _changes(recorder.before, keyset)
     was = recorder.before.get(kid).state
     promoted = keyset.current
@@ -328,20 +412,51 @@ def revoke_command(kid: str, store: str, as_json: bool) -> None:
 @_store_option
 @_json_option
 def prune_command(store: str, as_json: bool) -> None:
-    """Delete retired and revoked keys older than the retention period."""
+    """Delete retired and revoked keys older than the retention period.
+
+    The KMS keys of pruned records are scheduled for deletion after the pending window
+    (S2S_KMS_DELETION_WINDOW_DAYS, 7-30 days), never deleted at once.
+    """
     ks = open_keystore(store)
     now = _clock().now()
     recorder = _Recorder(lambda keyset: prune(_require_keys(ks, keyset), now, _policy()))
     keyset = update_keyset(ks, recorder)
     pruned = [c["kid"] for c in _changes(recorder.before, keyset) if c["to"] is None]
+    factories = _Factories()
+    # Only after the save: a KMS key is scheduled once no keyset record points at it any more.
+    dropped = factories.kms.dropped(recorder.before, keyset) if uses_any_kms(recorder.before) else []
+    failed = factories.kms.schedule_deletion(dropped) if dropped else []
+    scheduled = [key_id for key_id in dropped if key_id not in failed]
+    window = factories.kms.deletion_window_days if dropped else None
 
     def human() -> None:
         if not pruned:
             click.echo("nothing to prune")
         for kid in pruned:
             click.echo(f"pruned {kid}")
+        for key_id in scheduled:
+            click.echo(f"KMS key {key_id} scheduled for deletion in {window} days")
 
-    emit({"store": ks.url, "pruned": pruned, "keys": _keys_json(keyset)}, as_json, human)
+    emit(
+        {
+            "store": ks.url,
+            "pruned": pruned,
+            "kms_deletion_scheduled": scheduled,
+            "kms_deletion_window_days": window,
+            "keys": _keys_json(keyset),
+        },
+        as_json,
+        human,
+    )
+    if failed:
+        raise KmsDeletionFailed(
+            f"pruned, but could not schedule deletion of KMS key(s) {', '.join(failed)}; "
+            "schedule it with `aws kms schedule-key-deletion` or rerun later"
+        )
+
+
+def uses_any_kms(keyset: KeySet) -> bool:
+    return any(k.kms_key_id for k in keyset)
 
 
 @main.command("jwks")

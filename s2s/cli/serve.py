@@ -6,6 +6,7 @@ prints how to fetch a token with it.
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 from dataclasses import replace
@@ -15,12 +16,21 @@ import click
 from s2s.cli import main
 from s2s.clock import system_clock
 from s2s.issuer.clients import new_client, open_client_registry
-from s2s.issuer.settings import IssuerSettings
+from s2s.issuer.settings import IssuerSettings, parse_state_url
+from s2s.keys.kms import KmsKeyFactory
 from s2s.keys.model import KeySet
 from s2s.keys.rotation import ensure_keys
 from s2s.keys.store import open_keystore, update_keyset
 
-__all__ = ["DEMO_AUDIENCE", "DEMO_CLIENT_ID", "DEMO_SCOPES", "prepare", "serve_command"]
+__all__ = [
+    "DEMO_AUDIENCE",
+    "DEMO_CLIENT_ID",
+    "DEMO_SCOPES",
+    "prepare",
+    "serve_command",
+    "state_group",
+    "state_init_command",
+]
 
 DEMO_CLIENT_ID = "demo"
 DEMO_AUDIENCE = "https://api.example.internal"
@@ -34,11 +44,20 @@ def prepare(settings: IssuerSettings, *, demo: bool) -> str | None:
     """
     store = open_keystore(settings.keystore)
     now = system_clock.now()
+    factory: KmsKeyFactory | None = None
+    if settings.signer == "aws-kms":
+        factory = KmsKeyFactory(deletion_window_days=settings.kms_deletion_window_days)
 
     def first_keys(keyset: KeySet) -> KeySet:
-        return ensure_keys(keyset, now, settings.rotation) if len(keyset) == 0 else keyset
+        if len(keyset):
+            return keyset
+        if factory is None:
+            return ensure_keys(keyset, now, settings.rotation)
+        return ensure_keys(keyset, now, settings.rotation, factory)
 
     keyset = update_keyset(store, first_keys)
+    if factory is not None:
+        factory.discard_unused(keyset)
     current = keyset.current
     click.echo(f"key store {store.url}: signing key {current.kid if current else '(none)'}")
     if not demo:
@@ -84,6 +103,8 @@ def serve_command(host: str, port: int, demo: bool, access_log: bool) -> None:
 
     from s2s.litestar.issuer import create_issuer_app  # noqa: PLC0415 - same
 
+    # The app leaves logging to its host; here the host is this command.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = IssuerSettings.from_env()
     if "S2S_ISSUER" not in os.environ:
         url_host = f"[{host}]" if ":" in host else host
@@ -95,3 +116,28 @@ def serve_command(host: str, port: int, demo: bool, access_log: bool) -> None:
         _demo_instructions(settings, secret)
     app = create_issuer_app(settings)
     uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info", lifespan="on")
+
+
+@main.group("state")
+def state_group() -> None:
+    """The issuer's shared replay and rate-limit state (S2S_STATE)."""
+
+
+@state_group.command("init")
+@click.option(
+    "--state",
+    "state_url",
+    envvar="S2S_STATE",
+    required=True,
+    help="dynamodb://TABLE[?region=R] (env S2S_STATE).",
+)
+def state_init_command(state_url: str) -> None:
+    """Create the DynamoDB table (on-demand, TTL on `ttl`) if it does not exist."""
+    kind, table, region = parse_state_url(state_url)
+    if kind == "memory" or table is None:
+        click.echo("S2S_STATE is memory: nothing to create")
+        return
+    from s2s.issuer.dynamodb import create_state_table  # noqa: PLC0415 - needs boto3
+
+    created = create_state_table(table, region=region)
+    click.echo(f"DynamoDB table {table} {'created' if created else 'exists'}; TTL attribute ttl enabled")

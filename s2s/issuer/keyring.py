@@ -2,6 +2,26 @@
 
 Every replica runs one :class:`KeyManager`. A rotation written to the store by anyone (the CLI,
 another replica's schedule) reaches this replica within one poll interval, without a restart.
+
+Polling: the delay between reloads is drawn from ``[(1 - jitter) * poll_interval, poll_interval]``
+(``jitter`` 0.2 by default, the generator injectable). The jitter keeps replicas started together
+from hitting the store in lockstep; it only ever shortens the delay, because the rotation policy's
+``publish_lead`` and ``previous_keep`` assume a replica sees a change within ``poll_interval``.
+
+Readiness when the store cannot be reached: the replica keeps signing with the keys it last
+loaded, and reports not ready (``/ready`` 503) only once its current key *would be past its use*.
+With ``L`` the wall time of the last successful load and ``K`` the current key then, that is when
+
+* the schedule has moved on: ``rotate_every > 0``, ``L < due`` and ``now >= due + poll_interval``,
+  where ``due = max(K.activated_at + rotate_every, next.created_at + publish_lead)`` is when a
+  replica running the schedule promotes the next key, and ``poll_interval`` the grace the policy
+  grants a replica to follow a demotion; or
+* the blind spot is too long: ``now >= L + previous_keep``. A key demoted by an unscheduled
+  rotation (``s2s keys rotate``) right after ``L`` leaves every JWKS ``previous_keep`` later, so
+  past that point tokens signed with ``K`` may verify nowhere.
+
+While the store answers, ``L`` stays within one poll interval of now and neither condition can
+hold: a loaded keyset is authoritative even if its key is overdue (no replica runs the schedule).
 """
 
 from __future__ import annotations
@@ -9,17 +29,43 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from s2s.clock import Clock, system_clock
 from s2s.errors import S2SError, VersionConflict
 from s2s.issuer.metrics import IssuerMetrics
-from s2s.keys.model import KeySet, SigningKey
-from s2s.keys.rotation import RotationPolicy, ensure_keys, scheduled_step
+from s2s.keys.kms import KmsKeyFactory, uses_kms
+from s2s.keys.model import KeySet, KeyState, SigningKey, generate_key
+from s2s.keys.rotation import KeyFactory, RotationPolicy, ensure_keys, safe_at, scheduled_step
 from s2s.keys.store import KeyStore
 
-__all__ = ["KeyManager"]
+__all__ = ["DEFAULT_JITTER", "KeyManager", "Readiness", "local_key_factory"]
+
+DEFAULT_JITTER = 0.2
+
+
+def local_key_factory(alg: str, now: float) -> SigningKey:
+    """New keys with a local private JWK (the default outside KMS)."""
+    return generate_key(alg, now=now, state=KeyState.NEXT)
+
+
+class Readiness:
+    """Whether the replica should receive traffic, and why not."""
+
+    __slots__ = ("ready", "reason")
+
+    def __init__(self, ready: bool, reason: str = "") -> None:
+        self.ready = ready
+        self.reason = reason
+
+    def __bool__(self) -> bool:
+        return self.ready
+
+    def __repr__(self) -> str:
+        return f"Readiness({self.ready}, {self.reason!r})"
+
 
 log = logging.getLogger("s2s.issuer.keys")
 
@@ -30,6 +76,10 @@ class KeyManager:
     ``run_rotation``: apply the rotation schedule on every reload and save it with a
     compare-and-swap (a replica that loses the race takes the winner's keyset).
     ``create_keys``: an empty store gets its first keys on start (also a CAS save).
+    ``key_factory``: how new keys are made; ``None`` follows the keyset (a KMS key factory when
+    the keyset signs with KMS, local keys otherwise). KMS keys made for a save that lost the
+    compare-and-swap are scheduled for deletion.
+    ``rng`` and ``jitter``: see the module docstring.
     """
 
     def __init__(
@@ -41,7 +91,13 @@ class KeyManager:
         run_rotation: bool = True,
         create_keys: bool = True,
         metrics: IssuerMetrics | None = None,
+        key_factory: KeyFactory | None = None,
+        kms_deletion_window_days: int = 30,
+        rng: random.Random | None = None,
+        jitter: float = DEFAULT_JITTER,
     ) -> None:
+        if not 0 <= jitter < 1:
+            raise ValueError("jitter must be in [0, 1)")
         self.store = store
         self.policy = policy
         self._clock = clock
@@ -53,6 +109,12 @@ class KeyManager:
         self._jwks_bytes = b'{"keys":[]}'
         self._listeners: list[Callable[[KeySet], None]] = []
         self._refresh_lock = threading.Lock()
+        self._key_factory = key_factory
+        self._kms_window = kms_deletion_window_days
+        self._kms_factory: KmsKeyFactory | None = None
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self._jitter = jitter
+        self._loaded_at: float | None = None  # wall time of the last successful load
 
     # -- state read on every request -----------------------------------------------------------
     @property
@@ -69,7 +131,36 @@ class KeyManager:
 
     @property
     def ready(self) -> bool:
-        return self.current is not None
+        return self.readiness().ready
+
+    @property
+    def loaded_at(self) -> float | None:
+        """Wall time of the last successful load of the store."""
+        return self._loaded_at
+
+    def usable_until(self) -> float | None:
+        """When the current key would be past its use if the store stays unreachable (module doc)."""
+        key, keyset, loaded = self.current, self._keyset, self._loaded_at
+        if key is None or keyset is None or loaded is None:
+            return None
+        limit = loaded + self.policy.previous_keep
+        if self.policy.rotate_every:
+            activated = key.activated_at if key.activated_at is not None else key.created_at
+            due = activated + self.policy.rotate_every
+            nxt = keyset.next
+            if nxt is not None:
+                due = max(due, safe_at(nxt, self.policy))
+            if loaded < due:
+                limit = min(limit, due + self.policy.poll_interval)
+        return limit
+
+    def readiness(self) -> Readiness:
+        if self.current is None:
+            return Readiness(False, "no signing key loaded")
+        until = self.usable_until()
+        if until is not None and self._clock.now() >= until:
+            return Readiness(False, "key store unreachable and the current key may be past its use")
+        return Readiness(True)
 
     @property
     def jwks_bytes(self) -> bytes:
@@ -80,19 +171,34 @@ class KeyManager:
         self._listeners.append(listener)
 
     # -- loading -------------------------------------------------------------------------------
+    def _factory(self, keyset: KeySet) -> KeyFactory:
+        if self._key_factory is not None:
+            return self._key_factory
+        if uses_kms(keyset):
+            if self._kms_factory is None:
+                self._kms_factory = KmsKeyFactory(deletion_window_days=self._kms_window)
+            return self._kms_factory
+        return local_key_factory
+
     def _step(self, keyset: KeySet) -> KeySet:
         now = self._clock.now()
         if self._run_rotation:
-            return scheduled_step(keyset, now, self.policy)
+            return scheduled_step(keyset, now, self.policy, self._factory(keyset))
         if self._create_keys and len(keyset) == 0:
-            return ensure_keys(keyset, now, self.policy)
+            return ensure_keys(keyset, now, self.policy, self._factory(keyset))
         return keyset
+
+    def _discard_unused(self, saved: KeySet) -> None:
+        for factory in (self._key_factory, self._kms_factory):
+            if isinstance(factory, KmsKeyFactory) and factory.created:
+                factory.discard_unused(saved)
 
     def refresh(self) -> bool:
         """Load (and maybe rotate and save) the keyset. On failure keep the last keys; return False."""
         with self._refresh_lock:
             try:
                 keyset, version = self.store.load()
+                loaded_at = self._clock.now()
                 changed = self._step(keyset)
                 if changed is not keyset and changed != keyset:
                     try:
@@ -101,6 +207,8 @@ class KeyManager:
                     except VersionConflict:
                         # Another writer got there first: its keyset is as good as ours.
                         keyset, version = self.store.load()
+                # KMS keys made for a keyset that did not win are scheduled for deletion.
+                self._discard_unused(keyset)
             except Exception as exc:
                 self.metrics.keyset_reload_failures += 1
                 # One line, no key material: S2SError descriptions are written to be safe; other
@@ -109,6 +217,7 @@ class KeyManager:
                 log.warning("keyset reload from %s failed, keeping the last keys: %s", self.store.url, detail)
                 return False
             self.metrics.keyset_reloads += 1
+            self._loaded_at = loaded_at
             self._install(keyset, version)
             return True
 
@@ -127,14 +236,28 @@ class KeyManager:
         for listener in self._listeners:
             listener(keyset)
 
-    async def run(self, *, startup_retry: float = 1.0) -> None:
+    def next_delay(self, *, startup_retry: float = 1.0) -> float:
+        """Seconds until the next reload: jittered below ``poll_interval`` (see the module doc)."""
+        poll = self.policy.poll_interval
+        if self._keyset is None:
+            return min(startup_retry, poll)
+        return poll * (1.0 - self._jitter * self._rng.random())
+
+    async def run(
+        self,
+        *,
+        startup_retry: float = 1.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        in_thread: bool = True,
+    ) -> None:
         """Reload forever; until the first success, retry every ``startup_retry`` seconds.
 
-        Store I/O runs in a worker thread so a slow store never stalls request handling.
+        Store I/O runs in a worker thread so a slow store never stalls request handling
+        (``in_thread=False`` runs it inline, for tests driving ``sleep`` with a fake clock).
         """
         while True:
-            interval = (
-                self.policy.poll_interval if self.ready else min(startup_retry, self.policy.poll_interval)
-            )
-            await asyncio.sleep(interval)
-            await asyncio.to_thread(self.refresh)
+            await sleep(self.next_delay(startup_retry=startup_retry))
+            if in_thread:
+                await asyncio.to_thread(self.refresh)
+            else:
+                self.refresh()

@@ -1,19 +1,54 @@
-"""Issuer settings, read once from ``S2S_*`` environment variables."""
+"""Issuer settings, read once from ``S2S_*`` environment variables.
+
+Any ``S2S_*`` variable may hold an ``aws-sm://<name>[#<field>][?stage=...]`` reference instead of
+its value; :meth:`IssuerSettings.from_env` resolves them all at startup, and a reference that
+cannot be read stops startup with one :class:`~s2s.secrets.SecretError` line naming the variable
+and the reference (never a value). ``S2S_KEYSTORE`` and ``S2S_CLIENTS`` are the exception: there an
+``aws-sm://NAME`` is the *location* of a store (a secret the issuer reads and writes itself), so
+those two are never resolved.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
 
 from s2s.errors import ConfigError
 from s2s.keys.rotation import RotationPolicy
 
-__all__ = ["IssuerSettings"]
+if TYPE_CHECKING:
+    from s2s.secrets.source import SecretSource
+
+__all__ = ["LOCATION_SETTINGS", "SIGNERS", "IssuerSettings", "parse_state_url", "resolve_references"]
+
+# Settings whose aws-sm:// value names a store rather than a secret holding the value.
+LOCATION_SETTINGS = ("KEYSTORE", "CLIENTS")
+# Where new keys are made: "local" (private JWK in the keyset), "aws-kms" (KMS keys), or None to
+# follow the keyset (KMS if its current key is a KMS key; local for a new keyset).
+SIGNERS = ("local", "aws-kms")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+
+def parse_state_url(url: str) -> tuple[str, str | None, str | None]:
+    """``(kind, table, region)`` for ``memory`` or ``dynamodb://TABLE[?region=R]``."""
+    text = url.strip()
+    if text in ("", "memory", "memory://"):
+        return "memory", None, None
+    if text.startswith("dynamodb://"):
+        parts = urlsplit(text)
+        table = parts.netloc + parts.path
+        if not table or "/" in table:
+            raise ConfigError("S2S_STATE: write dynamodb://TABLE_NAME (optionally ?region=REGION)")
+        region = parse_qs(parts.query).get("region", [None])[0]
+        return "dynamodb", table, region
+    raise ConfigError(
+        f"S2S_STATE: unknown state store {text.split('://', 1)[0]!r}; use memory or dynamodb://TABLE"
+    )
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
@@ -60,6 +95,10 @@ class IssuerSettings:
     assertion_max_lifetime: float = 300
     host: str = "127.0.0.1"
     port: int = 8000
+    # memory | dynamodb://TABLE[?region=R]: where replay and rate-limit state lives.
+    state: str = "memory"
+    signer: str | None = None
+    kms_deletion_window_days: int = 30
 
     def __post_init__(self) -> None:
         issuer = self.issuer.rstrip("/")
@@ -84,6 +123,12 @@ class IssuerSettings:
             raise ConfigError("assertion_max_lifetime must be > 0 and <= 3600 seconds")
         if not 0 < self.port < 65536:
             raise ConfigError(f"port {self.port} is not a TCP port")
+        if self.signer is not None and self.signer not in SIGNERS:
+            raise ConfigError(f"signer {self.signer!r} is not one of {', '.join(SIGNERS)}")
+        if not 7 <= self.kms_deletion_window_days <= 30:
+            raise ConfigError("kms_deletion_window_days must be between 7 and 30 (what KMS allows)")
+        # Validated here so a typo stops startup, not the first token request.
+        parse_state_url(self.state)
 
     @property
     def token_endpoint(self) -> str:
@@ -106,17 +151,29 @@ class IssuerSettings:
         return self.rotation.max_token_ttl
 
     @classmethod
-    def from_env(cls, prefix: str = "S2S_", environ: Mapping[str, str] | None = None) -> IssuerSettings:
+    def from_env(
+        cls,
+        prefix: str = "S2S_",
+        environ: Mapping[str, str] | None = None,
+        *,
+        secrets: SecretSource | None = None,
+    ) -> IssuerSettings:
         """``S2S_ISSUER``, ``S2S_KEYSTORE``, ``S2S_CLIENTS``, ``S2S_TOKEN_TTL``, ``S2S_RUN_ROTATION``,
         ``S2S_CREATE_KEYS``, ``S2S_RATE_LIMIT``, ``S2S_RATE_BURST``, ``S2S_MAX_BODY_BYTES``, ``S2S_HOST``,
-        ``S2S_PORT``; rotation timing (``S2S_JWKS_MAX_AGE``, ``S2S_POLL_INTERVAL``,
-        ``S2S_MAX_TOKEN_TTL``, ...) via :meth:`RotationPolicy.from_env`."""
-        env = os.environ if environ is None else environ
+        ``S2S_PORT``, ``S2S_STATE``, ``S2S_SIGNER``, ``S2S_KMS_DELETION_WINDOW_DAYS``; rotation timing
+        (``S2S_JWKS_MAX_AGE``, ``S2S_POLL_INTERVAL``, ``S2S_MAX_TOKEN_TTL``, ...) via
+        :meth:`RotationPolicy.from_env`. ``aws-sm://`` references are resolved first (``secrets``
+        replaces the Secrets Manager source, e.g. in tests)."""
+        env = resolve_references(prefix, os.environ if environ is None else environ, source=secrets)
         d = cls()
         port = _number(env, f"{prefix}PORT", d.port)
         max_body = _number(env, f"{prefix}MAX_BODY_BYTES", d.max_body_bytes)
-        if port != int(port) or max_body != int(max_body):
-            raise ConfigError(f"{prefix}PORT and {prefix}MAX_BODY_BYTES must be integers")
+        window = _number(env, f"{prefix}KMS_DELETION_WINDOW_DAYS", d.kms_deletion_window_days)
+        if port != int(port) or max_body != int(max_body) or window != int(window):
+            raise ConfigError(
+                f"{prefix}PORT, {prefix}MAX_BODY_BYTES and {prefix}KMS_DELETION_WINDOW_DAYS must be integers"
+            )
+        signer = env.get(f"{prefix}SIGNER", "").strip() or None
         return cls(
             issuer=env.get(f"{prefix}ISSUER", d.issuer),
             keystore=env.get(f"{prefix}KEYSTORE", d.keystore),
@@ -131,4 +188,25 @@ class IssuerSettings:
             assertion_max_lifetime=_number(env, f"{prefix}ASSERTION_MAX_LIFETIME", d.assertion_max_lifetime),
             host=env.get(f"{prefix}HOST", d.host),
             port=int(port),
+            state=env.get(f"{prefix}STATE", d.state),
+            signer=signer,
+            kms_deletion_window_days=int(window),
         )
+
+
+def resolve_references(
+    prefix: str = "S2S_", environ: Mapping[str, str] | None = None, *, source: SecretSource | None = None
+) -> dict[str, str]:
+    """The ``prefix*`` variables of ``environ`` with ``aws-sm://`` references replaced by their
+    secrets (store locations excepted, see :data:`LOCATION_SETTINGS`). Makes no AWS client when no
+    variable is a reference."""
+    env = {k: v for k, v in (os.environ if environ is None else environ).items() if k.startswith(prefix)}
+    locations = {f"{prefix}{name}" for name in LOCATION_SETTINGS}
+    chosen = {k: v for k, v in env.items() if k not in locations}
+    if not any(v.strip().startswith("aws-sm://") for v in chosen.values()):
+        return env
+    # Imported on demand: only a deployment that uses references needs the secrets machinery.
+    from s2s.secrets.resolve import resolve_settings  # noqa: PLC0415
+
+    env.update(resolve_settings(chosen, source=source))
+    return env

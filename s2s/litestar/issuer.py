@@ -25,12 +25,15 @@ from litestar.types import Receive, Scope, Send
 from s2s.clock import Clock, system_clock
 from s2s.issuer.assertion import ReplayCache
 from s2s.issuer.clients import ClientRegistry, open_client_registry
-from s2s.issuer.keyring import KeyManager
+from s2s.issuer.keyring import KeyManager, local_key_factory
 from s2s.issuer.metadata import server_metadata
 from s2s.issuer.metrics import IssuerMetrics
 from s2s.issuer.ratelimit import RateLimiter
 from s2s.issuer.settings import IssuerSettings
+from s2s.issuer.signer import issuer_signer
+from s2s.issuer.state import IssuerState, open_state
 from s2s.issuer.token import InvalidRequest, TokenEndpoint, TokenResponse
+from s2s.keys.rotation import KeyFactory
 from s2s.keys.signing import Signer
 from s2s.keys.store import KeyStore, open_keystore
 
@@ -49,6 +52,7 @@ class IssuerRuntime:
     endpoint: TokenEndpoint
     registry: ClientRegistry
     metrics: IssuerMetrics
+    state: IssuerState
 
 
 class _HashPool:
@@ -85,6 +89,16 @@ def _encode(name: str, value: str) -> tuple[bytes, bytes]:
     return pair
 
 
+def _settings_key_factory(settings: IssuerSettings) -> KeyFactory | None:
+    if settings.signer == "aws-kms":
+        from s2s.keys.kms import KmsKeyFactory  # noqa: PLC0415 - only KMS deployments need it
+
+        return KmsKeyFactory(deletion_window_days=settings.kms_deletion_window_days)
+    if settings.signer == "local":
+        return local_key_factory
+    return None
+
+
 async def _send(send: Send, out: TokenResponse) -> None:
     headers = [*_JSON_HEADERS, (b"content-length", str(len(out.body)).encode())]
     headers += [_encode(k, v) for k, v in out.headers.items()]
@@ -101,30 +115,52 @@ def create_issuer_app(
     signer: Signer | None = None,
     replay: ReplayCache | None = None,
     limiter: RateLimiter | None = None,
+    state: IssuerState | None = None,
+    key_factory: KeyFactory | None = None,
+    keys: KeyManager | None = None,
     reload_loop: bool = True,
 ) -> Litestar:
     """The issuer app. Dependencies default to what ``settings`` names (``file://keys`` ...).
+
+    ``state`` (default: what ``S2S_STATE`` names) serves as replay cache and rate limiter unless
+    ``replay`` / ``limiter`` are given. ``signer`` defaults to local-or-KMS per key; any signer is
+    wrapped so that a signing failure answers 503, not 500. ``key_factory`` defaults to what
+    ``S2S_SIGNER`` names (``None``: follow the keyset). ``keys`` replaces the whole key manager.
 
     ``reload_loop=False`` loads the keyset once at startup and never again (tests drive
     ``app.state.s2s_issuer.keys.refresh()`` themselves with a fake clock).
     """
     settings = settings or IssuerSettings.from_env()
     clock = clock or system_clock
-    store = store or open_keystore(settings.keystore)
     registry = registry or open_client_registry(settings.clients, clock=clock)
     metrics = IssuerMetrics()
-    keys = KeyManager(
-        store,
-        settings.rotation,
-        clock=clock,
-        run_rotation=settings.run_rotation,
-        create_keys=settings.create_keys,
-        metrics=metrics,
+    if keys is None:
+        keys = KeyManager(
+            store or open_keystore(settings.keystore),
+            settings.rotation,
+            clock=clock,
+            run_rotation=settings.run_rotation,
+            create_keys=settings.create_keys,
+            metrics=metrics,
+            key_factory=key_factory or _settings_key_factory(settings),
+            kms_deletion_window_days=settings.kms_deletion_window_days,
+        )
+    else:
+        metrics = keys.metrics
+    state = state or open_state(
+        settings.state, rate=settings.rate_limit, burst=settings.rate_burst, clock=clock
     )
     endpoint = TokenEndpoint(
-        settings, registry, keys, clock=clock, signer=signer, replay=replay, limiter=limiter, metrics=metrics
+        settings,
+        registry,
+        keys,
+        clock=clock,
+        signer=issuer_signer(signer),
+        replay=replay or state,
+        limiter=limiter or state,
+        metrics=metrics,
     )
-    runtime = IssuerRuntime(settings, keys, endpoint, registry, metrics)
+    runtime = IssuerRuntime(settings, keys, endpoint, registry, metrics, state)
 
     metadata_bytes = json.dumps(server_metadata(settings), separators=(",", ":")).encode()
     public_cache = {"Cache-Control": f"public, max-age={settings.jwks_max_age}"}
@@ -195,9 +231,10 @@ def create_issuer_app(
 
     @get("/ready", include_in_schema=False)
     async def ready() -> Response[bytes]:
-        current = keys.current
-        if current is None:
-            return Response(b'{"status":"not ready"}', status_code=503, headers=no_store, media_type=JSON)
+        readiness, current = keys.readiness(), keys.current
+        if not readiness or current is None:
+            body = json.dumps({"status": "not ready", "reason": readiness.reason}).encode()
+            return Response(body, status_code=503, headers=no_store, media_type=JSON)
         body = json.dumps({"status": "ready", "kid": current.kid}).encode()
         return Response(body, headers=no_store, media_type=JSON)
 
@@ -242,4 +279,8 @@ def create_issuer_app(
         openapi_config=None,
         state=State({"s2s_issuer": runtime}),
         debug=False,
+        # The app leaves the process's logging alone: Litestar's default config replaces the root
+        # handlers (and with them any handler the host or a test installed). `s2s serve` and
+        # services/issuer configure logging themselves.
+        logging_config=None,
     )

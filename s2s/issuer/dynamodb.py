@@ -1,0 +1,179 @@
+"""Issuer state shared by replicas in one DynamoDB table (adapter: needs boto3).
+
+Table: partition key ``pk`` (string), no sort key, on-demand billing, TTL on the numeric attribute
+``ttl`` (:func:`create_state_table` makes it). Item keys are SHA-256 digests, so client ids and
+``jti`` values never appear in the table and any length fits.
+
+* Replay (``seen_or_add``): one conditional ``PutItem`` of ``j#<digest>`` with
+  ``attribute_not_exists(pk) OR #exp <= :now``. Exactly one replica wins the write; every other
+  sees ``ConditionalCheckFailedException`` and refuses the assertion. DynamoDB TTL deletes expired
+  items only eventually (typically within days), so the condition compares ``exp`` itself and an
+  expired item is simply overwritten.
+* Rate limit (``acquire``): a fixed-window counter per client. Each window lasts
+  ``burst / rate`` seconds and admits ``floor(burst)`` requests, so the long-run rate is ``rate``
+  per second, as with the in-memory token bucket. One ``UpdateItem`` of ``r#<digest>#<window>``
+  with ``ADD #n :one`` under ``attribute_not_exists(#n) OR #n < :limit``: the increment and the
+  check are one atomic step, so concurrent replicas never admit more than the limit in a window.
+  Unlike a token bucket, a client may use one window's budget at its end and the next at its start
+  (up to ``2 * burst`` in a short span); that is the price of a single round trip and no
+  read-modify-write. Windows follow the wall clock (shared by all replicas).
+
+Any other DynamoDB failure fails closed with :class:`~s2s.issuer.state.StateUnavailable` (503).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from typing import TYPE_CHECKING
+
+from s2s.aws import aws_client
+from s2s.clock import Clock, system_clock
+from s2s.errors import ConfigError
+from s2s.issuer.state import StateUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+__all__ = ["TTL_ATTRIBUTE", "DynamoDBState", "create_state_table"]
+
+log = logging.getLogger("s2s.issuer.state")
+
+TTL_ATTRIBUTE = "ttl"
+_CONFLICT = "ConditionalCheckFailedException"
+# TTL deletion keeps no promise on timing; a margin keeps items a little past their use anyway.
+_TTL_MARGIN = 60
+
+
+def _code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class DynamoDBState:
+    """Replay cache and rate limiter in the DynamoDB table ``table``."""
+
+    def __init__(
+        self,
+        table: str,
+        *,
+        rate: float,
+        burst: float,
+        clock: Clock = system_clock,
+        client: DynamoDBClient | None = None,
+        region: str | None = None,
+    ) -> None:
+        if not table:
+            raise ConfigError("the DynamoDB state store needs a table name")
+        if rate <= 0 or burst < 1:
+            raise ConfigError("rate must be > 0 and burst >= 1")
+        self.table = table
+        self.url = f"dynamodb://{table}"
+        self.limit = math.floor(burst)
+        self.window = burst / rate
+        self._clock = clock
+        self._client = client
+        self._region = region
+
+    def __repr__(self) -> str:
+        return f"DynamoDBState({self.table!r})"
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            self._client = aws_client("dynamodb", region=self._region)
+        return self._client
+
+    def _unavailable(self, action: str, exc: BaseException) -> StateUnavailable:
+        log.error("DynamoDB state %s: %s failed: %s", self.table, action, _code(exc) or type(exc).__name__)
+        return StateUnavailable()
+
+    def seen_or_add(self, key: str, expires_at: float) -> bool:
+        client = self.client
+        now = self._clock.now()
+        try:
+            client.put_item(
+                TableName=self.table,
+                Item={
+                    "pk": {"S": "j#" + _digest(key)},
+                    "exp": {"N": repr(float(expires_at))},
+                    TTL_ATTRIBUTE: {"N": str(math.ceil(expires_at) + _TTL_MARGIN)},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR #exp <= :now",
+                ExpressionAttributeNames={"#exp": "exp"},
+                ExpressionAttributeValues={":now": {"N": repr(float(now))}},
+            )
+        except Exception as exc:
+            if _code(exc) == _CONFLICT:
+                return True
+            raise self._unavailable("replay check", exc) from None
+        return False
+
+    def acquire(self, key: str) -> float:
+        client = self.client
+        now = self._clock.now()
+        index = math.floor(now / self.window)
+        ends = (index + 1) * self.window
+        try:
+            client.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": f"r#{_digest(key)}#{index}"}},
+                UpdateExpression="ADD #n :one SET #ttl = :ttl",
+                ConditionExpression="attribute_not_exists(#n) OR #n < :limit",
+                ExpressionAttributeNames={"#n": "n", "#ttl": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":limit": {"N": str(self.limit)},
+                    ":ttl": {"N": str(math.ceil(ends) + _TTL_MARGIN)},
+                },
+            )
+        except Exception as exc:
+            if _code(exc) == _CONFLICT:
+                return max(ends - now, 0.001)
+            raise self._unavailable("rate limit", exc) from None
+        return 0.0
+
+
+def create_state_table(
+    table: str, client: DynamoDBClient | None = None, *, region: str | None = None
+) -> bool:
+    """Create the state table (on-demand, TTL on ``ttl``) if missing; True if it was created.
+
+    Safe to run again: an existing table only gets its TTL setting checked.
+    """
+    dynamodb: DynamoDBClient = client if client is not None else aws_client("dynamodb", region=region)
+    created = True
+    try:
+        dynamodb.create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except Exception as exc:
+        if _code(exc) != "ResourceInUseException":
+            raise ConfigError(
+                f"cannot create DynamoDB table {table!r}: {_code(exc) or type(exc).__name__}"
+            ) from None
+        created = False
+    try:
+        dynamodb.get_waiter("table_exists").wait(
+            TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+        )
+        ttl = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+        if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            dynamodb.update_time_to_live(
+                TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
+            )
+    except Exception as exc:
+        raise ConfigError(
+            f"cannot set up DynamoDB table {table!r}: {_code(exc) or type(exc).__name__}"
+        ) from None
+    return created

@@ -1,0 +1,71 @@
+"""The issuer's mutable state: seen client-assertion ``jti`` values and per-client rate limits.
+
+One protocol, :class:`IssuerState` (a :class:`~s2s.issuer.assertion.ReplayCache` and a
+:class:`~s2s.issuer.ratelimit.RateLimiter` at once), with two implementations chosen by the
+``S2S_STATE`` setting:
+
+* ``memory`` (default): one process's memory. Right for a single replica; with several, a replayed
+  assertion is refused only by the replica that saw it first, and each replica has its own budget.
+* ``dynamodb://TABLE[?region=R]``: one DynamoDB table shared by every replica
+  (:class:`s2s.issuer.dynamodb.DynamoDBState`, imported only when chosen: it needs boto3).
+
+When the shared store cannot be reached, the state fails closed: the request gets
+``503 temporarily_unavailable`` (:class:`StateUnavailable`), never a token whose replay or rate
+could not be checked.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from s2s.clock import Clock, system_clock
+from s2s.issuer.assertion import InMemoryReplayCache
+from s2s.issuer.ratelimit import TokenBucketLimiter
+from s2s.issuer.settings import parse_state_url
+from s2s.issuer.token import TemporarilyUnavailable
+
+__all__ = ["InMemoryState", "IssuerState", "StateUnavailable", "open_state", "parse_state_url"]
+
+
+class IssuerState(Protocol):
+    def seen_or_add(self, key: str, expires_at: float) -> bool:
+        """True if ``key`` was recorded and has not expired; otherwise record it until ``expires_at``."""
+        ...
+
+    def acquire(self, key: str) -> float:
+        """0.0 when a request for ``key`` may proceed, else the seconds to wait."""
+        ...
+
+
+class StateUnavailable(TemporarilyUnavailable):
+    """The shared state store could not be reached: refuse rather than skip the check."""
+
+    def __init__(self, description: str = "shared state is temporarily unavailable") -> None:
+        super().__init__(description)
+
+
+class InMemoryState:
+    """The single-replica default: a replay cache and token buckets in this process."""
+
+    def __init__(self, rate: float, burst: float, *, clock: Clock = system_clock) -> None:
+        self.replay = InMemoryReplayCache(clock)
+        self.limiter = TokenBucketLimiter(rate, burst, clock=clock)
+        self.url = "memory"
+
+    def seen_or_add(self, key: str, expires_at: float) -> bool:
+        return self.replay.seen_or_add(key, expires_at)
+
+    def acquire(self, key: str) -> float:
+        return self.limiter.acquire(key)
+
+
+def open_state(url: str, *, rate: float, burst: float, clock: Clock = system_clock) -> IssuerState:
+    """The state store ``url`` names (see :func:`parse_state_url`)."""
+    kind, table, region = parse_state_url(url)
+    if kind == "memory":
+        return InMemoryState(rate, burst, clock=clock)
+    # Imported on demand: the DynamoDB adapter needs boto3, the in-memory default does not.
+    from s2s.issuer.dynamodb import DynamoDBState  # noqa: PLC0415
+
+    assert table is not None
+    return DynamoDBState(table, rate=rate, burst=burst, clock=clock, region=region)
