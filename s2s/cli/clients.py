@@ -15,7 +15,7 @@ import click
 from s2s.cli import emit, main, table
 from s2s.clock import system_clock
 from s2s.errors import ConfigError
-from s2s.issuer.clients import FileClientRegistry, new_client, open_client_registry
+from s2s.issuer.clients import ManagedClientRegistry, new_client, open_client_registry
 
 __all__ = ["DEFAULT_REGISTRY", "clients_group"]
 
@@ -26,11 +26,11 @@ _registry_option = click.option(
     envvar="S2S_CLIENTS",
     default=DEFAULT_REGISTRY,
     show_default=True,
-    help="Client registry: file://PATH (env S2S_CLIENTS).",
+    help="Client registry: file://PATH or aws-sm://SECRET_NAME (env S2S_CLIENTS).",
 )
 
 
-def _registry(url: str) -> FileClientRegistry:
+def _registry(url: str) -> ManagedClientRegistry:
     return open_client_registry(url)
 
 

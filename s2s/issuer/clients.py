@@ -30,16 +30,23 @@ from s2s.keys.model import public_jwk_of, thumbprint
 
 __all__ = [
     "CLIENT_ASSERTION_ALGS",
+    "REGISTRY_FORMAT",
     "Client",
     "ClientRegistry",
+    "ClientRegistryError",
     "FileClientRegistry",
     "InMemoryClientRegistry",
+    "ManagedClientRegistry",
     "SecretVerifier",
+    "add_change",
     "algs_for_jwk",
+    "dump_registry",
     "generate_secret",
     "hash_secret",
     "new_client",
     "open_client_registry",
+    "parse_registry",
+    "remove_change",
     "verify_secret",
 ]
 
@@ -47,6 +54,8 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
 # RFC 6749 §3.3 scope-token: printable ASCII except space, '"' and '\'.
 SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,128}$")
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+REGISTRY_FORMAT = "s2s.clients/1"
 
 # Asymmetric algorithms a client may sign its assertion with, by key type.
 CLIENT_ASSERTION_ALGS: Mapping[str, tuple[str, ...]] = {
@@ -310,6 +319,12 @@ def new_client(
     return client, secret
 
 
+class ClientRegistryError(S2SError):
+    """The client registry could not be read or written."""
+
+    error = "client_registry_error"
+
+
 class ClientRegistry(Protocol):
     def get(self, client_id: str) -> Client | None:
         """The client, or ``None`` if unknown. Called on every token request: must be cheap."""
@@ -337,7 +352,7 @@ class FileClientRegistry:
     within ``reload_interval`` seconds: the file's identity is checked at most that often.
     """
 
-    FORMAT = "s2s.clients/1"
+    FORMAT = REGISTRY_FORMAT
 
     def __init__(
         self, path: str | os.PathLike[str], *, clock: Clock = system_clock, reload_interval: float = 2.0
@@ -369,23 +384,7 @@ class FileClientRegistry:
             return {}
         except OSError as exc:
             raise S2SError(f"cannot read client registry {self.path}: {exc.strerror}") from None
-        try:
-            doc = json.loads(raw)
-        except ValueError:
-            raise ConfigError(f"client registry {self.path} is not valid JSON") from None
-        if (
-            not isinstance(doc, dict)
-            or doc.get("format") != self.FORMAT
-            or not isinstance(doc.get("clients"), list)
-        ):
-            raise ConfigError(f"client registry {self.path} is not an {self.FORMAT} document")
-        clients: dict[str, Client] = {}
-        for record in doc["clients"]:
-            client = Client.from_document(record)
-            if client.client_id in clients:
-                raise ConfigError(f"client registry {self.path}: duplicate client {client.client_id}")
-            clients[client.client_id] = client
-        return clients
+        return parse_registry(raw, str(self.path))
 
     def _refresh(self) -> None:
         now = self._clock.monotonic()
@@ -421,11 +420,7 @@ class FileClientRegistry:
             os.close(fd)
 
     def _write(self, clients: Mapping[str, Client]) -> None:
-        doc = {
-            "format": self.FORMAT,
-            "clients": [c.to_document() for c in sorted(clients.values(), key=_by_id)],
-        }
-        data = json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
+        data = dump_registry(clients).encode()
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         try:
             os.fchmod(fd, 0o600)
@@ -453,30 +448,94 @@ class FileClientRegistry:
             self._write(clients)
 
     def add(self, client: Client, *, replace_existing: bool = False) -> None:
-        def change(clients: dict[str, Client]) -> None:
-            if client.client_id in clients and not replace_existing:
-                raise ConfigError(f"client {client.client_id} already exists (remove it first)")
-            clients[client.client_id] = client
-
-        self.update(change)
+        self.update(add_change(client, replace_existing=replace_existing))
 
     def remove(self, client_id: str) -> None:
-        def change(clients: dict[str, Client]) -> None:
-            if clients.pop(client_id, None) is None:
-                raise ConfigError(f"no client {client_id!r}")
-
-        self.update(change)
+        self.update(remove_change(client_id))
 
 
 def _by_id(client: Client) -> str:
     return client.client_id
 
 
-def open_client_registry(url: str, *, clock: Clock = system_clock) -> FileClientRegistry:
-    """``file://PATH`` (or a bare path) to a JSON registry."""
+def parse_registry(raw: str | bytes, where: str) -> dict[str, Client]:
+    """The clients of an ``s2s.clients/1`` JSON document (file or secret); ``where`` names it in errors."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise ConfigError(f"client registry {where} is not valid JSON") from None
+    if (
+        not isinstance(doc, dict)
+        or doc.get("format") != REGISTRY_FORMAT
+        or not isinstance(doc.get("clients"), list)
+    ):
+        raise ConfigError(f"client registry {where} is not an {REGISTRY_FORMAT} document")
+    clients: dict[str, Client] = {}
+    for record in doc["clients"]:
+        client = Client.from_document(record)
+        if client.client_id in clients:
+            raise ConfigError(f"client registry {where}: duplicate client {client.client_id}")
+        clients[client.client_id] = client
+    return clients
+
+
+def dump_registry(clients: Mapping[str, Client]) -> str:
+    """The ``s2s.clients/1`` JSON document for ``clients`` (sorted, so equal registries are equal text)."""
+    doc = {
+        "format": REGISTRY_FORMAT,
+        "clients": [c.to_document() for c in sorted(clients.values(), key=_by_id)],
+    }
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def add_change(client: Client, *, replace_existing: bool = False) -> Callable[[dict[str, Client]], None]:
+    """The registry change that adds ``client`` (refused if its id exists, unless replacing)."""
+
+    def change(clients: dict[str, Client]) -> None:
+        if client.client_id in clients and not replace_existing:
+            raise ConfigError(f"client {client.client_id} already exists (remove it first)")
+        clients[client.client_id] = client
+
+    return change
+
+
+def remove_change(client_id: str) -> Callable[[dict[str, Client]], None]:
+    """The registry change that removes ``client_id`` (refused if it is unknown)."""
+
+    def change(clients: dict[str, Client]) -> None:
+        if clients.pop(client_id, None) is None:
+            raise ConfigError(f"no client {client_id!r}")
+
+    return change
+
+
+class ManagedClientRegistry(ClientRegistry, Protocol):
+    """A registry the CLI can list and change (file or Secrets Manager)."""
+
+    @property
+    def url(self) -> str: ...
+
+    def all(self) -> tuple[Client, ...]:
+        """All clients, read now (errors are raised, not hidden)."""
+        ...
+
+    def add(self, client: Client, *, replace_existing: bool = False) -> None: ...
+
+    def remove(self, client_id: str) -> None: ...
+
+
+def open_client_registry(url: str, *, clock: Clock = system_clock) -> ManagedClientRegistry:
+    """``file://PATH`` (or a bare path) to a JSON registry, or ``aws-sm://NAME[?region=R&reload=S]``
+    for the same document in a Secrets Manager secret (shared by replicas; see
+    :class:`~s2s.issuer.aws_clients.SecretsManagerClientRegistry`)."""
+    if url.startswith("aws-sm://"):
+        # Imported on demand: the core must load without the adapters' optional dependencies.
+        from s2s.issuer.aws_clients import SecretsManagerClientRegistry  # noqa: PLC0415
+
+        return SecretsManagerClientRegistry.from_url(url, clock=clock)
     if url.startswith("file://") or "://" not in url:
         return FileClientRegistry(url.removeprefix("file://"), clock=clock)
-    raise ConfigError(f"unknown client registry {url.split('://', 1)[0]!r}: use file://PATH")
+    raise ConfigError(f"unknown client registry {url.split('://', 1)[0]!r}: use file://PATH or aws-sm://NAME")
 
 
 class SecretVerifier:

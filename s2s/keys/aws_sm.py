@@ -1,10 +1,11 @@
 """Key store in one AWS Secrets Manager secret (shared by every issuer replica).
 
-Compare-and-swap without a lock service: :meth:`SecretsManagerKeyStore.save` writes the new
-keyset as a new secret version carrying only a private staging label, then moves ``AWSCURRENT``
-to it with ``RemoveFromVersionId`` set to the version that was read. Secrets Manager refuses that
-move when ``AWSCURRENT`` is no longer on that version, i.e. when another writer won the race; the
-loser's version is left without ``AWSCURRENT`` and is never read.
+Compare-and-swap without a lock service (:class:`SecretsManagerDocument`, also used by the
+issuer's client registry): :meth:`SecretsManagerKeyStore.save` writes the new keyset as a new
+secret version carrying only a private staging label, then moves ``AWSCURRENT`` to it with
+``RemoveFromVersionId`` set to the version that was read. Secrets Manager refuses that move when
+``AWSCURRENT`` is no longer on that version, i.e. when another writer won the race; the loser's
+version is left without ``AWSCURRENT`` and is never read.
 """
 
 from __future__ import annotations
@@ -12,16 +13,16 @@ from __future__ import annotations
 import contextlib
 import json
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from s2s.aws import aws_client, install_botocore_redaction
-from s2s.errors import ConfigError, KeyStoreError, VersionConflict
+from s2s.errors import ConfigError, KeyStoreError, S2SError, VersionConflict
 from s2s.keys.model import KeySet
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-__all__ = ["PENDING_STAGE", "SecretsManagerKeyStore"]
+__all__ = ["PENDING_STAGE", "SecretsManagerDocument", "SecretsManagerKeyStore", "parse_secret_url"]
 
 PENDING_STAGE = "S2S-PENDING"
 _CURRENT = "AWSCURRENT"
@@ -34,32 +35,31 @@ def _code(exc: BaseException) -> str:
     return ""
 
 
-class SecretsManagerKeyStore:
-    """The keyset as JSON in the secret ``secret_name``; its version is the ``AWSCURRENT`` VersionId."""
+class SecretsManagerDocument:
+    """A text document in one secret, read at ``AWSCURRENT`` and written with a compare-and-swap.
+
+    Shared by every adapter that keeps mutable state in Secrets Manager (the key store, the
+    issuer's client registry). ``noun`` names the document in conflict messages; failures other
+    than conflicts raise ``error`` (a :class:`~s2s.errors.S2SError` subclass) with the AWS error
+    code only, never the value.
+    """
 
     def __init__(
-        self, secret_name: str, client: SecretsManagerClient | None = None, *, region: str | None = None
+        self,
+        secret_name: str,
+        client: SecretsManagerClient | None = None,
+        *,
+        region: str | None = None,
+        noun: str = "document",
+        error: type[S2SError] = KeyStoreError,
     ) -> None:
-        if not secret_name:
-            raise ConfigError("aws-sm key store needs a secret name: aws-sm://NAME")
         self.secret_name = secret_name
         self.url = f"aws-sm://{secret_name}"
         self._client = client
         self._region = region
+        self._noun = noun
+        self._error_type = error
         install_botocore_redaction()
-
-    @classmethod
-    def from_url(cls, url: str, client: SecretsManagerClient | None = None) -> SecretsManagerKeyStore:
-        """``aws-sm://NAME`` or ``aws-sm://NAME?region=eu-west-1``."""
-        if not url.startswith("aws-sm://"):
-            raise ConfigError("a Secrets Manager key store URL starts with aws-sm://")
-        parts = urlsplit(url)
-        name = url.removeprefix("aws-sm://").split("?", 1)[0]
-        region = parse_qs(parts.query).get("region", [None])[0]
-        return cls(name, client, region=region)
-
-    def __repr__(self) -> str:
-        return f"SecretsManagerKeyStore({self.secret_name!r})"
 
     @property
     def client(self) -> SecretsManagerClient:
@@ -67,7 +67,8 @@ class SecretsManagerKeyStore:
             self._client = aws_client("secretsmanager", region=self._region)
         return self._client
 
-    def load(self) -> tuple[KeySet, str | None]:
+    def read(self) -> tuple[Any, str | None]:
+        """``(SecretString, VersionId)`` of ``AWSCURRENT``; ``(None, None)`` when there is none."""
         client = self.client  # outside the try: a missing boto3 must surface as MissingExtra
         try:
             # The stage is explicit: moto 5.2 answers an unqualified read with the version the
@@ -75,12 +76,15 @@ class SecretsManagerKeyStore:
             response = client.get_secret_value(SecretId=self.secret_name, VersionStage=_CURRENT)
         except Exception as exc:
             if _code(exc) == "ResourceNotFoundException":
-                return KeySet(), None
-            raise self._error("read", exc) from None
-        return self._parse(response.get("SecretString")), response["VersionId"]
+                return None, None
+            raise self.error("read", exc) from None
+        return response.get("SecretString"), response["VersionId"]
 
-    def save(self, keyset: KeySet, expected_version: str | None) -> str:
-        body = json.dumps(keyset.to_document(), separators=(",", ":"), sort_keys=True)
+    def write(self, body: str, expected_version: str | None) -> str:
+        """Store ``body`` if ``AWSCURRENT`` is still ``expected_version``; the new version id.
+
+        Raises :class:`VersionConflict` when another writer moved ``AWSCURRENT`` in between.
+        """
         if expected_version is None:
             created = self._create(body)
             if created is not None:
@@ -95,7 +99,7 @@ class SecretsManagerKeyStore:
             return self.client.create_secret(Name=self.secret_name, SecretString=body)["VersionId"]
         except Exception as exc:
             if _code(exc) != "ResourceExistsException":
-                raise self._error("create", exc) from None
+                raise self.error("create", exc) from None
         if self._awscurrent_holder() is not None:
             raise VersionConflict(f"{self.url}: the secret was created concurrently; reload and retry")
         return None
@@ -109,7 +113,7 @@ class SecretsManagerKeyStore:
         except Exception as exc:
             if _code(exc) == "ResourceNotFoundException":
                 raise VersionConflict(f"{self.url}: the secret was deleted since it was read") from None
-            raise self._error("write", exc) from None
+            raise self.error("write", exc) from None
         move: dict[str, str] = {"MoveToVersionId": new_version}
         if expected_version is not None:
             move["RemoveFromVersionId"] = expected_version
@@ -123,9 +127,9 @@ class SecretsManagerKeyStore:
                 return new_version
             if holder is not None and holder != expected_version:
                 raise VersionConflict(
-                    f"{self.url}: the keyset changed since it was read; reload and retry"
+                    f"{self.url}: the {self._noun} changed since it was read; reload and retry"
                 ) from None
-            raise self._error("switch AWSCURRENT of", exc) from None
+            raise self.error("switch AWSCURRENT of", exc) from None
         self._drop_pending(new_version)
         return new_version
 
@@ -145,6 +149,58 @@ class SecretsManagerKeyStore:
                 SecretId=self.secret_name, VersionStage=PENDING_STAGE, RemoveFromVersionId=version
             )
 
+    def error(self, action: str, exc: BaseException) -> S2SError:
+        # The AWS error code is enough to act on; the message text is not echoed in case it
+        # quotes a request parameter.
+        code = _code(exc) or type(exc).__name__
+        return self._error_type(f"cannot {action} the secret {self.secret_name!r}: {code}")
+
+
+def parse_secret_url(url: str, what: str) -> tuple[str, dict[str, str]]:
+    """``aws-sm://NAME?key=value&...`` -> ``(NAME, {key: value})`` (the last value of a key wins)."""
+    if not url.startswith("aws-sm://"):
+        raise ConfigError(f"a Secrets Manager {what} URL starts with aws-sm://")
+    name, _, query = url.removeprefix("aws-sm://").partition("?")
+    if not name:
+        raise ConfigError(f"aws-sm {what} needs a secret name: aws-sm://NAME")
+    return name, {key: values[-1] for key, values in parse_qs(query).items()}
+
+
+class SecretsManagerKeyStore:
+    """The keyset as JSON in the secret ``secret_name``; its version is the ``AWSCURRENT`` VersionId."""
+
+    def __init__(
+        self, secret_name: str, client: SecretsManagerClient | None = None, *, region: str | None = None
+    ) -> None:
+        if not secret_name:
+            raise ConfigError("aws-sm key store needs a secret name: aws-sm://NAME")
+        self.secret_name = secret_name
+        self.url = f"aws-sm://{secret_name}"
+        self._document = SecretsManagerDocument(secret_name, client, region=region, noun="keyset")
+
+    @classmethod
+    def from_url(cls, url: str, client: SecretsManagerClient | None = None) -> SecretsManagerKeyStore:
+        """``aws-sm://NAME`` or ``aws-sm://NAME?region=eu-west-1``."""
+        name, params = parse_secret_url(url, "key store")
+        return cls(name, client, region=params.get("region"))
+
+    def __repr__(self) -> str:
+        return f"SecretsManagerKeyStore({self.secret_name!r})"
+
+    @property
+    def client(self) -> SecretsManagerClient:
+        return self._document.client
+
+    def load(self) -> tuple[KeySet, str | None]:
+        text, version = self._document.read()
+        if version is None:
+            return KeySet(), None
+        return self._parse(text), version
+
+    def save(self, keyset: KeySet, expected_version: str | None) -> str:
+        body = json.dumps(keyset.to_document(), separators=(",", ":"), sort_keys=True)
+        return self._document.write(body, expected_version)
+
     def _parse(self, text: Any) -> KeySet:
         # Messages never quote the secret: it holds private keys.
         if not isinstance(text, str):
@@ -157,9 +213,3 @@ class SecretsManagerKeyStore:
             return KeySet.from_document(doc)
         except ConfigError as exc:
             raise KeyStoreError(f"{self.url}: not a valid keyset: {exc.description}") from None
-
-    def _error(self, action: str, exc: BaseException) -> KeyStoreError:
-        # The AWS error code is enough to act on; the message text is not echoed in case it
-        # quotes a request parameter.
-        code = _code(exc) or type(exc).__name__
-        return KeyStoreError(f"cannot {action} the secret {self.secret_name!r}: {code}")

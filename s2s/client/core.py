@@ -1,0 +1,458 @@
+"""Everything the sync and async token clients share: no I/O here.
+
+The clients differ only in how they send a request and how they sleep. The token exchange and the
+discovery are written once, as generators that yield :class:`Send` / :class:`Sleep` steps and
+receive the response (or the transport exception); :class:`TokenClient` and
+:class:`AsyncTokenClient` drive them with blocking or awaited I/O. The cache and its refresh policy
+are here too.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import math
+import os
+import random
+import re
+from collections.abc import Callable, Generator, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import httpx
+
+from s2s.client.credentials import ClientCredential
+from s2s.client.errors import (
+    DiscoveryError,
+    InvalidTokenResponse,
+    TokenClientError,
+    TokenEndpointUnreachable,
+    TokenRequestError,
+)
+from s2s.clock import Clock
+from s2s.errors import ConfigError
+from s2s.issuer.clients import SCOPE_TOKEN
+
+__all__ = [
+    "FORM_TYPE",
+    "METADATA_PATH",
+    "RETRYABLE_EXCEPTIONS",
+    "AccessToken",
+    "CacheKey",
+    "ClientStats",
+    "Flow",
+    "Outcome",
+    "RefreshPolicy",
+    "RetryPolicy",
+    "Send",
+    "Sleep",
+    "Step",
+    "TokenClientSettings",
+    "TokenFlows",
+    "normalize_scopes",
+]
+
+log = logging.getLogger("s2s.client")
+
+FORM_TYPE: Final = "application/x-www-form-urlencoded"
+METADATA_PATH: Final = "/.well-known/oauth-authorization-server"
+# RFC 6749 §5.2: error codes are %x20-21 / %x23-5B / %x5D-7E.
+_ERROR_CODE = re.compile(r"^[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}$")
+_RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# Transport failures worth another attempt; an invalid URL or protocol is a configuration error.
+RETRYABLE_EXCEPTIONS: Final = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+CacheKey = tuple[str, frozenset[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """A bearer token and when it expires. The token itself stays out of ``repr``."""
+
+    token: str = field(repr=False)
+    expires_at: float
+    scope: tuple[str, ...] = ()
+    audience: str | None = None
+    issued_at: float = 0.0
+    token_type: str = "Bearer"  # noqa: S105 - the RFC 6750 token type, not a password
+
+    @property
+    def lifetime(self) -> float:
+        return self.expires_at - self.issued_at
+
+    @property
+    def authorization(self) -> str:
+        """The ``Authorization`` header value."""
+        return f"Bearer {self.token}"
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshPolicy:
+    """When a cached token is refreshed: once less than ``max(min_remaining, fraction * lifetime)``
+    is left. The margin never exceeds half the lifetime, so a very short-lived token is still
+    used rather than fetched on every call."""
+
+    min_remaining: float = 10.0
+    fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.min_remaining < 0 or not 0 <= self.fraction < 1:
+            raise ConfigError("refresh min_remaining must be >= 0 and fraction in [0, 1)")
+
+    def margin(self, lifetime: float) -> float:
+        return min(max(self.min_remaining, self.fraction * lifetime), lifetime / 2)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Retries of transient failures (network errors, 429, 5xx).
+
+    Exponential backoff with full jitter (``base_delay * 2**n``, capped at ``max_delay``), or the
+    server's ``Retry-After`` when it sends one; at most ``attempts`` tries, and never past
+    ``deadline`` seconds after the first try (a wait that would end past it is not started).
+    ``timeout`` bounds each HTTP request.
+    """
+
+    attempts: int = 4
+    base_delay: float = 0.2
+    max_delay: float = 5.0
+    deadline: float = 20.0
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.base_delay < 0 or self.max_delay < 0:
+            raise ConfigError("retry attempts must be >= 1 and delays >= 0")
+        if self.deadline <= 0 or self.timeout <= 0:
+            raise ConfigError("retry deadline and timeout must be > 0")
+
+    def backoff(self, retry: int, rng: Callable[[], float]) -> float:
+        """The wait before retry number ``retry`` (0-based) without a ``Retry-After``."""
+        return float(rng() * min(self.max_delay, self.base_delay * (2**retry)))
+
+
+@dataclass(slots=True)
+class ClientStats:
+    """Counters for metrics and tests: HTTP requests sent (retries and discovery included), cache
+    hits, callers that joined a request already in flight instead of sending their own, and tokens
+    obtained."""
+
+    requests: int = 0
+    cache_hits: int = 0
+    joined: int = 0
+    obtained: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    request: httpx.Request
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    seconds: float
+
+
+Step = Send | Sleep
+Outcome = httpx.Response | Exception | None
+Flow = Generator[Step, Outcome, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClientSettings:
+    """Token client configuration from ``S2S_*`` variables (values may be ``aws-sm://`` references).
+
+    ``S2S_TOKEN_ENDPOINT`` or ``S2S_ISSUER`` (discovery), ``S2S_CLIENT_ID``, and one of
+    ``S2S_CLIENT_SECRET`` / ``S2S_CLIENT_PRIVATE_KEY`` (a path, PEM/JWK text or reference).
+    """
+
+    client_id: str
+    token_endpoint: str | None = None
+    issuer: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    private_key: str | None = field(default=None, repr=False)
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.client_id:
+            raise ConfigError("the token client needs a client id")
+        if (self.token_endpoint is None) == (self.issuer is None):
+            raise ConfigError("give exactly one of token_endpoint or issuer")
+        if (self.client_secret is None) == (self.private_key is None):
+            raise ConfigError("give exactly one of client_secret or private_key")
+
+    @classmethod
+    def from_env(cls, prefix: str = "S2S_", environ: Mapping[str, str] | None = None) -> TokenClientSettings:
+        env = os.environ if environ is None else environ
+        endpoint = env.get(f"{prefix}TOKEN_ENDPOINT") or None
+        timeout = env.get(f"{prefix}TOKEN_TIMEOUT", "10")
+        try:
+            seconds = float(timeout)
+        except ValueError:
+            raise ConfigError(f"{prefix}TOKEN_TIMEOUT must be a number, not {timeout!r}") from None
+        return cls(
+            client_id=env.get(f"{prefix}CLIENT_ID", ""),
+            token_endpoint=endpoint,
+            issuer=None if endpoint else (env.get(f"{prefix}ISSUER") or None),
+            client_secret=env.get(f"{prefix}CLIENT_SECRET") or None,
+            private_key=env.get(f"{prefix}CLIENT_PRIVATE_KEY") or None,
+            timeout=seconds,
+        )
+
+
+def _http_url(url: str, what: str) -> str:
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        raise ConfigError(f"{what} is not a valid URL") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host or parsed.fragment:
+        raise ConfigError(f"{what} must be an http(s) URL without a fragment")
+    return url
+
+
+def normalize_scopes(scopes: Iterable[str] | str) -> frozenset[str]:
+    items = scopes.split() if isinstance(scopes, str) else list(scopes)
+    for item in items:
+        if not isinstance(item, str) or not SCOPE_TOKEN.match(item):
+            raise ConfigError("a scope is malformed (RFC 6749 §3.3 scope-token)")
+    return frozenset(items)
+
+
+def _retry_after(response: httpx.Response, now: float) -> float | None:
+    raw = response.headers.get("retry-after")
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if raw.isdigit():
+        return float(raw)
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _scrub(text: str, sensitive: Iterable[str]) -> str:
+    # A server might echo what it received; what we sent must not reach our messages or logs.
+    for value in sensitive:
+        if value and value in text:
+            text = text.replace(value, "[redacted]")
+    return text
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+class TokenFlows:
+    """The I/O-free part of a token client: configuration, request building, response parsing,
+    retry decisions and the token cache with its refresh-ahead policy."""
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        credential: ClientCredential,
+        token_endpoint: str | None,
+        issuer: str | None,
+        clock: Clock,
+        refresh: RefreshPolicy,
+        retry: RetryPolicy,
+        rng: Callable[[], float] = random.random,
+        max_cached: int = 1024,
+    ) -> None:
+        if not client_id:
+            raise ConfigError("the token client needs a client id")
+        if (token_endpoint is None) == (issuer is None):
+            raise ConfigError("give exactly one of token_endpoint or issuer (discovery)")
+        self.client_id = client_id
+        self.credential = credential
+        self.token_endpoint = _http_url(token_endpoint, "token_endpoint") if token_endpoint else None
+        self.issuer = _http_url(issuer.rstrip("/"), "issuer") if issuer else None
+        self.clock = clock
+        self.refresh = refresh
+        self.retry = retry
+        self.rng = rng
+        self.max_cached = max_cached
+        self.stats = ClientStats()
+        # key -> (token, refresh at, expires at), both on the monotonic clock.
+        self._cache: dict[CacheKey, tuple[AccessToken, float, float]] = {}
+
+    # -- cache --------------------------------------------------------------------------------
+    @staticmethod
+    def key(audience: str, scopes: Iterable[str] | str) -> CacheKey:
+        if not isinstance(audience, str) or not audience:
+            raise ConfigError("the audience must be a non-empty string")
+        return (audience, normalize_scopes(scopes))
+
+    def lookup(self, key: CacheKey) -> tuple[AccessToken | None, bool]:
+        """``(token, fresh)``: a usable token (or None) and whether it is outside the refresh window."""
+        entry = self._cache.get(key)
+        if entry is None:
+            return None, False
+        token, refresh_at, expires_at = entry
+        now = self.clock.monotonic()
+        if now >= expires_at:
+            return None, False
+        return token, now < refresh_at
+
+    def store(self, key: CacheKey, token: AccessToken) -> None:
+        now = self.clock.monotonic()
+        lifetime = max(0.0, token.lifetime)
+        if len(self._cache) >= self.max_cached and key not in self._cache:
+            expired = [k for k, (_, _, exp) in self._cache.items() if exp <= now]
+            for k in expired or [next(iter(self._cache))]:
+                del self._cache[k]
+        self._cache[key] = (token, now + lifetime - self.refresh.margin(lifetime), now + lifetime)
+
+    def drop(self, key: CacheKey, token: AccessToken | None = None) -> bool:
+        """Forget the cached token for ``key`` (only if it is ``token``, when given)."""
+        entry = self._cache.get(key)
+        if entry is None or (token is not None and entry[0].token != token.token):
+            return False
+        del self._cache[key]
+        return True
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    # -- discovery ----------------------------------------------------------------------------
+    def discovery(self) -> Flow:
+        """Yields the metadata request(s); returns the token endpoint."""
+        assert self.issuer is not None
+        url = self.issuer + METADATA_PATH
+        response = yield from self._exchange(
+            lambda: httpx.Request("GET", url, headers={"Accept": "application/json"}), url
+        )
+        if response.status_code != 200:
+            raise DiscoveryError(f"{url} answered HTTP {response.status_code}")
+        body = _json_object(response)
+        if body is None:
+            raise DiscoveryError(f"{url} did not answer a JSON object")
+        # RFC 8414 §3.3: the metadata must name the issuer it was fetched for.
+        if str(body.get("issuer", "")).rstrip("/") != self.issuer:
+            raise DiscoveryError(f"{url} is metadata for another issuer")
+        endpoint = body.get("token_endpoint")
+        if not isinstance(endpoint, str):
+            raise DiscoveryError(f"{url} names no token_endpoint")
+        try:
+            self.token_endpoint = _http_url(endpoint, "the discovered token_endpoint")
+        except ConfigError as exc:
+            raise DiscoveryError(exc.description) from None
+        return self.token_endpoint
+
+    # -- token exchange -----------------------------------------------------------------------
+    def token_request(self, audience: str, scopes: frozenset[str]) -> tuple[httpx.Request, tuple[str, ...]]:
+        """A new client-credentials request (a fresh assertion each time) and its sensitive values."""
+        assert self.token_endpoint is not None
+        form = {"grant_type": "client_credentials", "audience": audience}
+        if scopes:
+            form["scope"] = " ".join(sorted(scopes))
+        headers = {"Accept": "application/json", "Content-Type": FORM_TYPE}
+        sensitive = self.credential.apply(
+            self.client_id, self.token_endpoint, self.clock.now(), form, headers
+        )
+        request = httpx.Request("POST", self.token_endpoint, data=form, headers=headers)
+        return request, sensitive
+
+    def fetch(self, key: CacheKey) -> Flow:
+        """Yields the token request(s) and waits; returns the :class:`AccessToken` (not cached)."""
+        audience, scopes = key
+        assert self.token_endpoint is not None
+        sent: list[tuple[str, ...]] = []
+
+        def build() -> httpx.Request:
+            request, sensitive = self.token_request(audience, scopes)
+            sent.append(sensitive)
+            return request
+
+        response = yield from self._exchange(build, self.token_endpoint)
+        secrets_sent = [value for group in sent for value in group]
+        if response.status_code != 200:
+            raise self._refusal(response, secrets_sent)
+        return self._parse(response, audience, scopes)
+
+    def _exchange(
+        self, build: Callable[[], httpx.Request], url: str
+    ) -> Generator[Step, Outcome, httpx.Response]:
+        """Send with retries; the final response: a success, a non-transient refusal, or the last
+        transient one once attempts or the deadline run out (network failures raise instead)."""
+        started = self.clock.monotonic()
+        retry = 0
+        while True:
+            request = build()
+            remaining = self.retry.deadline - (self.clock.monotonic() - started)
+            timeout = max(0.001, min(self.retry.timeout, remaining))
+            request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
+            self.stats.requests += 1
+            outcome = yield Send(request)
+            retry_after: float | None = None
+            if isinstance(outcome, httpx.Response):
+                if outcome.status_code not in _RETRYABLE_STATUS:
+                    return outcome
+                retry_after = _retry_after(outcome, self.clock.now())
+                failure = f"HTTP {outcome.status_code}"
+            elif isinstance(outcome, RETRYABLE_EXCEPTIONS):
+                failure = type(outcome).__name__
+            elif isinstance(outcome, httpx.HTTPError):
+                raise TokenEndpointUnreachable(f"cannot call {url}: {type(outcome).__name__}")
+            else:
+                raise TokenClientError(f"unexpected outcome for {url}")
+            wait = retry_after if retry_after is not None else self.retry.backoff(retry, self.rng)
+            elapsed = self.clock.monotonic() - started
+            retry += 1
+            if retry >= self.retry.attempts or elapsed + wait >= self.retry.deadline:
+                if isinstance(outcome, httpx.Response):
+                    # Transient, but out of attempts or time: the caller gets the typed refusal.
+                    return outcome
+                raise TokenEndpointUnreachable(
+                    f"cannot reach {url}: {failure} (gave up after {retry} attempt(s))"
+                )
+            log.warning("token endpoint %s: %s; retry %d in %.2fs", url, failure, retry, wait)
+            yield Sleep(wait)
+
+    def _refusal(self, response: httpx.Response, sensitive: Iterable[str]) -> TokenRequestError:
+        status = response.status_code
+        body = _json_object(response) or {}
+        code = body.get("error")
+        if not isinstance(code, str) or not _ERROR_CODE.match(code):
+            code = "temporarily_unavailable" if status in _RETRYABLE_STATUS else "invalid_response"
+        raw = body.get("error_description")
+        description = raw[:300] if isinstance(raw, str) else f"HTTP {status}"
+        description = _scrub(description, sensitive)
+        retry_after = _retry_after(response, self.clock.now())
+        log.warning("token request refused: HTTP %d %s", status, code)
+        return TokenRequestError(
+            code, f"{code}: {description} (HTTP {status})", status_code=status, retry_after=retry_after
+        )
+
+    def _parse(self, response: httpx.Response, audience: str, scopes: frozenset[str]) -> AccessToken:
+        body = _json_object(response)
+        if body is None:
+            raise InvalidTokenResponse("the token endpoint answered 200 without a JSON object")
+        token = body.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise InvalidTokenResponse("the token response has no access_token")
+        if str(body.get("token_type", "")).lower() != "bearer":
+            raise InvalidTokenResponse("the token response is not a Bearer token")
+        expires_in = body.get("expires_in")
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
+            raise InvalidTokenResponse("the token response has no numeric expires_in")
+        if not 0 < expires_in < 366 * 86400 or math.isnan(expires_in):
+            raise InvalidTokenResponse("the token response expires_in is out of range")
+        granted = body.get("scope")
+        # RFC 6749 §5.1: scope is omitted when it is what was requested.
+        scope = tuple(granted.split()) if isinstance(granted, str) else tuple(sorted(scopes))
+        now = self.clock.now()
+        self.stats.obtained += 1
+        log.debug("token obtained for %s (expires in %ss)", audience, expires_in)
+        return AccessToken(
+            token=token,
+            expires_at=now + float(expires_in),
+            scope=scope,
+            audience=audience,
+            issued_at=now,
+        )

@@ -1,0 +1,217 @@
+"""The blocking token client (``httpx.Client``). Its twin is :mod:`s2s.client.aio`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import httpx
+
+from s2s.client.core import (
+    AccessToken,
+    CacheKey,
+    ClientStats,
+    Flow,
+    RefreshPolicy,
+    RetryPolicy,
+    Sleep,
+    TokenClientSettings,
+    TokenFlows,
+)
+from s2s.client.credentials import ClientSecret, PrivateKeyJWT, load_credential
+from s2s.client.errors import TokenClientError
+from s2s.clock import Clock, system_clock
+from s2s.secrets import SecretSource
+
+__all__ = ["TokenClient"]
+
+log = logging.getLogger("s2s.client")
+
+
+class _Call:
+    """One token request in flight, shared by every caller that wants the same token."""
+
+    __slots__ = ("done", "error", "token")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.token: AccessToken | None = None
+        self.error: BaseException | None = None
+
+
+class TokenClient:
+    """Client-credentials tokens from our issuer, cached and refreshed ahead of expiry.
+
+    Thread-safe. ``get_token`` returns a cached token while more than the refresh margin is left;
+    in the margin, one caller refreshes while the others keep using the still-valid token; with no
+    valid token, concurrent callers for the same (audience, scopes) wait for one shared request.
+    """
+
+    def __init__(
+        self,
+        token_endpoint: str | None = None,
+        *,
+        client_id: str,
+        client_secret: str | ClientSecret | None = None,
+        private_key: str | os.PathLike[str] | PrivateKeyJWT | None = None,
+        issuer: str | None = None,
+        http_client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        clock: Clock = system_clock,
+        refresh: RefreshPolicy | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+        secret_source: SecretSource | None = None,
+    ) -> None:
+        if http_client is not None and transport is not None:
+            raise TypeError("give http_client or transport, not both")
+        retry = retry or RetryPolicy()
+        self._flows = TokenFlows(
+            client_id=client_id,
+            credential=load_credential(
+                client_secret=client_secret, private_key=private_key, secret_source=secret_source
+            ),
+            token_endpoint=token_endpoint,
+            issuer=issuer,
+            clock=clock,
+            refresh=refresh or RefreshPolicy(),
+            retry=retry,
+            rng=rng,
+        )
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(transport=transport, timeout=retry.timeout)
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._discovery_lock = threading.Lock()
+        self._inflight: dict[CacheKey, _Call] = {}
+
+    @classmethod
+    def from_settings(cls, settings: TokenClientSettings, **options: Any) -> TokenClient:
+        retry = options.pop("retry", None) or RetryPolicy(timeout=settings.timeout)
+        return cls(
+            settings.token_endpoint,
+            issuer=settings.issuer,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            private_key=settings.private_key,
+            retry=retry,
+            **options,
+        )
+
+    @classmethod
+    def from_env(cls, prefix: str = "S2S_", **options: Any) -> TokenClient:
+        return cls.from_settings(TokenClientSettings.from_env(prefix), **options)
+
+    def __repr__(self) -> str:
+        where = self._flows.token_endpoint or self._flows.issuer
+        return f"TokenClient({self._flows.client_id!r}, {where!r}, {self._flows.credential.method})"
+
+    # -- public API ---------------------------------------------------------------------------
+    @property
+    def client_id(self) -> str:
+        return self._flows.client_id
+
+    @property
+    def token_endpoint(self) -> str | None:
+        """The token endpoint (``None`` until discovered, when built from an issuer)."""
+        return self._flows.token_endpoint
+
+    @property
+    def stats(self) -> ClientStats:
+        return self._flows.stats
+
+    def get_token(self, audience: str, scopes: Iterable[str] | str = ()) -> AccessToken:
+        """A valid token for ``audience`` with ``scopes``: cached, refreshed ahead, single-flight."""
+        key = self._flows.key(audience, scopes)
+        with self._lock:
+            token, fresh = self._flows.lookup(key)
+            call = self._inflight.get(key)
+            if token is not None and (fresh or call is not None):
+                self._flows.stats.cache_hits += 1
+                return token
+            leader = call is None
+            if call is None:
+                call = self._inflight[key] = _Call()
+            else:
+                self._flows.stats.joined += 1
+        if not leader:
+            call.done.wait()
+            if call.token is not None:
+                return call.token
+            if isinstance(call.error, Exception):
+                raise call.error
+            raise TokenClientError("the shared token request was interrupted")
+        try:
+            call.token = self._obtain(key, token)
+            return call.token
+        except BaseException as exc:
+            call.error = exc
+            raise
+        finally:
+            with self._lock:
+                del self._inflight[key]
+            call.done.set()
+
+    def invalidate(
+        self, audience: str, scopes: Iterable[str] | str = (), token: AccessToken | None = None
+    ) -> bool:
+        """Drop the cached token (only if it is ``token``, when given: a newer one is kept)."""
+        with self._lock:
+            return self._flows.drop(self._flows.key(audience, scopes), token)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._flows.clear()
+
+    def close(self) -> None:
+        """Close the HTTP client if this object created it."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> TokenClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- I/O ----------------------------------------------------------------------------------
+    def _obtain(self, key: CacheKey, stale: AccessToken | None) -> AccessToken:
+        try:
+            if self._flows.token_endpoint is None:
+                with self._discovery_lock:  # one metadata request, whatever the number of keys
+                    if self._flows.token_endpoint is None:
+                        self._run(self._flows.discovery())
+            token: AccessToken = self._run(self._flows.fetch(key))
+        except TokenClientError as exc:
+            if stale is None or self._flows.lookup(key)[0] is None:
+                raise
+            # A refresh ahead of expiry failed, but the cached token is still valid: use it.
+            log.warning("token refresh for %s failed (%s); using the cached token", key[0], exc.error)
+            return stale
+        with self._lock:
+            self._flows.store(key, token)
+        return token
+
+    def _run(self, flow: Flow) -> Any:
+        try:
+            step = next(flow)
+            while True:
+                outcome: httpx.Response | Exception | None
+                if isinstance(step, Sleep):
+                    self._sleep(step.seconds)
+                    outcome = None
+                else:
+                    try:
+                        # auth=None: never the http client's own auth (it may be a BearerAuth on us).
+                        outcome = self._http.send(step.request, auth=None, follow_redirects=False)
+                    except httpx.HTTPError as exc:
+                        outcome = exc
+                step = flow.send(outcome)
+        except StopIteration as stop:
+            return stop.value
