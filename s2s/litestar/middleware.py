@@ -1,0 +1,241 @@
+"""The authentication middleware: one bearer token per request, verified before any handler runs.
+
+It answers refusals itself in plain ASGI, so what the client sees does not depend on the app's
+exception handlers, and nothing the verifier raises can turn into a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import Protocol
+
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Message,
+    Receive,
+    ReceiveMessage,
+    Scope,
+    Send,
+    WebSocketAcceptEvent,
+    WebSocketCloseEvent,
+)
+
+from s2s.litestar.challenge import asgi_error, safe_description
+from s2s.verify import extract_bearer
+from s2s.verify.errors import InvalidRequest, InvalidToken, VerificationError
+from s2s.verify.principal import Principal
+
+__all__ = [
+    "WS_FORBIDDEN",
+    "WS_INVALID_REQUEST",
+    "WS_UNAUTHENTICATED",
+    "S2SAuthMiddleware",
+    "Verifier",
+    "compile_exclude",
+    "websocket_close_code",
+]
+
+logger = logging.getLogger("s2s.litestar")
+
+# Close codes in the 4000 private range mirroring the HTTP statuses (the convention Litestar and
+# graphql-ws use), so a client tells "send a token" (4401) from "this token may not" (4403).
+WS_INVALID_REQUEST = 4400
+WS_UNAUTHENTICATED = 4401
+WS_FORBIDDEN = 4403
+_REFUSAL_CODES = frozenset({WS_INVALID_REQUEST, WS_UNAUTHENTICATED, WS_FORBIDDEN})
+_AUTHENTICATED_SCOPES = frozenset({"http", "websocket"})
+_MAX_CLOSE_REASON = 120  # a close frame's reason is at most 123 bytes
+
+
+class Verifier(Protocol):
+    async def verify(self, token: str) -> Principal: ...
+
+
+def websocket_close_code(exc: VerificationError) -> int:
+    status = getattr(exc, "status_code", 401)
+    if status == 403:
+        return WS_FORBIDDEN
+    if status == 400:
+        return WS_INVALID_REQUEST
+    return WS_UNAUTHENTICATED
+
+
+def compile_exclude(patterns: str | Sequence[str]) -> re.Pattern[str] | None:
+    """One regex matching a path when any pattern matches the *whole* path.
+
+    Patterns are used with ``fullmatch``: ``/health`` and ``^/health$`` both exclude exactly
+    ``/health``, never ``/healthz-evil`` or ``/api/health`` (a search would).
+    """
+    if isinstance(patterns, str):
+        patterns = (patterns,)
+    if not patterns:
+        return None
+    compiled = [re.compile(p) for p in patterns]
+    return re.compile("|".join(f"(?:{p.pattern})" for p in compiled))
+
+
+class _WebSocketGate:
+    """Wraps a WebSocket's receive/send so a refusal reaches the client as a close code.
+
+    A close sent before the handshake is accepted becomes a bare HTTP 403 on real servers (the
+    client never sees the code), so for our refusal codes the gate accepts first, then closes.
+    """
+
+    __slots__ = ("_receive", "_send", "accepted", "connected")
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive = receive
+        self._send = send
+        self.connected = False
+        self.accepted = False
+
+    async def receive(self) -> ReceiveMessage:
+        message = await self._receive()
+        if message["type"] == "websocket.connect":
+            self.connected = True
+        return message
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "websocket.accept":
+            self.accepted = True
+        elif message["type"] == "websocket.close" and message.get("code") in _REFUSAL_CODES:
+            if not self.accepted and not await self._accept():
+                return
+            reason = str(message.get("reason") or "").encode()[:_MAX_CLOSE_REASON].decode(errors="ignore")
+            close: WebSocketCloseEvent = {
+                "type": "websocket.close",
+                "code": message["code"],
+                "reason": reason,
+            }
+            message = close
+        await self._send(message)
+
+    async def _accept(self) -> bool:
+        if not self.connected:
+            first = await self._receive()
+            if first["type"] != "websocket.connect":
+                return False  # the client left before the handshake: nothing to close
+            self.connected = True
+        accept: WebSocketAcceptEvent = {"type": "websocket.accept", "subprotocol": None, "headers": []}
+        await self._send(accept)
+        self.accepted = True
+        return True
+
+
+class S2SAuthMiddleware(ASGIMiddleware):
+    """Verifies the bearer token of every HTTP request and WebSocket handshake it sees.
+
+    On success ``scope["user"]`` is the :class:`Principal` (``request.user``) and ``scope["auth"]``
+    its read-only claims (``request.auth``). Routes whose ``opt`` has ``exclude_opt_key`` set, and
+    paths fully matching ``exclude``, pass through unauthenticated.
+    """
+
+    scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
+
+    def __init__(
+        self,
+        verifier: Verifier,
+        *,
+        realm: str = "s2s",
+        exclude: str | Sequence[str] = (),
+        exclude_opt_key: str = "exclude_from_auth",
+        max_header_bytes: int = 8192,
+    ) -> None:
+        self.verifier = verifier
+        self.realm = realm
+        self.exclude_opt_key = self._opt_key = exclude_opt_key
+        self._exclude = compile_exclude(exclude)
+        self._max_header_bytes = max_header_bytes
+
+    def __call__(self, app: ASGIApp) -> ASGIApp:
+        # Replaces ASGIMiddleware's generic wrapper (path-pattern search, deprecation checks): this
+        # runs on every request, and only the opt-key check is needed here (paths are matched whole
+        # in handle()). A scope without a route handler is authenticated: fail closed.
+        handle = self.handle
+        opt_key = self._opt_key
+
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] in _AUTHENTICATED_SCOPES:
+                handler = scope.get("route_handler")
+                if handler is None or not handler.opt.get(opt_key):
+                    await handle(scope, receive, send, app)
+                    return
+            await app(scope, receive, send)
+
+        return middleware
+
+    def _token(self, scope: Scope) -> str:
+        header: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                if header is not None:
+                    raise InvalidRequest("more than one Authorization header")
+                header = value
+        if header is not None and len(header) > self._max_header_bytes:
+            # Checked on the raw bytes too, before anything is decoded.
+            raise InvalidRequest("the Authorization header is too large")
+        return extract_bearer(
+            None if header is None else header.decode("latin-1"),
+            query_string=scope.get("query_string", b""),
+            max_header_bytes=self._max_header_bytes,
+        )
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        if self._exclude is not None and self._exclude.fullmatch(scope["path"]):
+            if scope["type"] == ScopeType.WEBSOCKET:
+                # A guard on an excluded WebSocket route still refuses with a visible close code.
+                gate = _WebSocketGate(receive, send)
+                await next_app(scope, gate.receive, gate.send)
+            else:
+                await next_app(scope, receive, send)
+            return
+        token: str | None = None
+        try:
+            token = self._token(scope)
+            principal = await self.verifier.verify(token)
+        except VerificationError as exc:
+            await self._refuse(scope, receive, send, exc, token)
+            return
+        except Exception as exc:
+            # The verifier promises only VerificationError; anything else still must not be a 500.
+            # Only the type is logged: a message could quote the input.
+            logger.error("token verification failed unexpectedly (%s)", type(exc).__name__)
+            await self._refuse(scope, receive, send, InvalidToken("the token could not be verified"), token)
+            return
+        scope["user"] = principal
+        scope["auth"] = principal.claims
+        if scope["type"] == ScopeType.WEBSOCKET:
+            gate = _WebSocketGate(receive, send)
+            await next_app(scope, gate.receive, gate.send)
+        else:
+            await next_app(scope, receive, send)
+
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, exc: VerificationError, token: str | None
+    ) -> None:
+        logger.debug("request refused: %s (%s)", exc.error or "missing_token", safe_description(exc, token))
+        if scope["type"] == ScopeType.WEBSOCKET:
+            reason = safe_description(exc, token)
+            gate = _WebSocketGate(receive, send)
+            close: WebSocketCloseEvent = {
+                "type": "websocket.close",
+                "code": websocket_close_code(exc),
+                "reason": reason,
+            }
+            await gate.send(close)
+            return
+        status, headers, body = asgi_error(exc, self.realm, token)
+        start: HTTPResponseStartEvent = {
+            "type": "http.response.start",
+            "status": status,
+            "headers": headers,
+        }
+        end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
+        await send(start)
+        await send(end)

@@ -1,0 +1,142 @@
+"""The example resource service (services/resource): routes guarded by scope and role, a public
+health check, a WebSocket feed, and the env-configured ``app`` that uvicorn loads."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+
+import pytest
+from litestar import Litestar
+from litestar.exceptions import WebSocketDisconnect
+from litestar.testing import TestClient
+
+from s2s.clock import FakeClock
+from s2s.errors import ConfigError
+from s2s.verify import VerifierConfig
+from services.resource.app import ResourceSettings, create_app
+from tests.litestar.conftest import AUDIENCE, ISSUER, JwksServer, Mint
+from tests.support import free_port
+
+
+@pytest.fixture
+def service(jwks: JwksServer, clock: FakeClock) -> Iterator[TestClient[Litestar]]:
+    app = create_app(
+        VerifierConfig.for_s2s(ISSUER, AUDIENCE),
+        ResourceSettings(realm="orders"),
+        http_client=jwks.client(),
+        clock=clock,
+    )
+    with TestClient(app) as client:
+        yield client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_health_is_public(service: TestClient[Litestar]) -> None:
+    assert service.get("/health").json() == {"status": "ok"}
+
+
+def test_orders_need_a_token_and_the_read_scope(service: TestClient[Litestar], mint: Mint) -> None:
+    assert service.get("/orders").status_code == 401
+    refused = service.get("/orders", headers=bearer(mint(scope="orders:write")))
+    assert refused.status_code == 403
+    assert 'scope="orders:read"' in refused.headers["www-authenticate"]
+    listed = service.get("/orders", headers=bearer(mint(scope="orders:read")))
+    assert listed.status_code == 200
+    assert listed.json()[0]["item"] == "paper"
+
+
+def test_create_needs_the_write_scope(service: TestClient[Litestar], mint: Mint) -> None:
+    order = {"item": "ink", "quantity": 2}
+    assert service.post("/orders", json=order, headers=bearer(mint())).status_code == 403
+    created = service.post("/orders", json=order, headers=bearer(mint(scope="orders:write")))
+    assert created.status_code == 201
+    assert created.json()["created_by"] == "billing-service"
+
+
+def test_delete_needs_the_admin_role(service: TestClient[Litestar], mint: Mint) -> None:
+    assert service.delete("/orders/1", headers=bearer(mint(scope="orders:write"))).status_code == 403
+    assert service.delete("/orders/1", headers=bearer(mint(roles=["admin"]))).status_code == 204
+    assert service.get("/orders/1", headers=bearer(mint())).status_code == 404
+
+
+def test_whoami(service: TestClient[Litestar], mint: Mint) -> None:
+    body = service.get("/whoami", headers=bearer(mint(roles=["admin"]))).json()
+    assert body == {
+        "subject": "billing-service",
+        "client_id": "billing-service",
+        "issuer": ISSUER,
+        "scopes": ["orders:read"],
+        "roles": ["admin"],
+    }
+
+
+def test_docs_are_public_by_default(service: TestClient[Litestar]) -> None:
+    schema = service.get("/schema/openapi.json")
+    assert schema.status_code == 200
+    assert "BearerToken" in schema.json()["components"]["securitySchemes"]
+
+
+def test_websocket_feed(service: TestClient[Litestar], mint: Mint) -> None:
+    with service.websocket_connect("/orders/feed", headers=bearer(mint())) as ws:
+        hello = ws.receive_json()
+        assert hello["subject"] == "billing-service"
+        ws.send_text("1")
+        assert ws.receive_json()["item"] == "paper"
+        ws.send_text("99")
+        assert ws.receive_json() == {"error": "no such order"}
+
+
+@pytest.mark.parametrize(("scope", "code"), [(None, 4401), ("orders:write", 4403)])
+def test_websocket_feed_refusals(
+    service: TestClient[Litestar], mint: Mint, scope: str | None, code: int
+) -> None:
+    headers = bearer(mint(scope=scope)) if scope else {}
+    with (
+        pytest.raises(WebSocketDisconnect) as info,
+        service.websocket_connect("/orders/feed", headers=headers) as ws,
+    ):
+        ws.receive_json()
+    assert info.value.code == code
+
+
+def test_settings_from_env() -> None:
+    assert ResourceSettings.from_env(environ={}) == ResourceSettings()
+    settings = ResourceSettings.from_env(
+        environ={"S2S_RESOURCE_REALM": "x", "S2S_RESOURCE_PUBLIC_DOCS": "no"}
+    )
+    assert settings == ResourceSettings(realm="x", public_docs=False)
+    with pytest.raises(ConfigError):
+        ResourceSettings.from_env(environ={"S2S_RESOURCE_PUBLIC_DOCS": "maybe"})
+
+
+def test_module_app_is_built_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Nothing listens on this port: startup logs the failed prefetch and the app still serves.
+    issuer = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("S2S_VERIFIER_ISSUER", issuer)
+    monkeypatch.setenv("S2S_VERIFIER_AUDIENCE", AUDIENCE)
+    monkeypatch.setenv("S2S_VERIFIER_JWKS_URI", f"{issuer}/.well-known/jwks.json")
+    monkeypatch.setenv("S2S_RESOURCE_PUBLIC_DOCS", "false")
+    monkeypatch.delitem(sys.modules, "services.resource.app", raising=False)
+    module = importlib.import_module("services.resource.app")
+    app = module.app
+    assert isinstance(app, Litestar)
+    assert module.app is app
+    with TestClient(app) as client:
+        assert client.get("/health").status_code == 200
+        refused = client.get("/schema/openapi.json")
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == 'Bearer realm="orders"'
+
+
+def test_module_app_without_settings_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("S2S_VERIFIER_ISSUER", raising=False)
+    monkeypatch.delenv("S2S_VERIFIER_AUDIENCE", raising=False)
+    monkeypatch.delitem(sys.modules, "services.resource.app", raising=False)
+    module = importlib.import_module("services.resource.app")
+    with pytest.raises(ConfigError, match="S2S_VERIFIER_ISSUER"):
+        _ = module.app
