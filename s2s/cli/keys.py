@@ -265,7 +265,7 @@ def init_command(store: str, as_json: bool, alg: str | None, signer: str | None)
     ks = open_keystore(store)
     policy = _policy(alg=alg)
     now = _clock().now()
-    factories = _Factories(signer or "local")
+    factories = _Factories(signer or os.environ.get("S2S_SIGNER", "").strip() or "local")
     if factories.signer == "aws-kms" and alg_for(KeySet(), policy) not in KMS_ALGS:
         raise ConfigError(f"--signer aws-kms supports --alg {' or '.join(KMS_ALGS)}")
 

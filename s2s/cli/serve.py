@@ -6,7 +6,6 @@ prints how to fetch a token with it.
 
 from __future__ import annotations
 
-import logging
 import os
 import shlex
 from dataclasses import replace
@@ -49,7 +48,8 @@ def prepare(settings: IssuerSettings, *, demo: bool) -> str | None:
         factory = KmsKeyFactory(deletion_window_days=settings.kms_deletion_window_days)
 
     def first_keys(keyset: KeySet) -> KeySet:
-        if len(keyset):
+        # S2S_CREATE_KEYS=false: keys come from `s2s keys init` (e.g. a deployment's init job).
+        if len(keyset) or not settings.create_keys:
             return keyset
         if factory is None:
             return ensure_keys(keyset, now, settings.rotation)
@@ -101,10 +101,9 @@ def serve_command(host: str, port: int, demo: bool, access_log: bool) -> None:
     """Run the issuer (settings from S2S_* variables; the issuer URL defaults to http://HOST:PORT)."""
     import uvicorn  # noqa: PLC0415 - lazy: the server stack loads only for `serve`
 
-    from s2s.litestar.issuer import create_issuer_app  # noqa: PLC0415 - same
+    from s2s.litestar.issuer import configure_host_logging, create_issuer_app  # noqa: PLC0415 - same
 
-    # The app leaves logging to its host; here the host is this command.
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_host_logging()
     settings = IssuerSettings.from_env()
     if "S2S_ISSUER" not in os.environ:
         url_host = f"[{host}]" if ":" in host else host

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -37,10 +38,21 @@ from s2s.keys.rotation import KeyFactory
 from s2s.keys.signing import Signer
 from s2s.keys.store import KeyStore, open_keystore
 
-__all__ = ["IssuerRuntime", "create_issuer_app"]
+__all__ = ["IssuerRuntime", "configure_host_logging", "create_issuer_app"]
 
 TOKEN_PATH = "/oauth2/token"  # noqa: S105 - a URL path, not a password
 JSON = "application/json"
+
+
+def configure_host_logging() -> None:
+    """Logging for a process that hosts the issuer (``s2s serve``, ``services/issuer``).
+
+    The app itself leaves logging to its host: Litestar's default config would replace the root
+    handlers. botocore's INFO lines (where credentials were found, endpoint notes) are noise here.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True, slots=True)

@@ -161,3 +161,15 @@ def test_token_command_unreachable_issuer() -> None:
         "--timeout", "2",
     )  # fmt: skip
     assert code == 1 and out == "" and err.startswith("s2s: error: cannot reach") and err.count("\n") == 1
+
+
+def test_serve_leaves_an_empty_store_empty_when_told_not_to_create_keys(tmp_path: Path) -> None:
+    from s2s.cli.serve import prepare
+    from s2s.issuer.settings import IssuerSettings
+    from s2s.keys.filestore import FileKeyStore
+
+    env = {"S2S_KEYSTORE": f"file://{tmp_path / 'keys'}", "S2S_CLIENTS": f"file://{tmp_path / 'c.json'}"}
+    prepare(IssuerSettings.from_env(environ={**env, "S2S_CREATE_KEYS": "false"}), demo=False)
+    assert len(FileKeyStore(tmp_path / "keys").load()[0]) == 0
+    prepare(IssuerSettings.from_env(environ=env), demo=False)
+    assert FileKeyStore(tmp_path / "keys").load()[0].current is not None

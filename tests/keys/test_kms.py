@@ -357,3 +357,9 @@ def test_cli_refuses_kms_with_an_unsupported_alg(cli: Cli) -> None:
     assert result.exit_code != 0
     assert "supports --alg ES256 or RS256" in result.stderr
     assert not cli.keyset().keys
+
+
+def test_cli_init_takes_the_signer_from_s2s_signer(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("S2S_SIGNER", "aws-kms")
+    assert cli("keys", "init").exit_code == 0
+    assert all(k.kms_key_id and k.private_jwk is None for k in cli.keyset())
