@@ -1,0 +1,351 @@
+"""MkDocs hook: generates the configuration and CLI references from the code at build time.
+
+A page asks for a reference with a marker line: ``<!-- s2s:settings -->`` or ``<!-- s2s:cli -->``.
+The settings tables come from calling each ``from_env`` with a mapping that records every variable
+it reads, so a variable added, renamed or removed in the code changes the page; every variable
+needs a one-line description below, and a description of a variable the code no longer reads fails
+the build (``mkdocs build --strict`` and ``tests/docs``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from s2s.cli import main
+from s2s.client import TokenClientSettings
+from s2s.entra import EntraConfig
+from s2s.issuer import settings as issuer_settings
+from s2s.litestar import S2SAuthPlugin
+from s2s.verify import VerifierConfig
+from services.resource.app import ResourceSettings
+
+__all__ = ["SECTIONS", "Section", "cli_markdown", "on_page_markdown", "read_vars", "settings_markdown"]
+
+SETTINGS_MARKER = "<!-- s2s:settings -->"
+CLI_MARKER = "<!-- s2s:cli -->"
+
+
+class _Recorder(Mapping[str, str]):
+    """An environment that remembers every variable looked up in it."""
+
+    def __init__(self, given: Mapping[str, str]) -> None:
+        self.given = dict(given)
+        self.read: list[str] = []
+
+    def __getitem__(self, key: str) -> str:
+        if key not in self.read:
+            self.read.append(key)
+        return self.given[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.given)
+
+    def __len__(self) -> int:
+        return len(self.given)
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    target: str  # the Python name a reader looks up
+    prefix: str
+    build: Callable[[Mapping[str, str]], Any]
+    # The least environment from_env accepts: these variables are the required ones.
+    required: Mapping[str, str]
+    # Variable suffix -> attribute path, where the name alone does not say it.
+    attributes: Mapping[str, str]
+    descriptions: Mapping[str, str]
+    intro: str = ""
+
+
+def _issuer(env: Mapping[str, str]) -> Any:
+    settings = issuer_settings
+    # from_env first copies the S2S_* variables into a plain dict (resolving aws-sm:// references),
+    # which would hide the reads from the recorder; resolution does not change which are read.
+    resolve = settings.resolve_references
+    settings.resolve_references = lambda prefix, environ, source=None: environ  # type: ignore[assignment]
+    try:
+        return settings.IssuerSettings.from_env("S2S_", env)
+    finally:
+        settings.resolve_references = resolve
+
+
+def _client(env: Mapping[str, str]) -> Any:
+    return TokenClientSettings.from_env("S2S_", env)
+
+
+def _verifier(env: Mapping[str, str]) -> Any:
+    return VerifierConfig.from_env("S2S_VERIFIER_", env)
+
+
+def _entra(env: Mapping[str, str]) -> Any:
+    return EntraConfig.from_env("S2S_ENTRA_", env)
+
+
+def _resource(env: Mapping[str, str]) -> Any:
+    return ResourceSettings.from_env("S2S_RESOURCE_", env)
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section(
+        title="Issuer (`s2s serve`, `services/issuer`)",
+        target="s2s.issuer.IssuerSettings.from_env (timing: s2s.keys.rotation.RotationPolicy.from_env)",
+        prefix="S2S_",
+        build=_issuer,
+        required={},
+        attributes={
+            name: f"rotation.{name.lower()}"
+            for name in (
+                "ALG",
+                "ROTATE_EVERY",
+                "PUBLISH_LEAD",
+                "MAX_TOKEN_TTL",
+                "LEEWAY",
+                "JWKS_MAX_AGE",
+                "REFETCH_COOLDOWN",
+                "POLL_INTERVAL",
+                "RETENTION",
+            )
+        },
+        intro="Any of these may be an `aws-sm://NAME#field` reference, resolved at startup, except "
+        "`S2S_KEYSTORE` and `S2S_CLIENTS`, where `aws-sm://NAME` is the store itself. Durations are seconds.",
+        descriptions={
+            "ISSUER": "The issuer URL: the `iss` of every token and the base of the metadata URLs. "
+            "Same value on every replica.",
+            "KEYSTORE": "Where the keyset lives: `file://DIR` or `aws-sm://SECRET_NAME`.",
+            "CLIENTS": "The client registry: `file://PATH` or `aws-sm://SECRET_NAME`.",
+            "TOKEN_TTL": "Lifetime of issued tokens (a client's own `--ttl` may shorten it). "
+            "Must be at most `S2S_MAX_TOKEN_TTL`.",
+            "ALG": "Algorithm of new keys (`ES256`, `RS256`, `PS256`, `Ed25519`); unset: keep the "
+            "keyset's algorithm (a new keyset gets ES256).",
+            "ROTATE_EVERY": "How long a key signs before the schedule promotes the next one (0: never).",
+            "PUBLISH_LEAD": "How long a `next` key is published before it may sign. At least "
+            "`POLL_INTERVAL + JWKS_MAX_AGE + REFETCH_COOLDOWN`.",
+            "MAX_TOKEN_TTL": "The longest token lifetime; a demoted key stays published this long (plus "
+            "poll interval and leeway).",
+            "LEEWAY": "Clock skew the verifiers allow; added to how long a demoted key stays published.",
+            "JWKS_MAX_AGE": "`Cache-Control: max-age` of the JWKS response.",
+            "REFETCH_COOLDOWN": "The verifiers' refetch cooldown, which `PUBLISH_LEAD` must cover.",
+            "POLL_INTERVAL": "How often each replica reloads the keyset from the store.",
+            "RETENTION": "How long retired and revoked keys are kept for audit before `s2s keys prune`.",
+            "RUN_ROTATION": "Run the rotation schedule inside this replica (`true`/`false`).",
+            "CREATE_KEYS": "Let the issuer app create a keyset at startup if the store has none. "
+            "(`s2s serve` itself creates first keys in an empty store before it starts the app.)",
+            "RATE_LIMIT": "Token requests per second allowed per client (token bucket).",
+            "RATE_BURST": "Burst size of that bucket.",
+            "MAX_BODY_BYTES": "Largest token request body accepted (256 to 1048576).",
+            "ASSERTION_MAX_LIFETIME": "Longest `private_key_jwt` assertion lifetime accepted (<= 3600).",
+            "HOST": "Address `s2s serve` binds to.",
+            "PORT": "Port `s2s serve` binds to.",
+            "STATE": "Replay and rate-limit state: `memory` (one replica) or `dynamodb://TABLE[?region=R]`.",
+            "SIGNER": "Where new private keys live: `local` (in the keyset) or `aws-kms`; unset: follow "
+            "the keyset.",
+            "KMS_DELETION_WINDOW_DAYS": "Days before a pruned KMS key is deleted (7 to 30).",
+        },
+    ),
+    Section(
+        title="Token client (`TokenClient.from_env`, `AsyncTokenClient.from_env`)",
+        target="s2s.client.TokenClientSettings.from_env",
+        prefix="S2S_",
+        build=_client,
+        required={"S2S_CLIENT_ID": "billing", "S2S_CLIENT_SECRET": "x", "S2S_ISSUER": "https://i.example"},
+        attributes={"TOKEN_TIMEOUT": "timeout", "CLIENT_PRIVATE_KEY": "private_key"},
+        intro="Give `S2S_TOKEN_ENDPOINT` or `S2S_ISSUER`, and one of `S2S_CLIENT_SECRET` / "
+        "`S2S_CLIENT_PRIVATE_KEY`. Secrets may be `aws-sm://` references.",
+        descriptions={
+            "TOKEN_ENDPOINT": "The token endpoint URL. Wins over `S2S_ISSUER`.",
+            "TOKEN_TIMEOUT": "HTTP timeout of a token request, seconds.",
+            "CLIENT_ID": "This service's client id at the issuer.",
+            "ISSUER": "The issuer URL; the token endpoint is found by discovery.",
+            "CLIENT_SECRET": "The client secret (`client_secret_basic`).",
+            "CLIENT_PRIVATE_KEY": "A private key (path, PEM or JWK text) for `private_key_jwt`.",
+        },
+    ),
+    Section(
+        title="Verifier (`VerifierConfig.from_env`)",
+        target="s2s.verify.VerifierConfig.from_env",
+        prefix="S2S_VERIFIER_",
+        build=_verifier,
+        required={"S2S_VERIFIER_ISSUER": "https://i.example", "S2S_VERIFIER_AUDIENCE": "orders-api"},
+        attributes={"AUDIENCE": "audiences"},
+        intro="Lists are comma or space separated. Without `S2S_VERIFIER_JWKS_URI` the keys are found by "
+        "discovery from the issuer URL.",
+        descriptions={
+            "ISSUER": "The trusted issuer (`iss`), exactly.",
+            "AUDIENCE": "Accepted audiences (`aud`): this API's identifier(s).",
+            "LEEWAY": "Clock skew allowed on `exp`/`nbf`/`iat`, seconds (at most 300).",
+            "MAX_TOKEN_AGE": "Refuse tokens whose `iat` is older than this (unset: no limit).",
+            "MAX_LIFETIME": "Refuse tokens whose `exp - iat` is longer than this (unset: no limit).",
+            "JWKS_TTL": "How long fetched keys are cached when the response has no `Cache-Control`.",
+            "REFETCH_COOLDOWN": "Least time between two refetches triggered by unknown `kid`s.",
+            "MAX_STALENESS": "How long the last good keys keep serving while the JWKS cannot be fetched.",
+            "HTTP_TIMEOUT": "Timeout of a JWKS or discovery fetch.",
+            "ALGORITHMS": "Accepted signing algorithms (asymmetric only: `none` and `HS*` are refused).",
+            "REQUIRED_CLAIMS": "Claims every token must carry.",
+            "ALLOWED_TENANTS": "Accepted `tid` values (Entra ID multi-tenant).",
+            "TOKEN_TYPES": "Accepted `typ` header values; `none` means no `typ` header.",
+            "JWKS_URI": "The JWKS URL, skipping discovery.",
+        },
+    ),
+    Section(
+        title="Entra ID (`EntraConfig.from_env`)",
+        target="s2s.entra.EntraConfig.from_env",
+        prefix="S2S_ENTRA_",
+        build=_entra,
+        required={"S2S_ENTRA_TENANT_ID": "t", "S2S_ENTRA_CLIENT_ID": "c", "S2S_ENTRA_CLIENT_SECRET": "s"},
+        attributes={},
+        intro="Exactly one credential: `CLIENT_SECRET`, `CERTIFICATE_KEY` (with `CERTIFICATE_THUMBPRINT`) "
+        "or `PFX`.",
+        descriptions={
+            "TENANT_ID": "The directory (tenant) id.",
+            "CLIENT_ID": "This API's application (client) id.",
+            "CLIENT_SECRET": "A client secret.",
+            "CERTIFICATE_KEY": "A certificate's private key (PEM).",
+            "CERTIFICATE_THUMBPRINT": "That certificate's thumbprint.",
+            "CERTIFICATE": "The public certificate (PEM) that goes with `CERTIFICATE_KEY`.",
+            "PFX": "A PKCS#12 file instead of key and certificate.",
+            "PFX_PASSWORD": "Its password.",
+            "AUTHORITY_HOST": "The login host (national clouds).",
+            "INSTANCE_DISCOVERY": "MSAL instance discovery (`false` for custom authorities); "
+            "unset: MSAL's default.",
+            "MAX_CONCURRENCY": "Most MSAL calls in flight at once.",
+            "OBO_REFRESH_MARGIN": "Seconds before expiry at which a cached on-behalf-of token is renewed.",
+            "TOKEN_CACHE_PATH": "File for MSAL's token cache (unset: memory).",
+        },
+    ),
+    Section(
+        title="Example resource service (`services/resource`)",
+        target="services.resource.app.ResourceSettings.from_env (plus the verifier's S2S_VERIFIER_*)",
+        prefix="S2S_RESOURCE_",
+        build=_resource,
+        required={},
+        attributes={},
+        descriptions={
+            "REALM": "The `realm` of its `WWW-Authenticate` challenges.",
+            "PUBLIC_DOCS": "Serve the OpenAPI schema without a token.",
+        },
+    ),
+)
+
+
+def read_vars(section: Section) -> tuple[list[str], Any]:
+    """The variables ``from_env`` reads, in the order it reads them, and the object it builds."""
+    env = _Recorder(section.required)
+    built = section.build(env)
+    return env.read, built
+
+
+def _attribute(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _type(obj: Any, path: str) -> str:
+    *parents, name = path.split(".")
+    owner = obj
+    for part in parents:
+        owner = getattr(owner, part)
+    for f in dataclasses.fields(owner):
+        if f.name == name:
+            return str(f.type)
+    raise LookupError(f"{type(owner).__name__} has no field {name}")
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, tuple):
+        return ", ".join(value) if value else "(none)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def settings_markdown() -> str:
+    out: list[str] = []
+    for section in SECTIONS:
+        names, built = read_vars(section)
+        suffixes = [n.removeprefix(section.prefix) for n in names]
+        undocumented = [n for n, s in zip(names, suffixes, strict=True) if s not in section.descriptions]
+        stale = sorted(set(section.descriptions) - set(suffixes))
+        if undocumented or stale:
+            raise RuntimeError(
+                f"{section.title}: undocumented variables {undocumented}, descriptions of variables the "
+                f"code does not read {stale} (docs/hooks.py)"
+            )
+        out += [f"## {section.title}", "", f"Read by `{section.target}`.", ""]
+        if section.intro:
+            out += [section.intro, ""]
+        out += ["| variable | type | default | meaning |", "|---|---|---|---|"]
+        for name, suffix in zip(names, suffixes, strict=True):
+            path = section.attributes.get(suffix, suffix.lower())
+            # "X | None" as "X or None": a pipe cannot be escaped inside a code span in a table.
+            kind = _type(built, path).replace(" | ", " or ")
+            default = "**required**" if name in section.required else f"`{_show(_attribute(built, path))}`"
+            out.append(f"| `{name}` | `{kind}` | {_cell(default)} | {_cell(section.descriptions[suffix])} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _commands(group: click.Command, path: list[str]) -> Iterator[tuple[list[str], click.Command]]:
+    yield path, group
+    if isinstance(group, click.Group):
+        ctx = click.Context(group, info_name=path[-1])
+        for name in group.list_commands(ctx):
+            sub = group.get_command(ctx, name)
+            if sub is not None and not sub.hidden:
+                yield from _commands(sub, [*path, name])
+
+
+def cli_markdown() -> str:
+    out: list[str] = []
+    for path, command in _commands(main, ["s2s"]):
+        parent: click.Context | None = None
+        for name in path[:-1]:
+            parent = click.Context(main if parent is None else parent.command, info_name=name, parent=parent)
+        ctx = click.Context(
+            command, info_name=path[-1], parent=parent, terminal_width=100, max_content_width=100
+        )
+        level = "#" * min(len(path) + 1, 4)
+        out += [f"{level} `{' '.join(path)}`", "", "```text", command.get_help(ctx), "```", ""]
+        envs = [
+            f"`{' / '.join(p.opts)}`: `{p.envvar}`"
+            for p in command.params
+            if isinstance(p, click.Option) and isinstance(p.envvar, str)
+        ]
+        if envs:
+            out += ["Environment: " + "; ".join(envs) + ".", ""]
+    out += [
+        "## `litestar` commands added by `S2SAuthPlugin`",
+        "",
+        "An app that uses the plugin gets these in Litestar's own CLI (`litestar --app module:app ...`).",
+        "",
+    ]
+    group = click.Group("litestar")
+    S2SAuthPlugin(VerifierConfig.for_s2s("https://issuer.example", "api")).on_cli_init(group)
+    for name in group.list_commands(click.Context(group, info_name="litestar")):
+        command = group.commands[name]
+        parent = click.Context(group, info_name="litestar")
+        ctx = click.Context(command, info_name=name, parent=parent, terminal_width=100, max_content_width=100)
+        out += [f"### `litestar {name}`", "", "```text", command.get_help(ctx), "```", ""]
+    return "\n".join(out)
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    if SETTINGS_MARKER in markdown:
+        markdown = markdown.replace(SETTINGS_MARKER, settings_markdown())
+    if CLI_MARKER in markdown:
+        markdown = markdown.replace(CLI_MARKER, cli_markdown())
+    return markdown
