@@ -220,6 +220,8 @@ def test_a_secret_created_without_a_value_is_filled(sm: Any) -> None:
 
 def test_botocore_debug_logs_carry_no_private_key(sm: Any, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    # A service host may have quieted botocore (configure_host_logging); DEBUG is what leaks.
+    caplog.set_level(logging.DEBUG, logger="botocore")
     store = SecretsManagerKeyStore(NAME, client=sm)
     keyset = KeySet((generate_key(now=0.0, state=KeyState.CURRENT),))
     version = store.save(keyset, None)
