@@ -228,6 +228,9 @@ SECTIONS: tuple[Section, ...] = (
         descriptions={
             "REALM": "The `realm` of its `WWW-Authenticate` challenges.",
             "PUBLIC_DOCS": "Serve the OpenAPI schema without a token.",
+            "GRAPH_SCOPES": "Scopes that `GET /me/graph` asks Entra ID for on behalf of the caller "
+            "(space- or comma-separated).",
+            "GRAPH_BASE_URL": "Microsoft Graph's base URL (national clouds, a test double).",
         },
     ),
 )
@@ -309,12 +312,12 @@ def _commands(group: click.Command, path: list[str]) -> Iterator[tuple[list[str]
                 yield from _commands(sub, [*path, name])
 
 
-def cli_markdown() -> str:
+def _command_markdown(root: click.Command, root_name: str) -> list[str]:
     out: list[str] = []
-    for path, command in _commands(main, ["s2s"]):
+    for path, command in _commands(root, [root_name]):
         parent: click.Context | None = None
         for name in path[:-1]:
-            parent = click.Context(main if parent is None else parent.command, info_name=name, parent=parent)
+            parent = click.Context(root if parent is None else parent.command, info_name=name, parent=parent)
         ctx = click.Context(
             command, info_name=path[-1], parent=parent, terminal_width=100, max_content_width=100
         )
@@ -327,6 +330,11 @@ def cli_markdown() -> str:
         ]
         if envs:
             out += ["Environment: " + "; ".join(envs) + ".", ""]
+    return out
+
+
+def cli_markdown() -> str:
+    out = _command_markdown(main, "s2s")
     out += [
         "## `litestar` commands added by `S2SAuthPlugin`",
         "",
@@ -336,10 +344,10 @@ def cli_markdown() -> str:
     group = click.Group("litestar")
     S2SAuthPlugin(VerifierConfig.for_s2s("https://issuer.example", "api")).on_cli_init(group)
     for name in group.list_commands(click.Context(group, info_name="litestar")):
-        command = group.commands[name]
-        parent = click.Context(group, info_name="litestar")
-        ctx = click.Context(command, info_name=name, parent=parent, terminal_width=100, max_content_width=100)
-        out += [f"### `litestar {name}`", "", "```text", command.get_help(ctx), "```", ""]
+        # Shown as `litestar s2s ...`: the headings of a sub-tree of Litestar's CLI.
+        out += [
+            line.replace("`s2s", "`litestar s2s", 1) for line in _command_markdown(group.commands[name], name)
+        ]
     return "\n".join(out)
 
 

@@ -7,7 +7,7 @@ It installs :class:`S2SAuthMiddleware`, provides ``principal: PrincipalDep`` to 
 dependency injection (and as ``request.user``), answers :class:`VerificationError` from guards per
 RFC 6750, documents the bearer scheme in OpenAPI (with a requirement on each protected operation),
 runs the verifier in the app's lifespan (JWKS prefetched at startup, the HTTP client it created
-closed at shutdown), and adds ``litestar s2s-verifier`` to the Litestar CLI.
+closed at shutdown), and adds ``litestar s2s config|keys|token`` to the Litestar CLI.
 
 WebSockets are authenticated from the ``Authorization`` header of the handshake, like HTTP, and a
 refusal closes with 4401 (unauthenticated), 4403 (forbidden) or 4400 (malformed request). Tokens in
@@ -18,9 +18,6 @@ service-to-service callers, which can set headers.
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias, cast
@@ -40,6 +37,7 @@ from litestar.types import Scope
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError
 from s2s.litestar.challenge import exception_handler
+from s2s.litestar.cli import s2s_cli_group
 from s2s.litestar.middleware import WS_UNAUTHENTICATED, S2SAuthMiddleware, Verifier, compile_exclude
 from s2s.verify import TokenVerifier, VerifierConfig
 from s2s.verify.errors import MissingToken, VerificationError
@@ -139,26 +137,9 @@ class S2SAuthPlugin(InitPlugin, ReceiveRoutePlugin, CLIPlugin):
         """The trusted issuers, audiences, algorithms, JWKS URIs and key ids (public data only)."""
         return self.verifier.describe() if isinstance(self.verifier, TokenVerifier) else []
 
-    async def _fetch_and_describe(self) -> list[dict[str, Any]]:
-        # For the CLI, a process where the app's lifespan does not run: fetch, describe, close.
-        if not (self._owns_verifier and isinstance(self.verifier, TokenVerifier)):
-            return self.describe()
-        await self.verifier.start()
-        try:
-            return self.verifier.describe()
-        finally:
-            await self.verifier.aclose()
-
     def on_cli_init(self, cli: click.Group) -> None:
-        """Adds ``litestar s2s-verifier``: what this app trusts, as JSON."""
-        plugin = self
-
-        @cli.command(name="s2s-verifier")
-        @click.option("--no-fetch", is_flag=True, help="Do not fetch the JWKS; show what is known.")
-        def s2s_verifier(app: Litestar, no_fetch: bool) -> None:
-            """Show the issuers this app trusts and their current keys (public data only)."""
-            described = plugin.describe() if no_fetch else asyncio.run(plugin._fetch_and_describe())
-            click.echo(json.dumps(described, indent=2))
+        """Adds ``litestar s2s config|keys|token`` (see :mod:`s2s.litestar.cli`)."""
+        cli.add_command(s2s_cli_group(self.verifier))
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.middleware.insert(0, self.middleware)
@@ -181,9 +162,9 @@ class S2SAuthPlugin(InitPlugin, ReceiveRoutePlugin, CLIPlugin):
             ours = Components(security_schemes={self.security_scheme_name: scheme})
             existing = app_config.openapi_config.components
             components = [*existing] if isinstance(existing, list) else [existing] if existing else []
-            app_config.openapi_config = dataclasses.replace(
-                app_config.openapi_config, components=[*components, ours]
-            )
+            # In place: dataclasses.replace would rerun OpenAPIConfig.__post_init__, which warns
+            # about deprecated fields the user never set.
+            app_config.openapi_config.components = [*components, ours]
         return app_config
 
     def _excluded(self, path: str, opt: dict[str, Any]) -> bool:

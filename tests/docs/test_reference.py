@@ -68,7 +68,9 @@ def test_cli_reference_covers_every_command() -> None:
             assert f"`s2s {group} {name}`" in page
     assert "`s2s serve`" in page and "`s2s token`" in page and "`s2s jwks`" in page
     assert "`--store`: `S2S_KEYSTORE`" in page
-    assert "`litestar s2s-verifier`" in page and "--no-fetch" in page
+    for name in ("config", "keys", "token"):
+        assert f"`litestar s2s {name}`" in page
+    assert "--no-fetch" in page and "--allow-remote" in page
 
 
 def test_site_builds_strict(tmp_path: Path) -> None:
