@@ -1,0 +1,225 @@
+"""End-to-end fixtures for AWS deployments: a real ``moto_server`` on 127.0.0.1 standing in for AWS,
+the ``s2s`` CLI pointed at it, and the example resource service as a uvicorn process.
+
+Every process gets the standard AWS environment (``AWS_ENDPOINT_URL`` and fake credentials), so
+each one talks HTTP to the same moto server and sees the same secrets, KMS keys and tables, the way
+replicas share real AWS. Nothing here can reach real AWS: the endpoint is always the local server.
+Import the fixtures into a test module (``from tests.e2e.aws import moto, aws``) to use them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+
+from tests.e2e.conftest import FAST_ROTATION_ENV, s2s_executable
+from tests.support import free_port
+
+__all__ = [
+    "AwsDeployment",
+    "MotoServer",
+    "ResourceService",
+    "aws",
+    "moto",
+    "running_resource_service",
+    "stop_process",
+    "wait_until_ready",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Settings the test machine may carry that would change what the processes under test do.
+_SCRUBBED = (
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "S2S_ALG",
+    "S2S_ISSUER",
+    "S2S_DEBUG",
+    "S2S_SIGNER",
+    "S2S_STATE",
+)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate, wait, and kill if it does not stop in 10 s."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def _tail(log: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def wait_until_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+    """Poll ``url`` until it answers 200; fail with the process's log if it exits or times out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1, trust_env=False).status_code == 200:
+                return
+        assert proc.poll() is None, f"{proc.args!r} exited with {proc.returncode}:\n{_tail(log)}"
+        assert time.monotonic() < deadline, f"{url} not ready in {timeout}s:\n{_tail(log)}"
+        time.sleep(0.05)
+
+
+@dataclass(frozen=True, slots=True)
+class MotoServer:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+@pytest.fixture
+def moto(tmp_path: Path) -> Iterator[MotoServer]:
+    """``moto_server -H 127.0.0.1 -p PORT`` from the venv, in its own process (its own state)."""
+    port = free_port()
+    log = tmp_path / "moto.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = MotoServer(f"http://127.0.0.1:{port}", proc, log)
+    try:
+        # moto's dashboard path answers as soon as the server is up.
+        wait_until_ready(f"{server.url}/moto-api/", proc, log, timeout=30)
+        yield server
+    finally:
+        stop_process(proc)
+
+
+@dataclass(frozen=True, slots=True)
+class AwsDeployment:
+    """An s2s deployment whose key store and client registry are secrets in the moto server.
+
+    ``env`` is the whole environment for every process of the deployment (CLI, issuers); names are
+    unique per test, so nothing depends on what another test left in a server.
+    """
+
+    root: Path
+    moto_url: str
+    env: dict[str, str]
+    prefix: str
+
+    @property
+    def keystore(self) -> str:
+        return self.env["S2S_KEYSTORE"]
+
+    @property
+    def clients(self) -> str:
+        return self.env["S2S_CLIENTS"]
+
+    def boto(self, service: str) -> Any:
+        """A boto3 client of the test itself, talking to the same moto server."""
+        return boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        ).client(service, endpoint_url=self.moto_url)  # type: ignore[call-overload]
+
+    def cli(
+        self, *args: str, timeout: float = 60, extra_env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real ``s2s`` executable (a separate process) against this deployment."""
+        return subprocess.run(
+            [str(s2s_executable()), *args],
+            cwd=self.root,
+            env={**self.env, **(extra_env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def cli_json(self, *args: str) -> Any:
+        result = self.cli(*args, "--json")
+        assert result.returncode == 0, f"s2s {' '.join(args)} failed: {result.stderr.strip()}"
+        return json.loads(result.stdout)
+
+    def store_keys(self) -> dict[str, dict[str, Any]]:
+        """kid -> public record of every key in the store, as ``s2s keys list --json`` reports it."""
+        return {key["kid"]: key for key in self.cli_json("keys", "list")["keys"]}
+
+
+@pytest.fixture
+def aws(moto: MotoServer, tmp_path: Path) -> AwsDeployment:
+    """Environment for a deployment on the moto server: ``S2S_KEYSTORE`` and ``S2S_CLIENTS`` are
+    ``aws-sm://`` secrets (the registry reloads every second); nothing is created yet."""
+    prefix = f"e2e-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    for name in _SCRUBBED:
+        env.pop(name, None)
+    env.update(FAST_ROTATION_ENV)
+    env.update(
+        {
+            "AWS_ENDPOINT_URL": moto.url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "S2S_KEYSTORE": f"aws-sm://{prefix}/keys",
+            "S2S_CLIENTS": f"aws-sm://{prefix}/clients?reload=1",
+        }
+    )
+    return AwsDeployment(tmp_path, moto.url, env, prefix)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceService:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+@contextlib.contextmanager
+def running_resource_service(env: dict[str, str], workdir: Path) -> Iterator[ResourceService]:
+    """``uvicorn services.resource.app:app`` on a free port of 127.0.0.1 (settings from ``env``'s
+    ``S2S_VERIFIER_*``), until ``/health`` answers; stopped (terminate, wait, kill) on exit."""
+    port = free_port()
+    log = workdir / f"resource-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "services.resource.app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            cwd=REPO_ROOT,
+            env={**env, "PYTHONUNBUFFERED": "1"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    service = ResourceService(f"http://127.0.0.1:{port}", proc, log)
+    try:
+        wait_until_ready(f"{service.url}/health", proc, log)
+        yield service
+    finally:
+        stop_process(proc)
