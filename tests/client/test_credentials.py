@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,6 +123,16 @@ def test_bad_keys_are_refused_without_quoting_them(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         PrivateKeyJWT.from_file(tmp_path / "missing.pem")
     assert "missing.pem" in str(info.value)
+    # Key material in a form load() does not recognise must not be echoed as a "missing file".
+    der = base64.b64encode(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    ).decode()
+    for text in (der, der[:60]):
+        with pytest.raises(ConfigError) as info:
+            PrivateKeyJWT.load(text)
+        assert text not in str(info.value) and text[:16] not in str(info.value)
     credential = PrivateKeyJWT(private)
     assert secret_d not in repr(credential) and "d" not in credential.public_jwk
 

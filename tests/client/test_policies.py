@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -436,3 +437,54 @@ def test_bad_arguments(clock: FakeClock) -> None:
         client.get_token("")
     with pytest.raises(ConfigError):
         client.get_token(AUD, ['a"b'])
+
+
+@pytest.mark.parametrize("value", [b"\xb2", b"\xd9\xa3"])  # "²" and an Arabic-Indic 3: isdigit(), not ASCII
+def test_a_non_ascii_retry_after_is_ignored_not_a_crash(clock: FakeClock, value: bytes) -> None:
+    reply = httpx.Response(429, headers=[(b"Retry-After", value)], json={"error": "slow_down"})
+    endpoint = FakeTokenEndpoint(script=[reply])
+    client, sleeps = sync_client(endpoint, clock, rng=lambda: 1.0, retry=RetryPolicy(base_delay=0.5))
+    assert client.get_token(AUD).token == "tok-1"
+    assert sleeps == [0.5]  # the backoff, as if no Retry-After had been sent
+
+
+def test_a_retry_after_date_without_a_zone_is_gmt(clock: FakeClock) -> None:
+    when = email.utils.formatdate(clock.now() + 10, usegmt=True).replace("GMT", "-0000")
+    endpoint = FakeTokenEndpoint(
+        script=[oauth_error(503, "temporarily_unavailable", **{"Retry-After": when})]
+    )
+    client, sleeps = sync_client(endpoint, clock, rng=lambda: 0.0)
+    # A naive datetime's timestamp() uses the local zone: run far from UTC so a mix-up shows.
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = "Etc/GMT+10"
+    time.tzset()
+    try:
+        client.get_token(AUD)
+    finally:
+        if saved is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
+    assert 9 <= sleeps[0] <= 10
+
+
+def test_an_echoed_secret_cut_by_the_length_cap_leaves_no_prefix(clock: FakeClock) -> None:
+    description = "x" * 280 + SECRET  # the 300-character cap falls inside the secret
+    endpoint = FakeTokenEndpoint(script=[oauth_error(400, "invalid_request", description)])
+    client, _ = sync_client(endpoint, clock)
+    with pytest.raises(TokenRequestError) as info:
+        client.get_token(AUD)
+    assert SECRET[:12] not in str(info.value) and "[redacted]" in str(info.value)
+
+
+def test_a_secret_echoed_as_the_error_code_is_not_used(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    endpoint = FakeTokenEndpoint(script=[oauth_error(400, SECRET, "no")])
+    client, _ = sync_client(endpoint, clock)
+    with pytest.raises(TokenRequestError) as info:
+        client.get_token(AUD)
+    assert info.value.error == "invalid_response"
+    assert SECRET not in str(info.value) and SECRET not in logged(caplog.records)

