@@ -20,6 +20,7 @@ from s2s.entra.errors import (
     scrub,
 )
 from s2s.entra.http import parse_retry_after
+from s2s.errors import ConfigError
 
 __all__ = ["GRAPH_V1", "GraphClient"]
 
@@ -59,7 +60,7 @@ class GraphClient:
         self._token = token
         self.base_url = base_url.rstrip("/")
         if not self.base_url.startswith("https://"):
-            raise ValueError("the Graph base URL must be https")
+            raise ConfigError("the Graph base URL must be https")
         self._own = http_client is None
         self._http = http_client or httpx.AsyncClient(transport=transport, verify=verify, timeout=timeout)
 
@@ -105,7 +106,7 @@ class GraphClient:
         if path.startswith(self.base_url + "/") or path == self.base_url:
             return path
         if "://" in path or path.startswith("//") or "\\" in path:
-            raise ValueError("a Graph path must be relative to the base URL")
+            raise ConfigError("a Graph path must be relative to the base URL")
         return f"{self.base_url}/{path.lstrip('/')}"
 
     def _error(self, response: httpx.Response, token: str) -> GraphError:

@@ -14,7 +14,6 @@ address unless ``--allow-remote`` is given. Errors are one line on stderr and a 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -26,6 +25,7 @@ import httpx
 from s2s.client import RetryPolicy, TokenClient
 from s2s.errors import S2SError
 from s2s.verify import TokenVerifier, VerifierConfig
+from s2s.verify.config import is_loopback_host
 
 __all__ = ["config_rows", "is_loopback_url", "key_rows", "s2s_cli_group"]
 
@@ -40,12 +40,7 @@ def is_loopback_url(url: str) -> bool:
         host = urlsplit(url).hostname or ""
     except ValueError:
         return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 def _fail(message: str) -> click.exceptions.Exit:

@@ -10,6 +10,7 @@ import logging
 import re
 from collections.abc import Sequence
 from typing import Protocol
+from urllib.parse import unquote
 
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
@@ -25,6 +26,7 @@ from litestar.types import (
     WebSocketAcceptEvent,
     WebSocketCloseEvent,
 )
+from litestar.utils.path import normalize_path
 
 from s2s.litestar.challenge import asgi_error, safe_description
 from s2s.verify import extract_bearer
@@ -38,6 +40,7 @@ __all__ = [
     "S2SAuthMiddleware",
     "Verifier",
     "compile_exclude",
+    "routed_path",
     "websocket_close_code",
 ]
 
@@ -78,6 +81,26 @@ def compile_exclude(patterns: str | Sequence[str]) -> re.Pattern[str] | None:
         return None
     compiled = [re.compile(p) for p in patterns]
     return re.compile("|".join(f"(?:{p.pattern})" for p in compiled))
+
+
+def routed_path(scope: Scope) -> str | None:
+    """The application path the request was routed on, for matching exclusions; None if unknown.
+
+    For a mounted ASGI app Litestar replaces ``scope["path"]`` with the part below the mount point
+    (``/admin/public/x`` arrives as ``/public/x/``), so an exclusion written for ``/public/...``
+    would open the mounted app. The full path is rebuilt from ``raw_path`` the way the router
+    derived it (decode, drop ``root_path``, normalise); without ``raw_path`` nothing is excluded.
+    """
+    handler = scope.get("route_handler")
+    if not getattr(handler, "is_mount", False):
+        return scope["path"]
+    raw = scope.get("raw_path")
+    if not raw:
+        return None
+    path = unquote(raw.decode("latin-1").partition("?")[0])
+    if root_path := scope.get("root_path", ""):
+        path = path.split(root_path, maxsplit=1)[-1]
+    return normalize_path(path)
 
 
 class _WebSocketGate:
@@ -187,7 +210,8 @@ class S2SAuthMiddleware(ASGIMiddleware):
         )
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        if self._exclude is not None and self._exclude.fullmatch(scope["path"]):
+        exclude = self._exclude
+        if exclude is not None and (path := routed_path(scope)) is not None and exclude.fullmatch(path):
             if scope["type"] == ScopeType.WEBSOCKET:
                 # A guard on an excluded WebSocket route still refuses with a visible close code.
                 gate = _WebSocketGate(receive, send)

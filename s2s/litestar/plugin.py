@@ -67,7 +67,8 @@ class S2SAuthPlugin(InitPlugin, ReceiveRoutePlugin, CLIPlugin):
     Args:
         config: a :class:`VerifierConfig`, several (one per trusted issuer), or a ready verifier.
             The plugin owns (starts and closes) only a verifier it builds itself.
-        exclude: regexes of paths left unauthenticated; each must match the *whole* path.
+        exclude: regexes of paths left unauthenticated; each must match the *whole* path (the
+            application path, also for requests to a mounted ASGI app).
         exclude_opt_key: a route with this key truthy in its ``opt`` is left unauthenticated
             (Litestar's own convention: ``@get("/", exclude_from_auth=True)``).
         realm: the ``realm`` of every ``WWW-Authenticate`` challenge.

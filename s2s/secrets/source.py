@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from s2s.aws import aws_client, install_botocore_redaction
 from s2s.clock import Clock, system_clock
-from s2s.errors import MissingExtra
+from s2s.errors import ConfigError, MissingExtra
 from s2s.secrets.errors import (
     SecretAccessDenied,
     SecretError,
@@ -96,7 +96,7 @@ class SecretsManagerSource:
         max_entries: int = 1024,
     ) -> None:
         if ttl < 0 or not 0 <= jitter < 1:
-            raise ValueError("ttl must be >= 0 and jitter in [0, 1)")
+            raise ConfigError("ttl must be >= 0 and jitter in [0, 1)")
         self._client = client
         self._region = region
         self._session = session

@@ -187,6 +187,9 @@ class VerifyKey:
     alg: str
     kty: str
     verify: Verifier = field(repr=False, compare=False)
+    # The public members (x.y, n.e or x) as published: two loads of one key compare equal, a
+    # different key published under the same kid does not.
+    material: str = field(default="", repr=False)
 
     def describe(self) -> dict[str, str]:
         return {"kid": self.kid, "alg": self.alg, "kty": self.kty}
@@ -265,6 +268,7 @@ def load_jwk(jwk: Any, policy: AlgorithmPolicy) -> VerifyKey:
         raise KeyRejected("key_ops does not allow verify")
     alg = policy.pin(jwk)
     verify: Verifier
+    material: str
     try:
         if kty == "EC":
             x = _b64_member(jwk, "x")
@@ -276,6 +280,7 @@ def load_jwk(jwk: Any, policy: AlgorithmPolicy) -> VerifyKey:
             )
             # public_key() refuses points that are not on the curve.
             verify = _es256(numbers.public_key())
+            material = f"{jwk['x']}.{jwk['y']}"
         elif kty == "RSA":
             n = int.from_bytes(_b64_member(jwk, "n"), "big")
             e = int.from_bytes(_b64_member(jwk, "e"), "big")
@@ -290,15 +295,17 @@ def load_jwk(jwk: Any, policy: AlgorithmPolicy) -> VerifyKey:
                 raise KeyRejected("RSA key has the ROCA fingerprint")
             public = rsa.RSAPublicNumbers(e, n).public_key()
             verify = _rsa(public, _PKCS1 if alg == "RS256" else _PSS)
+            material = f"{jwk['n']}.{jwk['e']}"
         elif kty == "OKP":
             x = _b64_member(jwk, "x")
             if len(x) != 32:
                 raise KeyRejected("bad Ed25519 key length")
             verify = _ed25519(Ed25519PublicKey.from_public_bytes(x))
+            material = str(jwk["x"])
         else:  # pragma: no cover - pin() already refused other key types
             raise KeyRejected("unsupported key type")
     except KeyRejected:
         raise
     except (ValueError, TypeError, OverflowError):
         raise KeyRejected("invalid key") from None
-    return VerifyKey(kid=kid, alg=alg, kty=str(kty), verify=verify)
+    return VerifyKey(kid=kid, alg=alg, kty=str(kty), verify=verify, material=material)

@@ -5,9 +5,10 @@ is never logged nor exposed). An entry is served only while
 
 * the clock is before its ``valid_until`` (the token's ``exp``, or earlier when a max token age
   applies), and
-* the key that verified it is still in its issuer's key set and that key set is within its TTL.
-  When the TTL has run out the entry is not served: the full path runs and refetches the JWKS, so
-  a key removed from the JWKS stops its tokens even when callers keep reusing them.
+* the key that verified it (that very key, not merely its kid) is still in its issuer's key set
+  and that key set is within its TTL. When the TTL has run out the entry is not served: the full
+  path runs and refetches the JWKS, so a key removed from the JWKS, or replaced under the same
+  kid, stops its tokens even when callers keep reusing them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ __all__ = ["CacheEntry", "KeyPresence", "VerifiedTokenCache"]
 
 
 class KeyPresence(Protocol):
-    def has_fresh_key(self, kid: str) -> bool: ...
+    def fresh_key(self, kid: str) -> object | None: ...
 
 
 class CacheEntry(NamedTuple):
@@ -32,6 +33,7 @@ class CacheEntry(NamedTuple):
     valid_until: float
     source: KeyPresence
     kid: str
+    key: object
     tag: object
 
 
@@ -53,7 +55,7 @@ class VerifiedTokenCache:
         if (
             entry.tag is not tag
             or self._clock.now() >= entry.valid_until
-            or not entry.source.has_fresh_key(entry.kid)
+            or entry.source.fresh_key(entry.kid) is not entry.key
         ):
             self._entries.pop(token, None)
             return None
@@ -70,12 +72,13 @@ class VerifiedTokenCache:
         *,
         source: KeyPresence,
         kid: str,
+        key: object,
         tag: object = None,
     ) -> None:
         if self._max == 0:
             return
         with self._lock:
-            self._entries[token] = CacheEntry(principal, valid_until, source, kid, tag)
+            self._entries[token] = CacheEntry(principal, valid_until, source, kid, key, tag)
             if len(self._entries) > self._max:
                 self._entries.popitem(last=False)
 

@@ -29,6 +29,7 @@ Provider presets and what they rely on (each checked against the provider's docu
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -48,6 +49,7 @@ __all__ = [
     "RevocationCheck",
     "VerifierConfig",
     "check_fetch_url",
+    "is_loopback_host",
 ]
 
 DEFAULT_REQUIRED_CLAIMS: tuple[str, ...] = ("iss", "sub", "aud", "exp", "iat")
@@ -59,7 +61,21 @@ ENTRA_V2_ISSUER = "https://login.microsoftonline.com/{tenantid}/v2.0"
 RevocationCheck = Callable[[Principal], "bool | Awaitable[bool]"]
 
 
-def _is_loopback(host: str) -> bool:
+_DURATIONS = (
+    "leeway",
+    "max_token_age",
+    "max_lifetime",
+    "jwks_ttl",
+    "jwks_min_ttl",
+    "jwks_max_ttl",
+    "refetch_cooldown",
+    "max_staleness",
+    "http_timeout",
+)
+
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback IP address (a name that merely starts so is not)."""
     if host == "localhost":
         return True
     try:
@@ -79,7 +95,7 @@ def check_fetch_url(url: str, what: str = "URL") -> str:
         raise ConfigError(f"{what} has no host")
     if parts.username or parts.password:
         raise ConfigError(f"{what} must not carry credentials")
-    if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host)):
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(host)):
         return url
     raise ConfigError(f"{what} must use https (plain http only to a loopback address)")
 
@@ -137,6 +153,11 @@ class VerifierConfig:
         set_(self, "audiences", audiences)
         set_(self, "policy", AlgorithmPolicy.of(_strings(self.algorithms)))
         set_(self, "algorithms", tuple(sorted(self.policy.algorithms)))
+        for name in _DURATIONS:
+            value = getattr(self, name)
+            # NaN compares false with everything: it would switch a check off, not fail it.
+            if value is not None and not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number of seconds")
         if not 0 <= self.leeway <= MAX_LEEWAY:
             raise ConfigError(f"leeway must be between 0 and {MAX_LEEWAY:g} seconds")
         set_(self, "required_claims", _strings(self.required_claims))

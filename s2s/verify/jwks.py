@@ -4,7 +4,8 @@ One source per configured issuer. The keys come from the configured ``jwks_uri``
 (``{issuer}/.well-known/openid-configuration``, then the RFC 8414
 ``/.well-known/oauth-authorization-server`` location); a discovery document is used only if its
 ``issuer`` is exactly the configured issuer. Fetches are https only (plain http to loopback), with
-a timeout, a body-size cap and a key-count cap, and never follow redirects.
+a timeout (per read, and for the whole body), a body-size cap and a key-count cap, and never
+follow redirects.
 
 Freshness: a fetched key set lives for the ``Cache-Control: max-age`` of its response, clamped to
 ``[jwks_min_ttl, jwks_max_ttl]`` (``jwks_ttl`` when absent). An unknown kid causes a refetch at most
@@ -215,6 +216,14 @@ class _SourceState:
 
     def _install(self, doc: Any, cache_control: str | None) -> None:
         keys, dropped = parse_jwks(doc, self.config.policy, self.config.max_keys)
+        if self._snapshot is not None:
+            # An unchanged key keeps its identity, which is what the verified-token cache checks:
+            # its entries survive a refetch, while a new key under an old kid drops them.
+            previous = self._snapshot.keys
+            for kid, key in keys.items():
+                old = previous.get(kid)
+                if old is not None and old == key:
+                    keys[kid] = old
         for reason in dropped:
             log.warning("JWKS of %s: key dropped (%s)", self.issuer, reason)
         ttl = ttl_from_cache_control(cache_control, self.config)
@@ -228,6 +237,15 @@ class _SourceState:
     def _failed(self, exc: BaseException) -> None:
         reason = str(exc) if isinstance(exc, JWKSError) else type(exc).__name__
         log.warning("JWKS fetch for %s failed: %s; keeping the last good keys", self.issuer, reason)
+
+    def _take(self, body: bytearray, chunk: bytes, deadline: float) -> None:
+        body.extend(chunk)
+        if len(body) > self.config.max_jwks_bytes:
+            raise JWKSError("response too large")
+        # httpx's timeout bounds each read, not the whole body: a server sending a few bytes per
+        # read would hold the shared fetch (and every request waiting on it) for hours.
+        if self._clock.monotonic() > deadline:
+            raise JWKSError("response too slow")
 
     def _check_response(self, response: httpx.Response) -> None:
         if response.status_code != 200:
@@ -288,7 +306,7 @@ class AsyncJWKSSource(_SourceState):
         raise last
 
     async def _get(self, url: str) -> tuple[Any, str | None]:
-        cap = self.config.max_jwks_bytes
+        deadline = self._clock.monotonic() + self.config.http_timeout
         request = self._client().stream(
             "GET",
             url,
@@ -300,9 +318,7 @@ class AsyncJWKSSource(_SourceState):
             self._check_response(response)
             body = bytearray()
             async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > cap:
-                    raise JWKSError("response too large")
+                self._take(body, chunk, deadline)
             return _json_body(bytes(body)), response.headers.get("cache-control")
 
 
@@ -352,7 +368,7 @@ class SyncJWKSSource(_SourceState):
         raise last
 
     def _get(self, url: str) -> tuple[Any, str | None]:
-        cap = self.config.max_jwks_bytes
+        deadline = self._clock.monotonic() + self.config.http_timeout
         request = self._client().stream(
             "GET",
             url,
@@ -364,7 +380,5 @@ class SyncJWKSSource(_SourceState):
             self._check_response(response)
             body = bytearray()
             for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > cap:
-                    raise JWKSError("response too large")
+                self._take(body, chunk, deadline)
             return _json_body(bytes(body)), response.headers.get("cache-control")

@@ -30,6 +30,7 @@ import httpx
 
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError
+from s2s.verify.algorithms import VerifyKey
 from s2s.verify.cache import VerifiedTokenCache
 from s2s.verify.claims import ClaimsPolicy
 from s2s.verify.compact import (
@@ -62,8 +63,9 @@ class _Issuer:
     prefix: str = ""
     suffix: str = ""
 
-    def has_fresh_key(self, kid: str) -> bool:
-        return bool(self.source.has_fresh_key(kid))
+    def fresh_key(self, kid: str) -> VerifyKey | None:
+        key: VerifyKey | None = self.source.fresh_key(kid)
+        return key
 
 
 def _as_list(configs: VerifierConfig | Sequence[VerifierConfig]) -> list[VerifierConfig]:
@@ -163,6 +165,23 @@ class _Core:
         valid_until = issuer.claims.check(claims, self._clock.now(), tenant)
         return Principal.from_claims(claims), valid_until
 
+    def _finish_id_token(
+        self,
+        parsed: ParsedToken,
+        issuer: _Issuer,
+        claims: dict[str, Any],
+        tenant: str | None,
+        key: Any,
+        *,
+        nonce: str | None,
+        client_id: str | None,
+    ) -> Principal:
+        check_signature(parsed, key)
+        policy = ClaimsPolicy(issuer.config, id_token=True, audiences=(client_id,) if client_id else None)
+        policy.check(claims, self._clock.now(), tenant)
+        policy.check_id_token(claims, nonce)
+        return Principal.from_claims(claims)
+
     def describe(self) -> list[dict[str, Any]]:
         out = []
         for issuer in self._issuers:
@@ -260,7 +279,7 @@ class TokenVerifier:
             principal, valid_until = core._finish(parsed, issuer, claims, tenant, key)
             if issuer.config.revocation_check is not None:
                 await self._revoked(issuer, principal)
-            core._cache.put(token, principal, valid_until, source=issuer, kid=parsed.kid)
+            core._cache.put(token, principal, valid_until, source=issuer, kid=parsed.kid, key=key)
             return principal
         except InvalidToken as exc:
             reason = exc.description
@@ -278,11 +297,9 @@ class TokenVerifier:
         try:
             parsed, issuer, claims, tenant = core._parse(token, id_token=True)
             key = await issuer.source.get_key(parsed.kid)
-            check_signature(parsed, key)
-            policy = ClaimsPolicy(issuer.config, id_token=True, audiences=(client_id,) if client_id else None)
-            policy.check(claims, self._clock.now(), tenant)
-            policy.check_id_token(claims, nonce)
-            principal = Principal.from_claims(claims)
+            principal = core._finish_id_token(
+                parsed, issuer, claims, tenant, key, nonce=nonce, client_id=client_id
+            )
             if issuer.config.revocation_check is not None:
                 await self._revoked(issuer, principal)
             return principal
@@ -365,7 +382,7 @@ class SyncTokenVerifier:
             principal, valid_until = core._finish(parsed, issuer, claims, tenant, key)
             if issuer.config.revocation_check is not None:
                 self._revoked(issuer, principal)
-            core._cache.put(token, principal, valid_until, source=issuer, kid=parsed.kid)
+            core._cache.put(token, principal, valid_until, source=issuer, kid=parsed.kid, key=key)
             return principal
         except InvalidToken as exc:
             reason = exc.description
@@ -380,11 +397,9 @@ class SyncTokenVerifier:
         try:
             parsed, issuer, claims, tenant = core._parse(token, id_token=True)
             key = issuer.source.get_key(parsed.kid)
-            check_signature(parsed, key)
-            policy = ClaimsPolicy(issuer.config, id_token=True, audiences=(client_id,) if client_id else None)
-            policy.check(claims, self._clock.now(), tenant)
-            policy.check_id_token(claims, nonce)
-            principal = Principal.from_claims(claims)
+            principal = core._finish_id_token(
+                parsed, issuer, claims, tenant, key, nonce=nonce, client_id=client_id
+            )
             if issuer.config.revocation_check is not None:
                 self._revoked(issuer, principal)
             return principal

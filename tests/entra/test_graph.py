@@ -15,6 +15,7 @@ from s2s.entra import (
     GraphUnavailable,
     parse_claims_challenge,
 )
+from s2s.errors import ConfigError
 from tests.entra.conftest import FakeEntra, FakeGraph, LocalCA, user_token
 
 pytestmark = pytest.mark.anyio
@@ -114,7 +115,7 @@ async def test_the_token_is_never_sent_to_another_host(graph: FakeGraph, test_ca
     transport = httpx.MockTransport(lambda r: seen.append(r) or httpx.Response(200, json={}))
     async with GraphClient("t0ken-value", base_url="https://graph.example/v1.0", transport=transport) as c:
         for bad in ("https://evil.example/steal", "//evil.example/x", "http://graph.example/v1.0/me"):
-            with pytest.raises(ValueError):
+            with pytest.raises(ConfigError):
                 await c.get(bad)
         await c.get("https://graph.example/v1.0/me/messages?$skiptoken=x")  # an @odata.nextLink
     assert [str(r.url) for r in seen] == ["https://graph.example/v1.0/me/messages?$skiptoken=x"]

@@ -7,9 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
-from litestar import Litestar, get
+from litestar import Litestar, asgi, get
 from litestar.exceptions import WebSocketDisconnect
+from litestar.handlers import ASGIRouteHandler
 from litestar.testing import TestClient
+from litestar.types import Receive, Scope, Send
 
 from s2s.clock import FakeClock
 from s2s.errors import ConfigError
@@ -24,6 +26,7 @@ from s2s.litestar import (
     requires_roles,
     requires_scopes,
 )
+from s2s.litestar.middleware import routed_path
 from s2s.verify import TokenVerifier, VerifierConfig
 from tests.litestar.conftest import AUDIENCE, ISSUER, JWKS_URL, REALM, Harness, JwksServer, Mint, build_app
 
@@ -83,6 +86,60 @@ def test_unanchored_pattern_still_matches_whole_path_only(jwks: JwksServer, cloc
         assert client.get("/health").status_code == 200
         assert client.get("/healthz-evil").status_code == 401
     assert calls == Counter({"health": 1})
+
+
+def _mounted_admin_app(calls: Counter[str]) -> ASGIRouteHandler:
+    @asgi("/admin", is_mount=True, copy_scope=True)
+    async def admin(scope: Scope, receive: Receive, send: Send) -> None:
+        calls["admin"] += 1
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"admin data"})
+
+    return admin
+
+
+def test_exclusion_matches_the_full_path_of_a_mounted_app(
+    jwks: JwksServer, clock: FakeClock, mint: Mint
+) -> None:
+    # Litestar hands a mounted app the path below its mount point ("/admin/public/x" arrives as
+    # "/public/x/"): an exclusion meant for "/public/..." must not open the mounted admin app.
+    calls: Counter[str] = Counter()
+    plugin = S2SAuthPlugin(
+        VerifierConfig.for_s2s(ISSUER, AUDIENCE),
+        exclude=r"/public/.*",
+        http_client=jwks.client(),
+        clock=clock,
+    )
+    app = Litestar([_mounted_admin_app(calls)], plugins=[plugin], logging_config=None)
+    with TestClient(app) as client:
+        for path in ("/admin/public/x", "/v1/../admin/public/x", "/admin/public%2Fx"):
+            response = client.get(path)
+            assert response.status_code == 401, path
+            assert "admin data" not in response.text
+        assert calls["admin"] == 0
+        ok = client.get("/admin/public/x", headers={"Authorization": f"Bearer {mint()}"})
+        assert ok.status_code == 200
+    assert calls["admin"] == 1
+
+
+def test_exclusion_of_a_mounted_app_by_its_full_path(jwks: JwksServer, clock: FakeClock) -> None:
+    calls: Counter[str] = Counter()
+    plugin = S2SAuthPlugin(
+        VerifierConfig.for_s2s(ISSUER, AUDIENCE), exclude=r"/admin/.*", http_client=jwks.client(), clock=clock
+    )
+    app = Litestar([_mounted_admin_app(calls)], plugins=[plugin], logging_config=None)
+    with TestClient(app) as client:
+        assert client.get("/admin/anything").status_code == 200
+    assert calls["admin"] == 1
+
+
+def test_routed_path_of_a_mount_without_raw_path_is_unknown() -> None:
+    handler = _mounted_admin_app(Counter())
+    scope: Any = {"type": "http", "path": "/public/x/", "route_handler": handler, "root_path": ""}
+    assert routed_path(scope) is None  # unknown: no exclusion applies (fail closed)
+    scope["raw_path"] = b"/api/admin/public%2Fx?q=1"
+    scope["root_path"] = "/api"
+    assert routed_path(scope) == "/admin/public/x"
 
 
 def test_per_route_opt_out(client: TestClient[Litestar], harness: Harness) -> None:

@@ -75,6 +75,43 @@ def test_entry_gone_when_key_leaves_jwks(
     assert srv.total == 2
 
 
+def test_entry_gone_when_its_kid_is_reused_for_another_key(
+    key: SigningKey, keyring: dict[str, SigningKey], clock: FakeClock, mint: Mint, crypto_calls: list[int]
+) -> None:
+    # An issuer that replaces a (compromised) key but keeps its kid: tokens the old key signed
+    # must not keep being served from the cache.
+    srv = JwksServer()
+    srv.serve_keys(JWKS_URL, [key], cache_control="max-age=60")
+    v = TokenVerifier(VerifierConfig.for_s2s(ISSUER, AUDIENCE), http_client=srv.async_client(), clock=clock)
+    token = mint(exp=int(clock.now()) + 3600)
+    asyncio.run(v.verify(token))
+    replacement = {**keyring["es2"].public_jwk_entry(), "kid": key.kid}
+    srv.serve_keys(JWKS_URL, [replacement])
+    clock.advance(61)
+    # Another caller's request refetches the key set first.
+    with pytest.raises(InvalidToken, match="signature invalid"):
+        asyncio.run(v.verify(mint(exp=int(clock.now()) + 3600, jti="another")))
+    assert srv.total == 2
+    with pytest.raises(InvalidToken, match="signature invalid"):
+        asyncio.run(v.verify(token))
+    assert len(crypto_calls) == 3
+
+
+def test_entry_survives_a_refetch_that_keeps_its_key(
+    key: SigningKey, clock: FakeClock, mint: Mint, crypto_calls: list[int]
+) -> None:
+    srv = JwksServer()
+    srv.serve_keys(JWKS_URL, [key], cache_control="max-age=60")
+    v = TokenVerifier(VerifierConfig.for_s2s(ISSUER, AUDIENCE), http_client=srv.async_client(), clock=clock)
+    token = mint(exp=int(clock.now()) + 3600)
+    asyncio.run(v.verify(token))
+    clock.advance(61)
+    asyncio.run(v.verify(token))  # the key set expired: refetched, the same key comes back
+    asyncio.run(v.verify(token))
+    assert srv.total == 2
+    assert len(crypto_calls) == 2
+
+
 def test_entry_respects_max_token_age(server: JwksServer, clock: FakeClock, mint: Mint) -> None:
     v = TokenVerifier(
         VerifierConfig.for_s2s(ISSUER, AUDIENCE, max_token_age=60, leeway=0),

@@ -153,3 +153,25 @@ def test_from_env_errors(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError) as info:
         VerifierConfig.from_env(environ=env)
     assert "S2S_VERIFIER_" in str(info.value) or "HS256" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "LEEWAY",
+        "MAX_TOKEN_AGE",
+        "MAX_LIFETIME",
+        "JWKS_TTL",
+        "REFETCH_COOLDOWN",
+        "MAX_STALENESS",
+        "HTTP_TIMEOUT",
+    ],
+)
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_durations_refused(name: str, value: str) -> None:
+    # float("nan") compares false with everything: a NaN max_token_age or max_lifetime would
+    # switch its check off, a NaN refetch_cooldown would drop the refetch limit.
+    env = {"S2S_VERIFIER_ISSUER": ISSUER, "S2S_VERIFIER_AUDIENCE": AUDIENCE, f"S2S_VERIFIER_{name}": value}
+    with pytest.raises(ConfigError) as info:
+        VerifierConfig.from_env(environ=env)
+    assert name.lower() in str(info.value)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from s2s.clock import FakeClock
@@ -212,6 +215,44 @@ def test_jwks_body_cap(key: SigningKey, clock: FakeClock, mint: Mint) -> None:
     with pytest.raises(InvalidToken, match="signing keys unavailable"):
         run(v.verify(mint()))
     assert srv.total == 1
+
+
+def _trickle(body: bytes, clock: FakeClock) -> Iterator[bytes]:
+    """A JWKS body in small pieces, each 1 s after the last (fake clock): every read is within
+    a per-read timeout, the whole body is not."""
+    for i in range(0, len(body), 16):
+        clock.advance(1)
+        yield body[i : i + 16]
+
+
+async def _atrickle(body: bytes, clock: FakeClock) -> AsyncIterator[bytes]:
+    for piece in _trickle(body, clock):
+        yield piece
+
+
+def test_jwks_body_must_arrive_within_the_timeout(key: SigningKey, clock: FakeClock, mint: Mint) -> None:
+    body = json.dumps({"keys": [key.public_jwk_entry()]}).encode()
+    assert len(body) > 16 * 6  # more pieces than the 5 s allowed
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=_trickle(body, clock))
+
+    def aslow(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=_atrickle(body, clock))
+
+    config = VerifierConfig.for_s2s(ISSUER, AUDIENCE, http_timeout=5)
+    token = mint()
+    v = TokenVerifier(
+        config, http_client=httpx.AsyncClient(transport=httpx.MockTransport(aslow)), clock=clock
+    )
+    with pytest.raises(InvalidToken, match="signing keys unavailable"):
+        run(v.verify(token))
+    sv = SyncTokenVerifier(config, http_client=httpx.Client(transport=httpx.MockTransport(slow)), clock=clock)
+    with pytest.raises(InvalidToken, match="signing keys unavailable"):
+        sv.verify(token)
+    # The same body sent at once is accepted: the deadline is what refused it.
+    fast = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, content=body)))
+    assert SyncTokenVerifier(config, http_client=fast, clock=clock).verify(token).subject
 
 
 @pytest.mark.parametrize(
