@@ -1,12 +1,14 @@
 """The ``s2s`` command. Subcommands live in one module each and register themselves here.
 
-Every failure is one line on stderr naming the problem and a non-zero exit; never a traceback.
+Every failure is one line on stderr naming the problem and a non-zero exit; never a traceback,
+unless ``S2S_DEBUG=1`` asks for one for an unexpected error.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -35,6 +37,8 @@ class _Group(click.Group):
         except OSError as exc:
             fail(f"{type(exc).__name__}: {exc.strerror or exc}")
         except Exception as exc:
+            if os.environ.get("S2S_DEBUG", "").strip().lower() in ("1", "true", "yes", "on"):
+                raise  # the operator asked for the traceback
             # Unknown errors still get one line; their message is not trusted to be secret-free.
             fail(f"unexpected {type(exc).__name__}; rerun with S2S_DEBUG=1 for details")
 

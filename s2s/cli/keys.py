@@ -24,13 +24,14 @@ from s2s.cli import emit, main, table
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError, RotationRefused, S2SError
 from s2s.keys.kms import KMS_ALGS, KmsKeyFactory, uses_kms
-from s2s.keys.model import SIGNING_ALGS, KeySet, KeyState, SigningKey, generate_key
+from s2s.keys.model import SIGNING_ALGS, KeySet, KeyState, SigningKey
 from s2s.keys.rotation import (
     KeyFactory,
     RotationPolicy,
     alg_for,
     ensure_keys,
     format_time,
+    local_key_factory,
     prune,
     revoke,
     rotate,
@@ -95,10 +96,6 @@ def _policy(alg: str | None = None) -> RotationPolicy:
 SIGNER_CHOICES = ("local", "aws-kms")
 
 
-def _local_key(alg: str, now: float) -> SigningKey:
-    return generate_key(alg, now=now, state=KeyState.NEXT)
-
-
 def _deletion_window() -> int:
     raw = os.environ.get("S2S_KMS_DELETION_WINDOW_DAYS", "30")
     try:
@@ -125,7 +122,7 @@ class _Factories:
 
     def for_keyset(self, keyset: KeySet) -> KeyFactory:
         use_kms = self.signer == "aws-kms" if self.signer is not None else uses_kms(keyset)
-        return self.kms if use_kms else _local_key
+        return self.kms if use_kms else local_key_factory
 
     def settle(self, saved: KeySet) -> None:
         """Schedule deletion of KMS keys made during attempts that lost a race."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
@@ -109,7 +110,14 @@ def _number(claims: Mapping[str, Any], name: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidAssertion(f"client assertion {name} is not a number")
-    return float(value)
+    try:
+        number = float(value)  # an integer of hundreds of digits overflows here
+    except OverflowError:
+        number = math.inf
+    # json reads NaN and Infinity; a NaN exp would pass every comparison below and never expire.
+    if not math.isfinite(number):
+        raise InvalidAssertion(f"client assertion {name} is not a number")
+    return number
 
 
 class AssertionVerifier:

@@ -37,18 +37,20 @@ from s2s.clock import Clock, system_clock
 from s2s.errors import S2SError, VersionConflict
 from s2s.issuer.metrics import IssuerMetrics
 from s2s.keys.kms import KmsKeyFactory, uses_kms
-from s2s.keys.model import KeySet, KeyState, SigningKey, generate_key
-from s2s.keys.rotation import KeyFactory, RotationPolicy, ensure_keys, safe_at, scheduled_step
+from s2s.keys.model import KeySet, SigningKey
+from s2s.keys.rotation import (
+    KeyFactory,
+    RotationPolicy,
+    ensure_keys,
+    local_key_factory,
+    safe_at,
+    scheduled_step,
+)
 from s2s.keys.store import KeyStore
 
 __all__ = ["DEFAULT_JITTER", "KeyManager", "Readiness", "local_key_factory"]
 
 DEFAULT_JITTER = 0.2
-
-
-def local_key_factory(alg: str, now: float) -> SigningKey:
-    """New keys with a local private JWK (the default outside KMS)."""
-    return generate_key(alg, now=now, state=KeyState.NEXT)
 
 
 class Readiness:

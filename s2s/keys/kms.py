@@ -176,23 +176,25 @@ class KmsSigner(_Client):
     """Signs with the KMS key named by ``SigningKey.kms_key_id``.
 
     On first use of a key, its KMS public key is fetched and compared with the record's public JWK
-    (then cached by kid): a keyset pointing at the wrong KMS key would otherwise sign tokens that
-    its own kid never verifies. Any KMS failure is a :class:`SigningUnavailable` naming the AWS
-    error code only.
+    (then cached by kid and KMS key id): a keyset pointing at the wrong KMS key would otherwise
+    sign tokens that its own kid never verifies. Any KMS failure is a :class:`SigningUnavailable`
+    naming the AWS error code only.
     """
 
     def __init__(self, client: KMSClient | None = None, *, region: str | None = None) -> None:
         super().__init__(client, region)
-        self._checked: set[str] = set()
+        # (kid, KMS key id): a reloaded keyset may point the same kid at another KMS key.
+        self._checked: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return "KmsSigner()"
 
     def _check(self, key: SigningKey) -> None:
-        if key.kid in self._checked:
-            return
         assert key.kms_key_id is not None
+        checked = (key.kid, key.kms_key_id)
+        if checked in self._checked:
+            return
         try:
             public = kms_public_jwk(self.client, key.kms_key_id, key.alg)
         except KmsError as exc:
@@ -204,7 +206,7 @@ class KmsSigner(_Client):
         with self._lock:
             if len(self._checked) > 256:
                 self._checked.clear()
-            self._checked.add(key.kid)
+            self._checked.add(checked)
 
     def sign(self, key: SigningKey, header: Mapping[str, Any], claims: Mapping[str, Any]) -> str:
         if key.kms_key_id is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -178,13 +179,21 @@ class SigningKey:
 
             def t(name: str) -> float | None:
                 v = doc.get(name)
-                return None if v is None else float(v)
+                if v is None:
+                    return None
+                # json reads NaN and Infinity: every timing comparison with them would be false.
+                if not math.isfinite(value := float(v)):
+                    raise ValueError(name)
+                return value
 
+            created_at = t("created_at")
+            if created_at is None:
+                raise KeyError("created_at")
             return cls(
                 kid=kid,
                 alg=alg,
                 state=KeyState(doc["state"]),
-                created_at=float(doc["created_at"]),
+                created_at=created_at,
                 public_jwk=public,
                 activated_at=t("activated_at"),
                 deactivated_at=t("deactivated_at"),
@@ -195,7 +204,7 @@ class SigningKey:
             )
         except ConfigError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             # Never echo the document: it may hold a private key.
             raise ConfigError(f"malformed key record ({type(exc).__name__})") from None
 

@@ -13,6 +13,7 @@ Timing rules, all enforced here:
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
@@ -27,6 +28,7 @@ __all__ = [
     "alg_for",
     "ensure_keys",
     "format_time",
+    "local_key_factory",
     "prune",
     "revoke",
     "rotate",
@@ -39,7 +41,8 @@ KeyFactory = Callable[[str, float], SigningKey]
 """(alg, now) -> a new key in state ``next``. Injected so the policy stays free of I/O."""
 
 
-def _local_factory(alg: str, now: float) -> SigningKey:
+def local_key_factory(alg: str, now: float) -> SigningKey:
+    """New keys with a local private JWK (the default outside KMS)."""
     return generate_key(alg, now=now, state=KeyState.NEXT)
 
 
@@ -67,8 +70,12 @@ class RotationPolicy:
             raise ConfigError(f"unsupported signing alg {self.alg!r}")
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name != "alg" and (not isinstance(value, int | float) or value < 0):
-                raise ConfigError(f"rotation setting {f.name} must be a number >= 0")
+            # Finite too: float() reads "nan", and a NaN publish_lead would make every refusal
+            # comparison false, so an early rotation would pass unrefused.
+            if f.name != "alg" and (
+                not isinstance(value, int | float) or not math.isfinite(value) or value < 0
+            ):
+                raise ConfigError(f"rotation setting {f.name} must be a finite number >= 0")
         if self.publish_lead < self.min_publish_lead:
             raise ConfigError(
                 f"publish_lead {self.publish_lead:g}s is shorter than poll_interval + jwks_max_age + "
@@ -113,7 +120,7 @@ def alg_for(keyset: KeySet, policy: RotationPolicy) -> str:
 
 
 def ensure_keys(
-    keyset: KeySet, now: float, policy: RotationPolicy, new_key: KeyFactory = _local_factory
+    keyset: KeySet, now: float, policy: RotationPolicy, new_key: KeyFactory = local_key_factory
 ) -> KeySet:
     """A keyset with a current and a next key. A brand-new keyset signs at once: nobody trusts it yet."""
     if keyset.current is None:
@@ -151,7 +158,7 @@ def safe_at(key: SigningKey, policy: RotationPolicy) -> float:
 
 
 def scheduled_step(
-    keyset: KeySet, now: float, policy: RotationPolicy, new_key: KeyFactory = _local_factory
+    keyset: KeySet, now: float, policy: RotationPolicy, new_key: KeyFactory = local_key_factory
 ) -> KeySet:
     """What the schedule does at ``now``. Returns ``keyset`` itself when nothing changes."""
     before = keyset
@@ -170,7 +177,7 @@ def rotate(
     policy: RotationPolicy,
     *,
     force: bool = False,
-    new_key: KeyFactory = _local_factory,
+    new_key: KeyFactory = local_key_factory,
 ) -> KeySet:
     """Promote ``next`` to ``current`` now (the operator's ``s2s keys rotate``).
 
@@ -192,7 +199,7 @@ def rotate(
 
 
 def revoke(
-    keyset: KeySet, kid: str, now: float, policy: RotationPolicy, new_key: KeyFactory = _local_factory
+    keyset: KeySet, kid: str, now: float, policy: RotationPolicy, new_key: KeyFactory = local_key_factory
 ) -> KeySet:
     """Emergency: the key leaves the JWKS at once. Revoking the signer promotes ``next`` at once."""
     key = keyset.get(kid)

@@ -314,3 +314,25 @@ def test_secrets_manager_store(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> Non
         printed = "\n".join(cli.printed)
         for key in secret["keys"]:
             assert key["private_jwk"]["d"] not in printed
+
+
+class _Broken:
+    url = "file://broken"
+
+    def load(self) -> Any:
+        raise RuntimeError("d=PRIVATE-SCALAR")  # an unexpected error whose text must not be shown
+
+    def save(self, keyset: Any, expected_version: str | None) -> str:
+        raise AssertionError("not reached")
+
+
+def test_unexpected_errors_are_one_line_and_s2s_debug_shows_the_traceback(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("s2s.cli.keys.open_keystore", lambda url: _Broken())
+    line = one_error_line(cli("keys", "list"))
+    assert "RuntimeError" in line and "PRIVATE-SCALAR" not in line
+    # The line promises details with S2S_DEBUG=1: the error then propagates (a traceback), on request.
+    assert "S2S_DEBUG=1" in line
+    with pytest.raises(RuntimeError, match="PRIVATE-SCALAR"):
+        cli("keys", "list", env={"S2S_DEBUG": "1"})

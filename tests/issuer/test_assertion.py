@@ -259,3 +259,26 @@ def test_rsa_and_ed25519_client_keys(
         other = {"RS256": "ES256", "PS256": "ES256", "EdDSA": "RS256", "Ed25519": "RS256"}[alg]
         forged = f"{b64({'alg': other, 'kid': 'k1'})}.{b64({**claims, 'jti': 'x'})}.c2ln"
         assert_refused(send(tc, forged), 401, "invalid_client", caplog, forged)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 10**400], ids=["NaN", "Infinity", "huge-int"])
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+def test_non_finite_time_claims_are_refused(
+    client: Client,
+    pkj: PkjClient,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    *,
+    claim: str,
+    value: float,
+) -> None:
+    # Python's json reads NaN and Infinity; every comparison with NaN is false, so a NaN exp would
+    # pass both the expiry and the lifetime checks and its jti would never count as seen. An
+    # integer of 400 digits made float() overflow: a 500.
+    assertion = make_assertion(pkj, now=clock.now(), **{claim: value})
+    part = assertion.split(".")[1]
+    payload = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode()
+    assert f'"{claim}":{json.dumps(value)}' in payload  # the token really carries NaN / Infinity
+    for _ in range(2):  # the first use, then its replay
+        body = assert_refused(send(client, assertion), 401, "invalid_client", caplog, assertion)
+        assert f"{claim} is not a number" in body["error_description"]

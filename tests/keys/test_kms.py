@@ -165,6 +165,11 @@ def test_a_record_pointing_at_another_kms_key_refuses_to_sign(kms: Any) -> None:
     )
     with pytest.raises(SigningUnavailable, match="does not hold the public key"):
         KmsSigner(kms).sign(forged, HEADER, CLAIMS)
+    # Also once the genuine record was checked: a reloaded keyset may repoint the same kid.
+    signer = KmsSigner(kms)
+    verify_both(signer.sign(a, HEADER, CLAIMS), a)
+    with pytest.raises(SigningUnavailable, match="does not hold the public key"):
+        signer.sign(forged, HEADER, CLAIMS)
 
 
 @pytest.mark.parametrize("code", ["DisabledException", "KMSInvalidStateException", "AccessDeniedException"])

@@ -150,6 +150,10 @@ def test_swapped_private_scalar_is_refused(alg: str, one_key_per_alg: dict[str, 
         lambda d: d.update(alg="none"),
         lambda d: d.update(state="active"),
         lambda d: d.update(created_at="yesterday"),
+        # json reads NaN: a NaN created_at made a next key's safe time NaN, so no rotation was refused
+        lambda d: d.update(created_at=float("nan")),
+        lambda d: d.update(activated_at=float("inf")),
+        lambda d: d.update(retired_at=10**400),  # float() overflows
         lambda d: d.update(public_jwk={"kty": "oct", "k": "c2VjcmV0"}),
         lambda d: d.update(public_jwk="not a jwk"),
     ],

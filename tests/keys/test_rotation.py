@@ -184,3 +184,12 @@ def test_policy_from_env() -> None:
         RotationPolicy.from_env(environ={"S2S_LEEWAY": "soon"})
     with pytest.raises(ConfigError, match="publish_lead"):
         RotationPolicy.from_env(environ={"S2S_PUBLISH_LEAD": "10"})
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize("name", ["PUBLISH_LEAD", "MAX_TOKEN_TTL", "LEEWAY", "POLL_INTERVAL", "ROTATE_EVERY"])
+def test_policy_refuses_non_finite_times(name: str, raw: str) -> None:
+    # float() reads "nan" and "inf"; a NaN publish_lead made every `now < safe_at` false, so an
+    # early rotation went through unrefused, and NaN / inf windows never expire a previous key.
+    with pytest.raises(ConfigError, match=f"S2S_{name}|{name.lower()}"):
+        RotationPolicy.from_env(environ={f"S2S_{name}": raw})
