@@ -14,7 +14,14 @@ from typing import Any, cast
 
 from s2s.errors import MissingExtra
 
-__all__ = ["DEFAULT_REGION", "SecretRecordFilter", "aws_client", "aws_region", "install_botocore_redaction"]
+__all__ = [
+    "DEFAULT_REGION",
+    "SecretRecordFilter",
+    "aws_client",
+    "aws_region",
+    "error_code",
+    "install_botocore_redaction",
+]
 
 DEFAULT_REGION = "us-east-1"
 
@@ -49,6 +56,14 @@ def install_botocore_redaction() -> None:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ``ClientError`` (``""`` for anything else)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
 
 
 def aws_region(region: str | None = None) -> str:

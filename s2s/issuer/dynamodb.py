@@ -28,7 +28,7 @@ import logging
 import math
 from typing import TYPE_CHECKING
 
-from s2s.aws import aws_client
+from s2s.aws import aws_client, error_code
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError
 from s2s.issuer.state import StateUnavailable
@@ -44,13 +44,6 @@ TTL_ATTRIBUTE = "ttl"
 _CONFLICT = "ConditionalCheckFailedException"
 # TTL deletion keeps no promise on timing; a margin keeps items a little past their use anyway.
 _TTL_MARGIN = 60
-
-
-def _code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
 
 
 def _digest(key: str) -> str:
@@ -92,7 +85,9 @@ class DynamoDBState:
         return self._client
 
     def _unavailable(self, action: str, exc: BaseException) -> StateUnavailable:
-        log.error("DynamoDB state %s: %s failed: %s", self.table, action, _code(exc) or type(exc).__name__)
+        log.error(
+            "DynamoDB state %s: %s failed: %s", self.table, action, error_code(exc) or type(exc).__name__
+        )
         return StateUnavailable()
 
     def seen_or_add(self, key: str, expires_at: float) -> bool:
@@ -111,7 +106,7 @@ class DynamoDBState:
                 ExpressionAttributeValues={":now": {"N": repr(float(now))}},
             )
         except Exception as exc:
-            if _code(exc) == _CONFLICT:
+            if error_code(exc) == _CONFLICT:
                 return True
             raise self._unavailable("replay check", exc) from None
         return False
@@ -135,7 +130,7 @@ class DynamoDBState:
                 },
             )
         except Exception as exc:
-            if _code(exc) == _CONFLICT:
+            if error_code(exc) == _CONFLICT:
                 return max(ends - now, 0.001)
             raise self._unavailable("rate limit", exc) from None
         return 0.0
@@ -158,9 +153,9 @@ def create_state_table(
             BillingMode="PAY_PER_REQUEST",
         )
     except Exception as exc:
-        if _code(exc) != "ResourceInUseException":
+        if error_code(exc) != "ResourceInUseException":
             raise ConfigError(
-                f"cannot create DynamoDB table {table!r}: {_code(exc) or type(exc).__name__}"
+                f"cannot create DynamoDB table {table!r}: {error_code(exc) or type(exc).__name__}"
             ) from None
         created = False
     try:
@@ -174,6 +169,6 @@ def create_state_table(
             )
     except Exception as exc:
         raise ConfigError(
-            f"cannot set up DynamoDB table {table!r}: {_code(exc) or type(exc).__name__}"
+            f"cannot set up DynamoDB table {table!r}: {error_code(exc) or type(exc).__name__}"
         ) from None
     return created

@@ -15,7 +15,7 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from s2s.aws import aws_client, install_botocore_redaction
+from s2s.aws import aws_client, error_code, install_botocore_redaction
 from s2s.errors import ConfigError, KeyStoreError, S2SError, VersionConflict
 from s2s.keys.model import KeySet
 
@@ -26,13 +26,6 @@ __all__ = ["PENDING_STAGE", "SecretsManagerDocument", "SecretsManagerKeyStore", 
 
 PENDING_STAGE = "S2S-PENDING"
 _CURRENT = "AWSCURRENT"
-
-
-def _code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
 
 
 class SecretsManagerDocument:
@@ -75,7 +68,7 @@ class SecretsManagerDocument:
             # secret was created with, even after AWSCURRENT moved (real AWS defaults to it).
             response = client.get_secret_value(SecretId=self.secret_name, VersionStage=_CURRENT)
         except Exception as exc:
-            if _code(exc) == "ResourceNotFoundException":
+            if error_code(exc) == "ResourceNotFoundException":
                 return None, None
             raise self.error("read", exc) from None
         return response.get("SecretString"), response["VersionId"]
@@ -98,7 +91,7 @@ class SecretsManagerDocument:
         try:
             return self.client.create_secret(Name=self.secret_name, SecretString=body)["VersionId"]
         except Exception as exc:
-            if _code(exc) != "ResourceExistsException":
+            if error_code(exc) != "ResourceExistsException":
                 raise self.error("create", exc) from None
         if self._awscurrent_holder() is not None:
             raise VersionConflict(f"{self.url}: the secret was created concurrently; reload and retry")
@@ -111,7 +104,7 @@ class SecretsManagerDocument:
                 SecretId=self.secret_name, SecretString=body, VersionStages=[PENDING_STAGE]
             )["VersionId"]
         except Exception as exc:
-            if _code(exc) == "ResourceNotFoundException":
+            if error_code(exc) == "ResourceNotFoundException":
                 raise VersionConflict(f"{self.url}: the secret was deleted since it was read") from None
             raise self.error("write", exc) from None
         move: dict[str, str] = {"MoveToVersionId": new_version}
@@ -152,7 +145,7 @@ class SecretsManagerDocument:
     def error(self, action: str, exc: BaseException) -> S2SError:
         # The AWS error code is enough to act on; the message text is not echoed in case it
         # quotes a request parameter.
-        code = _code(exc) or type(exc).__name__
+        code = error_code(exc) or type(exc).__name__
         return self._error_type(f"cannot {action} the secret {self.secret_name!r}: {code}")
 
 

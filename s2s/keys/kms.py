@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from joserfc.jwk import ECKey, RSAKey
 
-from s2s.aws import aws_client, install_botocore_redaction
+from s2s.aws import aws_client, error_code, install_botocore_redaction
 from s2s.errors import ConfigError, S2SError
 from s2s.keys.model import KeySet, KeyState, SigningKey, public_jwk_of, thumbprint
 from s2s.keys.signing import LocalSigner, Signer
@@ -95,13 +95,6 @@ class SigningUnavailable(S2SError):
     error = "signing_unavailable"
 
 
-def _code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
-
-
 def _spec(alg: str) -> KmsSpec:
     try:
         return KMS_ALGS[alg]
@@ -150,7 +143,7 @@ def kms_public_jwk(client: KMSClient, key_id: str, alg: str) -> dict[str, Any]:
         response = client.get_public_key(KeyId=key_id)
     except Exception as exc:
         raise KmsError(
-            f"cannot read the public key of KMS key {key_id}: {_code(exc) or type(exc).__name__}"
+            f"cannot read the public key of KMS key {key_id}: {error_code(exc) or type(exc).__name__}"
         ) from None
     if response.get("KeyUsage") not in (None, "SIGN_VERIFY"):
         raise KmsError(f"KMS key {key_id} is not a SIGN_VERIFY key")
@@ -228,7 +221,7 @@ class KmsSigner(_Client):
             )
         except Exception as exc:
             raise SigningUnavailable(
-                f"KMS could not sign with key {key.kms_key_id}: {_code(exc) or type(exc).__name__}"
+                f"KMS could not sign with key {key.kms_key_id}: {error_code(exc) or type(exc).__name__}"
             ) from None
         signature = bytes(response["Signature"])
         if spec.coordinate_bytes:
@@ -279,7 +272,7 @@ class KmsKeyFactory(_Client):
             )["KeyMetadata"]
         except Exception as exc:
             raise KmsError(
-                f"cannot create a {spec.key_spec} KMS key: {_code(exc) or type(exc).__name__}"
+                f"cannot create a {spec.key_spec} KMS key: {error_code(exc) or type(exc).__name__}"
             ) from None
         key_id = meta["KeyId"]
         self.created.append(key_id)
@@ -288,7 +281,9 @@ class KmsKeyFactory(_Client):
         try:
             client.tag_resource(KeyId=key_id, Tags=[{"TagKey": "s2s:kid", "TagValue": kid}])
         except Exception as exc:  # the tag is a convenience for operators, not needed to sign
-            log.warning("could not tag KMS key %s with its kid: %s", key_id, _code(exc) or type(exc).__name__)
+            log.warning(
+                "could not tag KMS key %s with its kid: %s", key_id, error_code(exc) or type(exc).__name__
+            )
         log.info("created KMS key %s for %s key %s", key_id, alg, kid)
         return SigningKey(
             kid=kid, alg=alg, state=KeyState.NEXT, created_at=now, public_jwk=public, kms_key_id=key_id
@@ -304,7 +299,7 @@ class KmsKeyFactory(_Client):
             try:
                 self.client.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=self.deletion_window_days)
             except Exception as exc:
-                code = _code(exc)
+                code = error_code(exc)
                 if code in ("KMSInvalidStateException", "NotFoundException"):
                     continue
                 log.warning(
