@@ -20,9 +20,9 @@ order rotated each round) so the noise of a shared machine hits all apps alike. 
 two or more cores the servers are pinned to CPU 0 and wrk to CPU 1 (``taskset``), unless ``--no-pin``.
 A run with any non-2xx answer or socket error aborts the bench.
 
-``uvicorn`` runs as installed by s2s's dependencies (``--http h11 --loop asyncio``: no httptools or
-uvloop); ``uvicorn-std`` (``--http httptools --loop uvloop``, what ``uvicorn[standard]`` gives) is
-measured too when both are importable.
+``uvicorn-std`` (``--http httptools --loop uvloop``) is what ``s2s serve`` runs: s2s depends on
+``uvicorn[standard]``, and uvicorn picks both when importable (it is measured only then).
+``uvicorn`` is the pure-Python stack (``--http h11 --loop asyncio``), for comparison.
 
 Prints req/s per (server, app) and round, then the medians, the median per-round ratios
 ``issuer / bare`` per server (goal: >= 0.80) and the server-to-server ratios.

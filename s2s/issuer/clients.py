@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import secrets
@@ -204,7 +205,10 @@ class Client:
         object.__setattr__(self, "scopes", _strings(self.scopes, "scope", SCOPE_TOKEN))
         for name in ("roles", "permissions", "features"):
             object.__setattr__(self, name, _strings(getattr(self, name), name[:-1]))
-        if self.max_ttl is not None and (not isinstance(self.max_ttl, int | float) or self.max_ttl <= 0):
+        ttl = self.max_ttl
+        if ttl is not None and (
+            isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl < math.inf
+        ):
             raise ConfigError(f"client {self.client_id}: max_ttl must be a positive number of seconds")
         if (self.secret_hash is None) == (not self.jwks):
             raise ConfigError(f"client {self.client_id}: needs exactly one of a secret or a public JWKS")
@@ -541,7 +545,7 @@ def open_client_registry(url: str, *, clock: Clock = system_clock) -> ManagedCli
 class SecretVerifier:
     """Checks client secrets, remembering recent successes so the slow hash runs rarely.
 
-    A success is cached under HMAC(process key, client id, stored hash, secret) for ``ttl``
+    A success is cached under a MAC (keyed BLAKE2b) of (client id, stored hash, secret) for ``ttl``
     seconds: the clear secret is never kept, a changed hash (new secret) misses the cache, and the
     process key makes entries useless outside this process. Failures are never cached.
     """
@@ -558,7 +562,8 @@ class SecretVerifier:
         msg = b"\0".join(
             (client.client_id.encode(), client.secret_hash.encode(), secret.encode("utf-8", "replace"))
         )
-        return hmac.new(self._key, msg, hashlib.sha256).digest()
+        # Keyed BLAKE2b (RFC 7693) is a MAC by itself, and about twice as fast here as HMAC-SHA256.
+        return hashlib.blake2b(msg, key=self._key, digest_size=32).digest()
 
     def cached(self, client: Client, secret: str) -> bool:
         """True when this exact secret was verified for this client recently."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,7 +10,7 @@ from typing import Any
 from s2s.clock import Clock, system_clock
 from s2s.issuer.clients import Client
 from s2s.keys.model import SigningKey
-from s2s.keys.signing import Signer
+from s2s.keys.signing import Signer, b64url
 
 __all__ = ["MintedToken", "Minter"]
 
@@ -41,7 +41,7 @@ class Minter:
             "client_id": client.client_id,
             "iat": iat,
             "exp": iat + max(1, int(ttl)),
-            "jti": secrets.token_urlsafe(16),
+            "jti": b64url(os.urandom(16)),  # what secrets.token_urlsafe(16) gives, one call less
         }
         if scopes:
             claims["scope"] = " ".join(scopes)
@@ -51,11 +51,15 @@ class Minter:
                 claims[name] = list(values)
         return claims
 
+    def sign(self, key: SigningKey, claims: dict[str, Any]) -> str:
+        """The access token for ``claims`` (from :meth:`claims`): RFC 9068 header, signed by ``key``."""
+        return self._signer.sign(key, _HEADER, claims)
+
     def mint(
         self, key: SigningKey, client: Client, audience: str, scopes: Sequence[str], ttl: float
     ) -> MintedToken:
         claims = self.claims(client, audience, scopes, ttl)
-        token = self._signer.sign(key, _HEADER, claims)
+        token = self.sign(key, claims)
         return MintedToken(
             token=token,
             expires_in=claims["exp"] - claims["iat"],

@@ -33,7 +33,7 @@ from s2s.issuer.ratelimit import RateLimiter
 from s2s.issuer.settings import IssuerSettings
 from s2s.issuer.signer import issuer_signer
 from s2s.issuer.state import IssuerState, open_state
-from s2s.issuer.token import InvalidRequest, TokenEndpoint, TokenResponse
+from s2s.issuer.token import NO_STORE, InvalidRequest, TokenEndpoint, TokenResponse
 from s2s.keys.rotation import KeyFactory
 from s2s.keys.signing import Signer
 from s2s.keys.store import KeyStore, open_keystore
@@ -111,9 +111,15 @@ def _settings_key_factory(settings: IssuerSettings) -> KeyFactory | None:
     return None
 
 
+_NO_STORE_HEADERS = tuple(_encode(k, v) for k, v in NO_STORE.items())
+
+
 async def _send(send: Send, out: TokenResponse) -> None:
-    headers = [*_JSON_HEADERS, (b"content-length", str(len(out.body)).encode())]
-    headers += [_encode(k, v) for k, v in out.headers.items()]
+    headers = [*_JSON_HEADERS, (b"content-length", b"%d" % len(out.body))]
+    if out.headers is NO_STORE:  # every token issued: its headers are encoded once
+        headers += _NO_STORE_HEADERS
+    else:
+        headers += [_encode(k, v) for k, v in out.headers.items()]
     await send({"type": "http.response.start", "status": out.status, "headers": headers})
     await send({"type": "http.response.body", "body": out.body, "more_body": False})
 

@@ -93,8 +93,12 @@ def test_client_keys_must_be_usable_asymmetric_signing_keys(jwk: dict[str, objec
         {"client_id": "c", "audiences": ("a",)},
         {"client_id": "c", "audiences": ("a",), "scopes": ('bad"scope',), "secret_hash": SECRET_HASH},
         {"client_id": "c", "audiences": ("a",), "max_ttl": 0, "secret_hash": SECRET_HASH},
+        # `s2s clients add --ttl nan` got through, and the registry then held non-standard JSON.
+        {"client_id": "c", "audiences": ("a",), "max_ttl": float("nan"), "secret_hash": SECRET_HASH},
+        {"client_id": "c", "audiences": ("a",), "max_ttl": float("inf"), "secret_hash": SECRET_HASH},
+        {"client_id": "c", "audiences": ("a",), "max_ttl": True, "secret_hash": SECRET_HASH},
     ],
-    ids=["id", "no-audience", "no-credential", "scope", "ttl"],
+    ids=["id", "no-audience", "no-credential", "scope", "ttl", "ttl-nan", "ttl-inf", "ttl-bool"],
 )
 def test_client_validation(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
