@@ -6,6 +6,7 @@ private part (if held locally) never appears in ``repr``, a JWKS or ``to_public_
 
 from __future__ import annotations
 
+import base64
 import enum
 import hashlib
 import json
@@ -110,6 +111,20 @@ def _private_matches(private: Mapping[str, Any], public: Mapping[str, Any]) -> b
     return True
 
 
+def _check_key_fits_alg(kid: str, alg: str, public: Mapping[str, Any]) -> None:
+    """A stored key must be the kind of key its alg signs with: no 1024-bit RSA, no P-384 for ES256."""
+    kty, param = SIGNING_ALGS[alg]
+    if public["kty"] != kty:
+        raise ConfigError(f"key {kid!r}: a {public['kty']} key cannot sign {alg}")
+    if kty == "RSA":
+        n = str(public["n"])
+        bits = int.from_bytes(base64.urlsafe_b64decode(n + "=" * (-len(n) % 4)), "big").bit_length()
+        if bits < int(param):
+            raise ConfigError(f"key {kid!r}: RSA keys need at least {param} bits, this one has {bits}")
+    elif public.get("crv") != param:
+        raise ConfigError(f"key {kid!r}: {alg} needs curve {param}")
+
+
 @dataclass(frozen=True, slots=True)
 class SigningKey:
     kid: str
@@ -171,6 +186,7 @@ class SigningKey:
                 raise ConfigError(f"key {doc.get('kid')!r} has unsupported alg {alg!r}")
             public = public_jwk_of(doc["public_jwk"])
             kid = str(doc["kid"])
+            _check_key_fits_alg(kid, alg, public)
             if thumbprint(public) != kid:
                 raise ConfigError(f"key {kid!r}: kid is not the thumbprint of its public key")
             private = doc.get("private_jwk")

@@ -199,3 +199,27 @@ def test_jwks_holds_next_current_previous_only() -> None:
         assert entry["use"] == "sig"
         assert entry["alg"] == "ES256"
         assert public_jwk_of(entry) == dict(by_kid[entry["kid"]].public_jwk)
+
+
+def test_stored_keys_must_fit_their_alg() -> None:
+    from joserfc.jwk import ECKey, RSAKey
+
+    def record(alg: str, jwk: dict[str, object]) -> dict[str, object]:
+        public = public_jwk_of(jwk)
+        return {
+            "kid": thumbprint(public),
+            "alg": alg,
+            "state": "current",
+            "created_at": 0,
+            "public_jwk": public,
+        }
+
+    small_rsa = RSAKey.generate_key(1024, private=False).as_dict()
+    p384 = ECKey.generate_key("P-384", private=False).as_dict()
+    for alg, jwk, problem in (
+        ("RS256", small_rsa, "at least 2048"),
+        ("ES256", p384, "curve P-256"),
+        ("RS256", p384, "cannot sign"),
+    ):
+        with pytest.raises(ConfigError, match=problem):
+            SigningKey.from_document(record(alg, jwk))

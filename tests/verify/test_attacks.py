@@ -96,6 +96,11 @@ def _noncanonical_b64(c: Ctx) -> str:
     return f"{h}.{p}.{s[:-1]}{alphabet[last | 1]}"
 
 
+def _standard_alphabet(token: str) -> str:
+    # One token (ES256 signatures are random): base64url's "-" and "_" become "+" and "/".
+    return token.replace("-", "+").replace("_", "/") if ("-" in token or "_" in token) else token + "+"
+
+
 def _dup_member(c: Ctx, where: str) -> str:
     key = c.keys["es"]
     if where == "header":
@@ -222,11 +227,7 @@ ATTACKS: dict[str, A] = {
     "duplicate-header-member": lambda c: _dup_member(c, "header"),
     "duplicate-payload-member": lambda c: _dup_member(c, "payload"),
     "base64-padding": lambda c: ".".join(part + "=" * (-len(part) % 4 or 4) for part in c.good().split(".")),
-    "base64-standard-alphabet": lambda c: (
-        c.good().replace("-", "+").replace("_", "/")
-        if ("-" in c.good() or "_" in c.good())
-        else c.good() + "+"
-    ),
+    "base64-standard-alphabet": lambda c: _standard_alphabet(c.good()),
     "base64-whitespace": lambda c: c.good()[:20] + " " + c.good()[20:],
     "base64-noncanonical-bits": _noncanonical_b64,
     "jwe-five-parts": lambda c: c.good() + ".AAAA.BBBB",
