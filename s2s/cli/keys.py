@@ -130,8 +130,9 @@ class _Factories:
             self._kms.discard_unused(saved)
 
 
-def _write(store: KeyStore, change: Callable[[KeySet], KeySet], factories: _Factories) -> KeySet:
-    """``update_keyset`` plus clean-up of KMS keys that no saved keyset holds."""
+def _write(store: KeyStore, change: _Recorder, factories: _Factories) -> KeySet:
+    """``update_keyset`` plus clean-up of KMS keys: those no saved keyset holds, and those that
+    left the JWKS (retired or revoked), scheduled for deletion after the pending window."""
     try:
         saved = update_keyset(store, change)
     except BaseException:
@@ -144,6 +145,8 @@ def _write(store: KeyStore, change: Callable[[KeySet], KeySet], factories: _Fact
             factories.settle(held)
         raise
     factories.settle(saved)
+    if uses_any_kms(change.before):
+        factories.kms.schedule_deletion(factories.kms.unpublished(change.before, saved))
     return saved
 
 
@@ -274,7 +277,7 @@ def init_command(store: str, as_json: bool, alg: str | None, signer: str | None)
             )
         return ensure_keys(keyset, now, policy, factories.for_keyset(keyset))
 
-    keyset = _write(ks, create, factories)
+    keyset = _write(ks, _Recorder(create), factories)
 
     def human() -> None:
         click.echo(f"initialised {ks.url} with {alg_for(keyset, policy)} keys")

@@ -195,6 +195,18 @@ class KeyManager:
             if isinstance(factory, KmsKeyFactory) and factory.created:
                 factory.discard_unused(saved)
 
+    def _schedule_unpublished(self, before: KeySet, after: KeySet) -> None:
+        """KMS keys that left the JWKS in a save of ours are scheduled for deletion (pending window)."""
+        if not any(k.kms_key_id for k in before):
+            return
+        factory = self._key_factory if isinstance(self._key_factory, KmsKeyFactory) else None
+        if factory is None:
+            if self._kms_factory is None:
+                self._kms_factory = KmsKeyFactory(deletion_window_days=self._kms_window)
+            factory = self._kms_factory
+        # A failure is logged by the factory; `s2s keys prune` schedules it again later.
+        factory.schedule_deletion(factory.unpublished(before, after))
+
     def refresh(self) -> bool:
         """Load (and maybe rotate and save) the keyset. On failure keep the last keys; return False."""
         with self._refresh_lock:
@@ -205,6 +217,7 @@ class KeyManager:
                 if changed is not keyset and changed != keyset:
                     try:
                         version = self.store.save(changed, version)
+                        self._schedule_unpublished(keyset, changed)
                         keyset = changed
                     except VersionConflict:
                         # Another writer got there first: its keyset is as good as ours.

@@ -9,10 +9,10 @@
   ``next`` key ahead of time as a new KMS key (``ECC_NIST_P256`` -> ES256, ``RSA_2048`` -> RS256).
   The keyset records the KMS key id and the public JWK only.
 * Deletion: a KMS key is scheduled for deletion (``ScheduleKeyDeletion`` with a 7-30 day pending
-  window, never at once) when :func:`~s2s.keys.rotation.prune` has dropped its record from the keyset,
-  i.e. ``retention`` after the key retired. By then no token it signed can still be valid: a key
-  retires only once every token it may have signed has expired, and the pending window gives an
-  operator days more to cancel. Keys the factory created for a keyset that then lost a
+  window, never at once) as soon as a save of the keyset takes it out of the JWKS: when it retires
+  (every token it may have signed has expired) or is revoked. The issuer's schedule and the CLI both
+  do it; ``s2s keys prune`` schedules again whatever an earlier attempt failed to. The pending window
+  gives an operator days to cancel. Keys the factory created for a keyset that then lost a
   compare-and-swap race (never published, never used) are scheduled the same way.
 * Cost: every token is one ``Sign`` request. AWS meters asymmetric ``Sign`` calls against a
   per-account, per-region request quota (see Service Quotas), which bounds the issuance rate of
@@ -309,6 +309,15 @@ class KmsKeyFactory(_Client):
                 continue
             log.info("KMS key %s scheduled for deletion in %d days", key_id, self.deletion_window_days)
         return failed
+
+    def unpublished(self, before: KeySet, after: KeySet) -> list[str]:
+        """KMS key ids published in ``before`` and retired, revoked or gone in ``after``.
+
+        Their tokens have expired (retired) or must not verify any more (revoked), so the keys are
+        scheduled for deletion when they leave the JWKS; the pending window is the safety net.
+        """
+        still = {k.kms_key_id for k in after if k.kms_key_id and k.published}
+        return [k.kms_key_id for k in before if k.kms_key_id and k.published and k.kms_key_id not in still]
 
     def dropped(self, before: KeySet, after: KeySet) -> list[str]:
         """KMS key ids recorded in ``before`` and no longer in ``after`` (e.g. pruned)."""

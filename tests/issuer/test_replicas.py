@@ -365,3 +365,25 @@ def test_signer_setting_aws_kms_creates_the_first_keys_in_kms(
         assert all(k.kms_key_id and k.private_jwk is None for k in store.keyset)
         token = tc.post("/oauth2/token", data=form, headers=headers).json()["access_token"]
         verify(token, tc.get("/.well-known/jwks.json").json())
+
+
+def test_the_schedule_retires_a_kms_key_and_schedules_its_deletion(aws: None, clock: FakeClock) -> None:
+    policy = RotationPolicy(poll_interval=POLL, rotate_every=3 * 3600)
+    kms = boto3.client("kms")
+    store = MemoryKeyStore()
+    update_keyset(store, lambda ks: ensure_keys(ks, clock.now(), policy, KmsKeyFactory(kms)))
+    first = store.keyset.current
+    assert first is not None and first.kms_key_id
+    manager = KeyManager(store, policy, clock=clock, kms_deletion_window_days=7)
+    manager.refresh()
+    clock.advance(policy.rotate_every)
+    manager.refresh()  # first -> previous: still published, its KMS key still enabled
+    assert manager.keyset.get(first.kid).state.value == "previous"
+    assert kms.describe_key(KeyId=first.kms_key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+    clock.advance(policy.previous_keep)
+    manager.refresh()  # first retires: out of the JWKS, its KMS key pending deletion
+    assert manager.keyset.get(first.kid).state.value == "retired"
+    meta = kms.describe_key(KeyId=first.kms_key_id)["KeyMetadata"]
+    assert meta["KeyState"] == "PendingDeletion"
+    for key in manager.keyset.published:
+        assert kms.describe_key(KeyId=key.kms_key_id)["KeyMetadata"]["KeyState"] == "Enabled"

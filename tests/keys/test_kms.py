@@ -368,3 +368,27 @@ def test_cli_init_takes_the_signer_from_s2s_signer(cli: Cli, monkeypatch: pytest
     monkeypatch.setenv("S2S_SIGNER", "aws-kms")
     assert cli("keys", "init").exit_code == 0
     assert all(k.kms_key_id and k.private_jwk is None for k in cli.keyset())
+
+
+def test_keys_leaving_the_jwks_are_scheduled_for_deletion_at_once(cli: Cli, kms: Any) -> None:
+    """Issue 5: a retired (or revoked) KMS key is scheduled for deletion with a pending window."""
+    policy = RotationPolicy.from_env()
+    assert cli("keys", "init", "--signer", "aws-kms").exit_code == 0
+    first = cli.keyset().current
+    assert first is not None and first.kms_key_id
+    cli.clock.advance(policy.publish_lead)
+    assert cli("keys", "rotate").exit_code == 0  # first -> previous: still published, still usable
+    assert kms.describe_key(KeyId=first.kms_key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+    cli.clock.advance(policy.previous_keep + policy.publish_lead)
+    assert cli("keys", "rotate").exit_code == 0  # first retires here
+    assert cli.keyset().get(first.kid).state is KeyState.RETIRED
+    meta = kms.describe_key(KeyId=first.kms_key_id)["KeyMetadata"]
+    assert meta["KeyState"] == "PendingDeletion"
+    # revoking the signer takes its KMS key the same way
+    current = cli.keyset().current
+    assert current is not None and current.kms_key_id
+    assert cli("keys", "revoke", current.kid).exit_code == 0
+    assert kms.describe_key(KeyId=current.kms_key_id)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    # the signing keys are untouched
+    for key in cli.keyset().in_state(KeyState.CURRENT, KeyState.NEXT):
+        assert kms.describe_key(KeyId=key.kms_key_id)["KeyMetadata"]["KeyState"] == "Enabled"
