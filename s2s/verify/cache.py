@@ -77,10 +77,14 @@ class VerifiedTokenCache:
     ) -> None:
         if self._max == 0:
             return
-        with self._lock:
-            self._entries[token] = CacheEntry(principal, valid_until, source, kid, key, tag)
-            if len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+        entries = self._entries
+        # Each OrderedDict operation is atomic; the lock only keeps two threads from both
+        # evicting for one insertion, so an insertion below the bound takes no lock.
+        entries[token] = CacheEntry(principal, valid_until, source, kid, key, tag)
+        if len(entries) > self._max:
+            with self._lock, contextlib.suppress(KeyError):  # emptied meanwhile by get()
+                while len(entries) > self._max:
+                    entries.popitem(last=False)
 
     def clear(self) -> None:
         self._entries.clear()

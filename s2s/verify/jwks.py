@@ -27,6 +27,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from s2s.clock import Clock, system_clock
+from s2s.clock import Clock, SystemClock, system_clock
 from s2s.errors import ConfigError
 from s2s.verify.algorithms import AlgorithmPolicy, KeyRejected, VerifyKey, load_jwk
 from s2s.verify.config import VerifierConfig, check_fetch_url
@@ -135,6 +136,8 @@ class _SourceState:
         self.config = config
         self.issuer = config.issuer
         self._clock = clock
+        # The system clock is read directly on the per-token path (no Python frame in between).
+        self._monotonic = time.monotonic if type(clock) is SystemClock else clock.monotonic
         self._jwks_uri = config.jwks_uri
         self._snapshot: KeySnapshot | None = None
         self._unknown: set[str] = set()
@@ -147,7 +150,7 @@ class _SourceState:
     def fresh_key(self, kid: str) -> VerifyKey | None:
         """The key, if the current key set is within its TTL and has it: the no-I/O fast path."""
         snap = self._snapshot
-        if snap is not None and self._clock.monotonic() < snap.expires_at:
+        if snap is not None and self._monotonic() < snap.expires_at:
             return snap.keys.get(kid)
         return None
 

@@ -22,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from s2s.clock import Clock, system_clock
+from s2s.clock import Clock, SystemClock, system_clock
 from s2s.errors import ConfigError
 from s2s.verify.algorithms import VerifyKey
 from s2s.verify.cache import VerifiedTokenCache
@@ -44,7 +45,7 @@ from s2s.verify.compact import (
 from s2s.verify.config import TENANT_PLACEHOLDER, VerifierConfig
 from s2s.verify.errors import InvalidToken
 from s2s.verify.jwks import AsyncJWKSSource, SyncJWKSSource
-from s2s.verify.principal import Principal
+from s2s.verify.principal import Principal, from_verified_claims
 
 __all__ = ["SyncTokenVerifier", "TokenVerifier"]
 
@@ -60,6 +61,10 @@ class _Issuer:
     claims: ClaimsPolicy
     token_types: frozenset[str]
     header_params: frozenset[str]
+    # False when parse_compact's check (against every issuer's extra parameters) is already
+    # this issuer's own check: only one issuer, or all issuers allowing the same parameters.
+    check_header: bool = True
+    revocation: Any = None
     prefix: str = ""
     suffix: str = ""
 
@@ -88,6 +93,8 @@ class _Core:
         self, configs: list[VerifierConfig], sources: list[Any], clock: Clock, cache_size: int
     ) -> None:
         self._clock = clock
+        # The system clock is read directly on the per-token path (no Python frame in between).
+        self._now = time.time if type(clock) is SystemClock else clock.now
         self._cache = VerifiedTokenCache(clock, cache_size)
         self._exact: dict[str, _Issuer] = {}
         self._templates: list[_Issuer] = []
@@ -109,6 +116,10 @@ class _Core:
                 self._exact[config.issuer] = issuer
             self._issuers.append(issuer)
         self._extra_params = frozenset(extra)
+        allowed = BASE_HEADER_PARAMS.union(extra)
+        for issuer in self._issuers:
+            issuer.check_header = issuer.header_params != allowed
+            issuer.revocation = issuer.config.revocation_check
         self._limits = TokenLimits(
             max_token=max(c.limits.max_token for c in configs),
             max_header=max(c.limits.max_header for c in configs),
@@ -148,7 +159,7 @@ class _Core:
                         break
             if issuer is None:
                 raise InvalidToken("untrusted issuer")
-        if not issuer.header_params.issuperset(parsed.header):
+        if issuer.check_header and not issuer.header_params.issuperset(parsed.header):
             raise InvalidToken("unsupported token header")
         typ = parsed.typ or ""
         if id_token:
@@ -157,13 +168,6 @@ class _Core:
         elif typ not in issuer.token_types:
             raise InvalidToken("wrong token type")
         return parsed, issuer, claims, tenant
-
-    def _finish(
-        self, parsed: ParsedToken, issuer: _Issuer, claims: dict[str, Any], tenant: str | None, key: Any
-    ) -> tuple[Principal, float]:
-        check_signature(parsed, key)
-        valid_until = issuer.claims.check(claims, self._clock.now(), tenant)
-        return Principal.from_claims(claims), valid_until
 
     def _finish_id_token(
         self,
@@ -180,7 +184,7 @@ class _Core:
         policy = ClaimsPolicy(issuer.config, id_token=True, audiences=(client_id,) if client_id else None)
         policy.check(claims, self._clock.now(), tenant)
         policy.check_id_token(claims, nonce)
-        return Principal.from_claims(claims)
+        return from_verified_claims(claims)
 
     def describe(self) -> list[dict[str, Any]]:
         out = []
@@ -272,14 +276,18 @@ class TokenVerifier:
                 if core._revocation:
                     await self._revoked(entry.source, entry.principal)  # type: ignore[arg-type]
                 return entry.principal
+            # The cold path in one frame (each call saved counts on the per-token path).
             parsed, issuer, claims, tenant = core._parse(token)
-            key = issuer.source.fresh_key(parsed.kid)
+            kid = parsed.kid
+            key = issuer.source.fresh_key(kid)
             if key is None:
-                key = await issuer.source.get_key(parsed.kid)
-            principal, valid_until = core._finish(parsed, issuer, claims, tenant, key)
-            if issuer.config.revocation_check is not None:
+                key = await issuer.source.get_key(kid)
+            check_signature(parsed, key)
+            valid_until = issuer.claims.check(claims, core._now(), tenant)
+            principal = from_verified_claims(claims)
+            if issuer.revocation is not None:
                 await self._revoked(issuer, principal)
-            core._cache.put(token, principal, valid_until, source=issuer, kid=parsed.kid, key=key)
+            core._cache.put(token, principal, valid_until, source=issuer, kid=kid, key=key)
             return principal
         except InvalidToken as exc:
             reason = exc.description
@@ -377,12 +385,16 @@ class SyncTokenVerifier:
                 if core._revocation:
                     self._revoked(entry.source, entry.principal)  # type: ignore[arg-type]
                 return entry.principal
+            # The cold path in one frame (each call saved counts on the per-token path).
             parsed, issuer, claims, tenant = core._parse(token)
-            key = issuer.source.get_key(parsed.kid)
-            principal, valid_until = core._finish(parsed, issuer, claims, tenant, key)
-            if issuer.config.revocation_check is not None:
+            kid = parsed.kid
+            key = issuer.source.get_key(kid)
+            check_signature(parsed, key)
+            valid_until = issuer.claims.check(claims, core._now(), tenant)
+            principal = from_verified_claims(claims)
+            if issuer.revocation is not None:
                 self._revoked(issuer, principal)
-            core._cache.put(token, principal, valid_until, source=issuer, kid=parsed.kid, key=key)
+            core._cache.put(token, principal, valid_until, source=issuer, kid=kid, key=key)
             return principal
         except InvalidToken as exc:
             reason = exc.description

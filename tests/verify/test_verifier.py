@@ -134,3 +134,41 @@ def test_unconfigured_issuer_refused_before_any_fetch(
     with pytest.raises(InvalidToken, match="untrusted issuer"):
         asyncio.run(verifier.verify(mint(iss="https://evil.test")))
     assert server.total == 0
+
+
+def test_principal_from_claims_is_the_constructor_result_and_frozen() -> None:
+    import dataclasses
+    from types import MappingProxyType
+
+    from s2s.verify import Principal
+
+    claims = {
+        "sub": "svc",
+        "iss": "https://i",
+        "aud": ["a", "b"],
+        "exp": 5,
+        "scope": "x y",
+        "client_id": "c",
+        "roles": ["r"],
+        "tid": "t",
+        "jti": "j",
+        "permissions": "p",
+    }
+    built = Principal.from_claims(claims)
+    expected = Principal(
+        subject="svc",
+        issuer="https://i",
+        audience=("a", "b"),
+        expires_at=5.0,
+        client_id="c",
+        scopes=frozenset({"x", "y"}),
+        roles=frozenset({"r"}),
+        permissions=frozenset({"p"}),
+        tenant_id="t",
+        token_id="j",
+        claims=MappingProxyType(dict(claims)),
+    )
+    assert built == expected and type(built) is Principal
+    assert dict(built.claims) == claims
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.subject = "other"  # type: ignore[misc]
