@@ -8,6 +8,7 @@ authentication middleware) is refused as unauthenticated: guards fail closed.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
 from litestar.exceptions import WebSocketException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Scope
 
 from s2s.errors import ConfigError
 from s2s.litestar.middleware import WS_FORBIDDEN, WS_UNAUTHENTICATED
@@ -23,6 +25,8 @@ from s2s.verify.principal import Principal
 
 __all__ = [
     "Guard",
+    "HttpCheck",
+    "http_check",
     "principal_of",
     "requires_features",
     "requires_permissions",
@@ -31,6 +35,19 @@ __all__ = [
 ]
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
+# The same check over an HTTP scope, raising the guard's exception: the plugin runs it in its
+# middleware instead of Litestar's guard call, which copies the route handler on every call.
+HttpCheck = Callable[[Scope], None]
+
+_HTTP_CHECKS: weakref.WeakKeyDictionary[Callable[..., Any], HttpCheck] = weakref.WeakKeyDictionary()
+
+
+def http_check(guard: Callable[..., Any]) -> HttpCheck | None:
+    """The HTTP-scope form of a guard made by this module; None for any other guard."""
+    try:
+        return _HTTP_CHECKS.get(guard)
+    except TypeError:  # not weak-referenceable, so not ours
+        return None
 
 
 def _raise(connection: ASGIConnection[Any, Any, Any, Any], exc: VerificationError, code: int) -> None:
@@ -62,21 +79,35 @@ def _guard(kind: str, attribute: str, values: tuple[str, ...], *, scope_param: b
     required = _names(kind, values)
     label = kind[:-1]
 
+    def refusal(user: object) -> VerificationError | None:
+        if not isinstance(user, Principal):
+            return MissingToken("this route requires a bearer token")
+        held: frozenset[str] = getattr(user, attribute)
+        missing = [v for v in required if v not in held]
+        if not missing:
+            return None
+        noun = label if len(missing) == 1 else kind
+        return InsufficientScope(
+            f"the token lacks the required {noun}: {' '.join(missing)}",
+            # RFC 6750 §3: the scope the resource needs. Roles and the rest are not OAuth
+            # scopes, so they go in the description only.
+            scope=" ".join(required) if scope_param else "",
+        )
+
     # async although it never awaits: Litestar runs a sync guard in a worker thread (~0.1 ms).
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        held: frozenset[str] = getattr(principal_of(connection), attribute)
-        missing = [v for v in required if v not in held]
-        if missing:
-            noun = label if len(missing) == 1 else kind
-            exc = InsufficientScope(
-                f"the token lacks the required {noun}: {' '.join(missing)}",
-                # RFC 6750 §3: the scope the resource needs. Roles and the rest are not OAuth
-                # scopes, so they go in the description only.
-                scope=" ".join(required) if scope_param else "",
-            )
-            _raise(connection, exc, WS_FORBIDDEN)
+        exc = refusal(connection.scope.get("user"))
+        if exc is not None:
+            code = WS_UNAUTHENTICATED if isinstance(exc, MissingToken) else WS_FORBIDDEN
+            _raise(connection, exc, code)
+
+    def check(scope: Scope) -> None:
+        exc = refusal(scope.get("user"))
+        if exc is not None:
+            raise exc
 
     guard.__name__ = guard.__qualname__ = f"requires_{kind}({', '.join(map(repr, required))})"
+    _HTTP_CHECKS[guard] = check
     return guard
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 from litestar.enums import ScopeType
@@ -175,6 +175,24 @@ class S2SAuthMiddleware(ASGIMiddleware):
         self.exclude_opt_key = self._opt_key = exclude_opt_key
         self._exclude = compile_exclude(exclude)
         self._max_header_bytes = max_header_bytes
+        self._last_bearer: tuple[bytes | None, str] = (None, "")
+        # Route handler -> its guards' checks, run here instead of by Litestar (see add_http_checks).
+        self._http_checks: dict[Any, tuple[Callable[[Scope], None], ...]] = {}
+
+    def add_http_checks(self, handler: Any, checks: Sequence[Callable[[Scope], None]]) -> None:
+        """Run ``checks`` (in order) on every HTTP request to ``handler``, just before the route.
+
+        Each raises its refusal, which Litestar's exception handling answers exactly as if the
+        guard had raised it. The caller removes the matching guards from Litestar's list, and
+        does so only where nothing else sits between this middleware and the route.
+        """
+        self._http_checks[handler] = tuple(checks)
+
+    def _run_http_checks(self, scope: Scope) -> None:
+        checks = self._http_checks.get(scope.get("route_handler"))
+        if checks:
+            for check in checks:
+                check(scope)
 
     def __call__(self, app: ASGIApp) -> ASGIApp:
         # Replaces ASGIMiddleware's generic wrapper (path-pattern search, deprecation checks): this
@@ -189,6 +207,8 @@ class S2SAuthMiddleware(ASGIMiddleware):
                 if handler is None or not handler.opt.get(opt_key):
                     await handle(scope, receive, send, app)
                     return
+                if self._http_checks and scope["type"] == ScopeType.HTTP:
+                    self._run_http_checks(scope)  # excluded, yet guarded: fails closed
             await app(scope, receive, send)
 
         return middleware
@@ -203,11 +223,21 @@ class S2SAuthMiddleware(ASGIMiddleware):
         if header is not None and len(header) > self._max_header_bytes:
             # Checked on the raw bytes too, before anything is decoded.
             raise InvalidRequest("the Authorization header is too large")
-        return extract_bearer(
+        query_string = scope.get("query_string", b"")
+        # extract_bearer is a pure function of (header, query string): a caller reusing its token
+        # sends the same header, so the last accepted parse is reused (one entry, one tuple so a
+        # reader never pairs one header with another's token).
+        memo = self._last_bearer
+        if not query_string and header is not None and header == memo[0]:
+            return memo[1]
+        token = extract_bearer(
             None if header is None else header.decode("latin-1"),
-            query_string=scope.get("query_string", b""),
+            query_string=query_string,
             max_header_bytes=self._max_header_bytes,
         )
+        if not query_string and header is not None:
+            self._last_bearer = (header, token)
+        return token
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         exclude = self._exclude
@@ -217,6 +247,8 @@ class S2SAuthMiddleware(ASGIMiddleware):
                 gate = _WebSocketGate(receive, send)
                 await next_app(scope, gate.receive, gate.send)
             else:
+                if self._http_checks:
+                    self._run_http_checks(scope)
                 await next_app(scope, receive, send)
             return
         token: str | None = None
@@ -238,6 +270,8 @@ class S2SAuthMiddleware(ASGIMiddleware):
             gate = _WebSocketGate(receive, send)
             await next_app(scope, gate.receive, gate.send)
         else:
+            if self._http_checks:
+                self._run_http_checks(scope)
             await next_app(scope, receive, send)
 
     async def _refuse(
