@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +15,7 @@ from joserfc.jwk import ECKey
 
 from s2s.cli import main
 from s2s.cli.serve import DEMO_AUDIENCE
-from tests.support import free_port
+from tests.support import free_port, running_issuer
 
 
 @pytest.fixture
@@ -100,37 +97,14 @@ def test_serve_demo_reports_existing_client_without_secret(
 @pytest.fixture
 def live_issuer(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """``s2s serve --demo`` as a real process on 127.0.0.1; yields (issuer URL, demo secret)."""
-    port = free_port()
     env = {
         **os.environ,
-        "PYTHONUNBUFFERED": "1",
         "S2S_KEYSTORE": f"file://{tmp_path / 'keys'}",
         "S2S_CLIENTS": f"file://{tmp_path / 'keys' / 'clients.json'}",
     }
-    env.pop("S2S_ISSUER", None)
-    log = tmp_path / "serve.log"
-    s2s = Path(sys.executable).parent / "s2s"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(s2s), "serve", "--demo", "--port", str(port)], cwd=tmp_path, env=env, stdout=out, stderr=out
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/ready", timeout=1, trust_env=False).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        line = next(x for x in log.read_text().splitlines() if "client_secret=" in x)
-        yield url, line.split("client_secret=", 1)[1].split()[0]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+    with running_issuer(env, tmp_path, "--demo") as issuer:
+        line = next(x for x in issuer.log.read_text().splitlines() if "client_secret=" in x)
+        yield issuer.url, line.split("client_secret=", 1)[1].split()[0]
 
 
 def test_token_command_against_a_live_server(live_issuer: tuple[str, str]) -> None:

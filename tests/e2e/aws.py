@@ -10,23 +10,20 @@ Import the fixtures into a test module (``from tests.e2e.aws import moto, aws``)
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
-import httpx
 import pytest
 
-from tests.e2e.conftest import FAST_ROTATION_ENV, s2s_executable
-from tests.support import free_port
+from tests.e2e.conftest import FAST_ROTATION_ENV, S2SCli
+from tests.support import free_port, stop_process, wait_until_ready
 
 __all__ = [
     "AwsDeployment",
@@ -52,37 +49,6 @@ _SCRUBBED = (
     "S2S_SIGNER",
     "S2S_STATE",
 )
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate, wait, and kill if it does not stop in 10 s."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
-def _tail(log: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def wait_until_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
-    """Poll ``url`` until it answers 200; fail with the process's log if it exits or times out."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1, trust_env=False).status_code == 200:
-                return
-        assert proc.poll() is None, f"{proc.args!r} exited with {proc.returncode}:\n{_tail(log)}"
-        assert time.monotonic() < deadline, f"{url} not ready in {timeout}s:\n{_tail(log)}"
-        time.sleep(0.05)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,16 +79,14 @@ def moto(tmp_path: Path) -> Iterator[MotoServer]:
 
 
 @dataclass(frozen=True, slots=True)
-class AwsDeployment:
+class AwsDeployment(S2SCli):
     """An s2s deployment whose key store and client registry are secrets in the moto server.
 
     ``env`` is the whole environment for every process of the deployment (CLI, issuers); names are
     unique per test, so nothing depends on what another test left in a server.
     """
 
-    root: Path
     moto_url: str
-    env: dict[str, str]
     prefix: str
 
     @property
@@ -138,29 +102,6 @@ class AwsDeployment:
         return boto3.session.Session(
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
         ).client(service, endpoint_url=self.moto_url)  # type: ignore[call-overload]
-
-    def cli(
-        self, *args: str, timeout: float = 60, extra_env: Mapping[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        """Run the real ``s2s`` executable (a separate process) against this deployment."""
-        return subprocess.run(
-            [str(s2s_executable()), *args],
-            cwd=self.root,
-            env={**self.env, **(extra_env or {})},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def cli_json(self, *args: str) -> Any:
-        result = self.cli(*args, "--json")
-        assert result.returncode == 0, f"s2s {' '.join(args)} failed: {result.stderr.strip()}"
-        return json.loads(result.stdout)
-
-    def store_keys(self) -> dict[str, dict[str, Any]]:
-        """kid -> public record of every key in the store, as ``s2s keys list --json`` reports it."""
-        return {key["kid"]: key for key in self.cli_json("keys", "list")["keys"]}
 
 
 @pytest.fixture
@@ -183,7 +124,7 @@ def aws(moto: MotoServer, tmp_path: Path) -> AwsDeployment:
             "S2S_CLIENTS": f"aws-sm://{prefix}/clients?reload=1",
         }
     )
-    return AwsDeployment(tmp_path, moto.url, env, prefix)
+    return AwsDeployment(tmp_path, env, moto.url, prefix)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,22 +6,20 @@ Timings are shortened so rotations complete in seconds; they still satisfy the p
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 
-from tests.support import free_port
+from tests.support import RunningIssuer, running_issuer, s2s_executable
+
+__all__ = ["RunningIssuer", "running_issuer", "s2s_executable"]  # also imported by other suites
 
 __all__ = [
     "AUDIENCE",
@@ -60,114 +58,21 @@ FAST_ROTATION_ENV = {
 }
 
 
-def s2s_executable() -> Path:
-    return Path(sys.executable).parent / "s2s"
-
-
-def _log_tail(log: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no server log)"
-
-
 @dataclass(frozen=True, slots=True)
-class RunningIssuer:
-    """A live ``s2s serve`` process."""
-
-    url: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def jwks_uri(self) -> str:
-        return f"{self.url}/.well-known/jwks.json"
-
-    @property
-    def token_endpoint(self) -> str:
-        return f"{self.url}/oauth2/token"
-
-    def log_tail(self) -> str:
-        return _log_tail(self.log)
-
-    def jwks_kids(self) -> list[str]:
-        response = httpx.get(self.jwks_uri, timeout=5, trust_env=False)
-        response.raise_for_status()
-        return [key["kid"] for key in response.json()["keys"]]
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def running_issuer(
-    env: dict[str, str],
-    workdir: Path,
-    *args: str,
-    startup_timeout: float = 30,
-    issuer_url: str | None = None,
-) -> Iterator[RunningIssuer]:
-    """Run ``s2s serve ARGS`` on a free port of 127.0.0.1 until /ready answers 200; stop it on exit.
-
-    ``env`` is the whole environment of the server (S2S_* settings included); output goes to
-    ``workdir/serve-PORT.log``. The server is terminated, and killed if it does not stop in 10 s.
-    ``issuer_url`` sets ``S2S_ISSUER`` (replicas share one public URL); by default the issuer URL
-    follows the port: http://127.0.0.1:PORT.
-    """
-    port = free_port()
-    log = workdir / f"serve-{port}.log"
-    env = {**env, "PYTHONUNBUFFERED": "1"}
-    env.pop("S2S_ISSUER", None)
-    if issuer_url is not None:
-        env["S2S_ISSUER"] = issuer_url
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(s2s_executable()), "serve", "--host", "127.0.0.1", "--port", str(port), *args],
-            cwd=workdir,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    issuer = RunningIssuer(f"http://127.0.0.1:{port}", proc, log)
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{issuer.url}/ready", timeout=1, trust_env=False).status_code == 200:
-                    break
-            assert proc.poll() is None, f"s2s serve exited with {proc.returncode}:\n{issuer.log_tail()}"
-            assert time.monotonic() < deadline, (
-                f"s2s serve not ready in {startup_timeout}s:\n{issuer.log_tail()}"
-            )
-            time.sleep(0.05)
-        yield issuer
-    finally:
-        _stop(proc)
-
-
-@dataclass(frozen=True, slots=True)
-class Deployment:
-    """A temporary key store and client registry, and the environment that points at them."""
+class S2SCli:
+    """A deployment's directory and environment, and the real ``s2s`` command run against it."""
 
     root: Path
     env: dict[str, str]
-    client_id: str
-    client_secret: str
 
-    def cli(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        """Run the real ``s2s`` executable against this deployment's store (a separate process)."""
+    def cli(
+        self, *args: str, timeout: float = 60, extra_env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real ``s2s`` executable (a separate process) against this deployment."""
         return subprocess.run(
             [str(s2s_executable()), *args],
             cwd=self.root,
-            env=self.env,
+            env={**self.env, **(extra_env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -180,8 +85,16 @@ class Deployment:
         return json.loads(result.stdout)
 
     def store_keys(self) -> dict[str, dict[str, Any]]:
-        """kid -> public record of every key in the store, as `s2s keys list --json` reports it."""
+        """kid -> public record of every key in the store, as ``s2s keys list --json`` reports it."""
         return {key["kid"]: key for key in self.cli_json("keys", "list")["keys"]}
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment(S2SCli):
+    """A temporary key store and client registry, and the environment that points at them."""
+
+    client_id: str
+    client_secret: str
 
 
 @pytest.fixture

@@ -91,7 +91,7 @@ def replicas(request: pytest.FixtureRequest, aws: AwsDeployment) -> Iterator[Rep
     signer: str = request.param
     table = f"{aws.prefix}-state"
     env = {**aws.env, **TIMING_ENV, "S2S_STATE": f"dynamodb://{table}", "S2S_SIGNER": signer}
-    deployment = AwsDeployment(aws.root, aws.moto_url, env, aws.prefix)
+    deployment = AwsDeployment(aws.root, env, aws.moto_url, aws.prefix)
     pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
