@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -116,3 +118,42 @@ def running_issuer(
         yield issuer
     finally:
         stop_process(proc)
+
+
+class BoundedLoad(abc.ABC):
+    """Worker threads for a load test that stops by itself: when told, after ``max_requests``
+    requests, or after ``max_seconds``. Subclasses send one request per :meth:`_claim`."""
+
+    def __init__(self, threads: int, max_requests: int, max_seconds: float) -> None:
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._sent = 0
+        self._max_requests = max_requests
+        self._max_seconds = max_seconds
+        self._deadline = 0.0
+        self._threads = [threading.Thread(target=self._worker, daemon=True) for _ in range(threads)]
+
+    def start(self) -> None:
+        self._deadline = time.monotonic() + self._max_seconds
+        for thread in self._threads:
+            thread.start()
+
+    def join(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        assert not any(t.is_alive() for t in self._threads), "load threads did not stop"
+
+    def running(self) -> bool:
+        return not self._stop.is_set() and all(t.is_alive() for t in self._threads)
+
+    def _claim(self) -> int | None:
+        """The number of the next request, or None when the load is over."""
+        with self._lock:
+            if self._stop.is_set() or self._sent >= self._max_requests or time.monotonic() >= self._deadline:
+                return None
+            self._sent += 1
+            return self._sent
+
+    @abc.abstractmethod
+    def _worker(self) -> None: ...

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -40,6 +39,7 @@ from tests.e2e.aws import (  # noqa: F401 - aws, moto: fixtures
     running_resource_service,
 )
 from tests.e2e.conftest import AUDIENCE, CLIENT_ID, SCOPE, RunningIssuer, running_issuer
+from tests.support import BoundedLoad
 
 __all__: list[str] = []
 
@@ -170,7 +170,7 @@ class Outcome:
     error: str | None  # None: issued, verified by PyJWT, and accepted (200) by the resource service
 
 
-class Load:
+class Load(BoundedLoad):
     """Threads that take turns between the replicas: fetch a token, verify it with PyJWT, call
     ``GET /orders`` with it. Stops when told, after ``MAX_REQUESTS`` or ``MAX_LOAD_SECONDS``."""
 
@@ -181,23 +181,11 @@ class Load:
         self._keys = jwt.PyJWKClient(
             replicas.a.jwks_uri, lifespan=JWKS_MAX_AGE, cooldown_duration=REFETCH_COOLDOWN
         )
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._sent = 0
-        self._deadline = 0.0
         self.outcomes: list[Outcome] = []
-        self._threads = [threading.Thread(target=self._worker, daemon=True) for _ in range(LOAD_THREADS)]
-
-    def start(self) -> None:
-        self._deadline = time.monotonic() + MAX_LOAD_SECONDS
-        for thread in self._threads:
-            thread.start()
+        super().__init__(LOAD_THREADS, MAX_REQUESTS, MAX_LOAD_SECONDS)
 
     def stop(self) -> list[Outcome]:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
-        assert not any(t.is_alive() for t in self._threads), "load threads did not stop"
+        self.join()
         return list(self.outcomes)
 
     def count(self, replica: str, kid: str) -> int:
@@ -212,20 +200,13 @@ class Load:
         """Until both replicas have signed a few verified tokens with ``kid``; returns the seconds."""
         began = time.monotonic()
         while any(self.count(name, kid) < TOKENS_PER_KEY_AND_REPLICA for name in ("A", "B")):
-            assert not self._stop.is_set() and all(t.is_alive() for t in self._threads), "load ended early"
+            assert self.running(), "load ended early"
             assert time.monotonic() - began < timeout, (
                 f"replicas not signing with {kid} {timeout:.1f}s after the rotation "
                 f"(A: {self.count('A', kid)}, B: {self.count('B', kid)}); errors: {self.errors()[:3]}"
             )
             time.sleep(0.02)
         return time.monotonic() - began
-
-    def _claim(self) -> int | None:
-        with self._lock:
-            if self._stop.is_set() or self._sent >= MAX_REQUESTS or time.monotonic() >= self._deadline:
-                return None
-            self._sent += 1
-            return self._sent
 
     def _record(self, outcome: Outcome) -> None:
         with self._lock:

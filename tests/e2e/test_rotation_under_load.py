@@ -8,7 +8,6 @@ an unknown kid.
 from __future__ import annotations
 
 import bisect
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from tests.e2e.conftest import (
     Deployment,
     RunningIssuer,
 )
+from tests.support import BoundedLoad
 
 __all__: list[str] = []
 
@@ -72,7 +72,7 @@ class Outcome:
     error: str | None  # None: the token was issued and verified
 
 
-class TokenLoad:
+class TokenLoad(BoundedLoad):
     """Threads that fetch tokens over HTTP and verify each one until stopped, ``MAX_REQUESTS``
     have been sent or ``MAX_LOAD_SECONDS`` have passed."""
 
@@ -83,24 +83,12 @@ class TokenLoad:
         self._deployment = deployment
         self._verify = verify
         self._keys = keys
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._sent = 0
-        self._deadline = 0.0
         self.outcomes: list[Outcome] = []
         self.first_token: dict[str, str] = {}  # kid -> the first token it signed
-        self._threads = [threading.Thread(target=self._worker, daemon=True) for _ in range(LOAD_THREADS)]
-
-    def start(self) -> None:
-        self._deadline = time.monotonic() + MAX_LOAD_SECONDS
-        for thread in self._threads:
-            thread.start()
+        super().__init__(LOAD_THREADS, MAX_REQUESTS, MAX_LOAD_SECONDS)
 
     def stop(self) -> list[Outcome]:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
-        assert not any(t.is_alive() for t in self._threads), "load threads did not stop"
+        self.join()
         return sorted(self.outcomes, key=lambda o: o.finished)
 
     def verified(self, kid: str) -> int:
@@ -120,13 +108,6 @@ class TokenLoad:
         with self._lock:
             return [o.error for o in self.outcomes if o.error is not None]
 
-    def _claim_slot(self) -> bool:
-        with self._lock:
-            if self._stop.is_set() or self._sent >= MAX_REQUESTS or time.monotonic() >= self._deadline:
-                return False
-            self._sent += 1
-            return True
-
     def _record(self, outcome: Outcome, token: str | None = None) -> None:
         with self._lock:
             self.outcomes.append(outcome)
@@ -136,7 +117,7 @@ class TokenLoad:
     def _worker(self) -> None:
         auth = (self._deployment.client_id, self._deployment.client_secret)
         with httpx.Client(auth=auth, timeout=10, trust_env=False) as http:
-            while self._claim_slot():
+            while self._claim() is not None:
                 started = time.monotonic()
                 kid = None
                 try:
