@@ -32,7 +32,7 @@ from s2s.errors import ConfigError
 from s2s.issuer.assertion import JWT_BEARER_ASSERTION_TYPE
 from s2s.issuer.clients import algs_for_jwk
 from s2s.keys.model import public_jwk_of, thumbprint
-from s2s.secrets import SecretSource, is_reference
+from s2s.secrets import SecretsManagerSource, SecretSource, is_reference, resolve
 
 __all__ = ["ClientCredential", "ClientSecret", "PrivateKeyJWT", "load_credential"]
 
@@ -58,23 +58,6 @@ class ClientCredential(Protocol):
         ...
 
 
-def _source(source: SecretSource | None) -> SecretSource:
-    if source is not None:
-        return source
-    from s2s.secrets import SecretsManagerSource  # noqa: PLC0415 - boto3 only when a reference is used
-
-    return SecretsManagerSource()
-
-
-def _text(value: str | bytes, what: str) -> str:
-    if isinstance(value, str):
-        return value
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{what} is not UTF-8 text") from None
-
-
 @dataclass(frozen=True, slots=True)
 class ClientSecret:
     """``client_secret_basic``. ``value`` may be an ``aws-sm://`` reference: see :meth:`resolved`."""
@@ -90,7 +73,7 @@ class ClientSecret:
         """This secret, or the one its ``aws-sm://`` reference names (read once, now)."""
         if not is_reference(self.value):
             return self
-        return ClientSecret(_text(_source(source).get(self.value), self.value.strip()))
+        return ClientSecret(resolve(self.value, source=source))
 
     def apply(
         self,
@@ -206,7 +189,7 @@ class PrivateKeyJWT:
         cls, reference: str, *, source: SecretSource | None = None, **options: Any
     ) -> PrivateKeyJWT:
         """The PEM or JWK an ``aws-sm://name[#field]`` reference names, read once, now."""
-        return cls(_source(source).get(reference), **options)
+        return cls((source or SecretsManagerSource()).get(reference), **options)
 
     @classmethod
     def load(

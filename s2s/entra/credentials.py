@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from s2s.errors import ConfigError
-from s2s.secrets import SecretSource, is_reference
+from s2s.secrets import SecretsManagerSource, SecretSource, is_reference, resolve
 
 __all__ = ["CertificateCredential", "ClientSecret", "Credential", "PfxCredential", "msal_credential"]
 
@@ -30,7 +30,7 @@ class ClientSecret:
     def resolved(self, source: SecretSource | None) -> ClientSecret:
         if not is_reference(self.value):
             return self
-        return ClientSecret(_text(_source(source).get(self.value)))
+        return ClientSecret(resolve(self.value, source=source))
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +49,9 @@ class CertificateCredential:
     def resolved(self, source: SecretSource | None) -> CertificateCredential:
         key, passphrase = self.private_key, self.passphrase
         if is_reference(key):
-            key = _text(_source(source).get(key))
+            key = resolve(key, source=source)
         if passphrase is not None and is_reference(passphrase):
-            passphrase = _text(_source(source).get(passphrase))
+            passphrase = resolve(passphrase, source=source)
         thumbprint = self.thumbprint.replace(":", "").strip().upper()
         if len(thumbprint) != 40 or any(c not in "0123456789ABCDEF" for c in thumbprint):
             raise ConfigError("the certificate thumbprint must be a SHA-1 hex digest (40 hex digits)")
@@ -76,7 +76,7 @@ class PfxCredential:
     def resolved(self, source: SecretSource | None) -> CertificateCredential:
         raw = self.data
         if isinstance(raw, str) and is_reference(raw):
-            raw = _source(source).get(raw)
+            raw = (source or SecretsManagerSource()).get(raw)
         if isinstance(raw, str):
             try:
                 raw = base64.b64decode(raw, validate=True)
@@ -84,7 +84,7 @@ class PfxCredential:
                 raise ConfigError("the PFX data is neither bytes nor base64") from None
         password = self.password
         if password is not None and is_reference(password):
-            password = _text(_source(source).get(password))
+            password = resolve(password, source=source)
         try:
             key, cert, _ = pkcs12.load_key_and_certificates(raw, password.encode() if password else None)
         except (ValueError, TypeError):
@@ -116,20 +116,3 @@ def msal_credential(credential: ClientSecret | CertificateCredential) -> str | d
     if credential.passphrase:
         out["passphrase"] = credential.passphrase
     return out
-
-
-def _source(source: SecretSource | None) -> SecretSource:
-    if source is not None:
-        return source
-    from s2s.secrets import SecretsManagerSource  # noqa: PLC0415 - only when a reference is used
-
-    return SecretsManagerSource()
-
-
-def _text(value: str | bytes) -> str:
-    if isinstance(value, str):
-        return value
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError("a binary secret was given where text (a secret or PEM key) is needed") from None
