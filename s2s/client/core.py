@@ -9,8 +9,6 @@ are here too.
 
 from __future__ import annotations
 
-import datetime
-import email.utils
 import logging
 import math
 import os
@@ -32,6 +30,7 @@ from s2s.client.errors import (
 )
 from s2s.clock import Clock
 from s2s.errors import ConfigError
+from s2s.http import parse_retry_after
 from s2s.issuer.clients import SCOPE_TOKEN
 
 __all__ = [
@@ -218,23 +217,6 @@ def normalize_scopes(scopes: Iterable[str] | str) -> frozenset[str]:
     return frozenset(items)
 
 
-def _retry_after(response: httpx.Response, now: float) -> float | None:
-    raw = response.headers.get("retry-after")
-    if raw is None:
-        return None
-    raw = raw.strip()
-    # isdigit() alone accepts non-ASCII digits such as "²", which float() then refuses.
-    if raw.isascii() and raw.isdigit():
-        return float(raw)
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # "-0000" parses naive; RFC 9110 dates are always GMT
-        when = when.replace(tzinfo=datetime.UTC)
-    return max(0.0, when.timestamp() - now)
-
-
 def _scrub(text: str, sensitive: Iterable[str]) -> str:
     # A server might echo what it received; what we sent must not reach our messages or logs.
     for value in sensitive:
@@ -397,7 +379,7 @@ class TokenFlows:
             if isinstance(outcome, httpx.Response):
                 if outcome.status_code not in _RETRYABLE_STATUS:
                     return outcome
-                retry_after = _retry_after(outcome, self.clock.now())
+                retry_after = parse_retry_after(outcome.headers.get("retry-after"), self.clock.now())
                 failure = f"HTTP {outcome.status_code}"
             elif isinstance(outcome, RETRYABLE_EXCEPTIONS):
                 failure = type(outcome).__name__
@@ -429,7 +411,7 @@ class TokenFlows:
         raw = body.get("error_description")
         # Scrub before cutting: a cut through an echoed secret would leave a prefix the scrub misses.
         description = _scrub(raw, sensitive)[:300] if isinstance(raw, str) else f"HTTP {status}"
-        retry_after = _retry_after(response, self.clock.now())
+        retry_after = parse_retry_after(response.headers.get("retry-after"), self.clock.now())
         log.warning("token request refused: HTTP %d %s", status, code)
         return TokenRequestError(
             code, f"{code}: {description} (HTTP {status})", status_code=status, retry_after=retry_after

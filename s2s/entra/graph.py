@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from s2s.clock import system_clock
 from s2s.entra.challenge import parse_claims_challenge
 from s2s.entra.errors import (
     GraphError,
@@ -19,8 +20,8 @@ from s2s.entra.errors import (
     GraphUnavailable,
     scrub,
 )
-from s2s.entra.http import parse_retry_after
 from s2s.errors import ConfigError
+from s2s.http import parse_retry_after
 
 __all__ = ["GRAPH_V1", "GraphClient"]
 
@@ -131,5 +132,5 @@ class GraphClient:
             status_code=status,
             code=code,
             claims=claims,
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            retry_after=parse_retry_after(response.headers.get("retry-after"), system_clock.now()),
         )

@@ -9,16 +9,15 @@ The last status and Retry-After seen are kept per thread so the caller can type 
 
 from __future__ import annotations
 
-import datetime
-import email.utils
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from s2s.clock import Clock, system_clock
+from s2s.http import parse_retry_after
 
-__all__ = ["MsalHttpClient", "RetryingHttpClient", "parse_retry_after"]
+__all__ = ["MsalHttpClient", "RetryingHttpClient"]
 
 _RETRY_STATUSES = frozenset({429, 503})
 
@@ -29,23 +28,6 @@ class MsalHttpClient(Protocol):
     def get(self, url: str, **kwargs: Any) -> Any: ...
 
     def post(self, url: str, **kwargs: Any) -> Any: ...
-
-
-def parse_retry_after(value: str | None, clock: Clock = system_clock) -> float | None:
-    """Seconds to wait from a Retry-After value (delta-seconds or an HTTP date), or ``None``."""
-    if value is None:
-        return None
-    value = value.strip()
-    # isdigit() alone accepts non-ASCII digits such as "²", which float() then refuses.
-    if value.isascii() and value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # "-0000" parses naive; RFC 9110 dates are always GMT
-        when = when.replace(tzinfo=datetime.UTC)
-    return max(0.0, when.timestamp() - clock.now())
 
 
 class RetryingHttpClient:
@@ -99,7 +81,7 @@ class RetryingHttpClient:
                 return response
             headers: Mapping[str, str] = getattr(response, "headers", None) or {}
             lowered = {k.lower(): v for k, v in headers.items()}
-            delay = parse_retry_after(lowered.get("retry-after"), self._clock)
+            delay = parse_retry_after(lowered.get("retry-after"), self._clock.now())
             self._local.retry_after = delay
             if attempt >= self.max_retries or (delay is not None and delay > self.max_retry_after):
                 return response

@@ -26,8 +26,8 @@ from s2s.entra import (
     MemoryTokenCache,
     PfxCredential,
 )
-from s2s.entra.http import parse_retry_after
 from s2s.errors import ConfigError
+from s2s.http import parse_retry_after
 from tests.entra.conftest import (
     CLIENT_SECRET,
     ClientCert,
@@ -288,10 +288,11 @@ async def test_non_json_5xx_is_a_typed_error(entra: FakeEntra, make_app: MakeApp
 def test_retry_after_parsing(clock: FakeClock) -> None:
     from email.utils import formatdate
 
-    assert parse_retry_after("30", clock) == 30.0
-    assert parse_retry_after(formatdate(clock.now() + 45, usegmt=True), clock) == 45.0
-    assert parse_retry_after(formatdate(clock.now() - 45, usegmt=True), clock) == 0.0
-    assert parse_retry_after("soon", clock) is None and parse_retry_after(None, clock) is None
+    now = clock.now()
+    assert parse_retry_after("30", now) == 30.0
+    assert parse_retry_after(formatdate(now + 45, usegmt=True), now) == 45.0
+    assert parse_retry_after(formatdate(now - 45, usegmt=True), now) == 0.0
+    assert parse_retry_after("soon", now) is None and parse_retry_after(None, now) is None
 
 
 async def test_token_cache_is_persisted_and_reloaded(entra: FakeEntra, make_app: MakeApp) -> None:
