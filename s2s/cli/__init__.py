@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
@@ -20,9 +20,8 @@ from s2s.errors import S2SError
 
 __all__ = ["emit", "fail", "main", "table"]
 
-F = TypeVar("F", bound=Callable[..., Any])
 
-# Modules that add commands to ``main``; imported lazily so `s2s --help` stays fast.
+# Modules that add commands to ``main`` (each imports ``main`` from here, so they load last).
 _COMMAND_MODULES = ("s2s.cli.keys", "s2s.cli.clients", "s2s.cli.serve", "s2s.cli.token")
 
 
@@ -69,13 +68,5 @@ def main() -> None:
     """s2s: short-lived signed tokens between services."""
 
 
-def _register() -> None:
-    for name in _COMMAND_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-
-
-_register()
+for _name in _COMMAND_MODULES:
+    importlib.import_module(_name)
