@@ -55,8 +55,7 @@ from litestar import Litestar, post
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from s2s.issuer.clients import Client, new_client, open_client_registry  # noqa: E402
-from s2s.issuer.settings import IssuerSettings  # noqa: E402
+from s2s.issuer import Client, IssuerSettings, new_client, open_client_registry  # noqa: E402
 from s2s.keys.model import KeyState, generate_key  # noqa: E402
 from s2s.keys.rotation import RotationPolicy, ensure_keys, with_alg  # noqa: E402
 from s2s.keys.signing import LocalSigner  # noqa: E402

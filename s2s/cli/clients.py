@@ -15,7 +15,7 @@ import click
 from s2s.cli import emit, main, table
 from s2s.clock import system_clock
 from s2s.errors import ConfigError
-from s2s.issuer.clients import ManagedClientRegistry, new_client, open_client_registry
+from s2s.issuer import ManagedClientRegistry, new_client, open_client_registry
 
 __all__ = ["DEFAULT_REGISTRY", "clients_group"]
 

@@ -23,15 +23,14 @@ import click
 from s2s.cli import emit, main, table
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError, RotationRefused, S2SError
-from s2s.keys.kms import KMS_ALGS, KmsKeyFactory, uses_kms
+from s2s.keys._factories import SIGNERS, KeyFactories
+from s2s.keys.kms import KMS_ALGS
 from s2s.keys.model import SIGNING_ALGS, KeySet, KeyState, SigningKey
 from s2s.keys.rotation import (
-    KeyFactory,
     RotationPolicy,
     alg_for,
     ensure_keys,
     format_time,
-    local_key_factory,
     prune,
     revoke,
     rotate,
@@ -40,7 +39,7 @@ from s2s.keys.rotation import (
 )
 from s2s.keys.store import KeyStore, open_keystore, update_keyset
 
-__all__ = ["EmptyKeyset", "KeysetExists", "KmsDeletionFailed", "jwks_command", "keys_group", "uses_any_kms"]
+__all__ = ["EmptyKeyset", "KeysetExists", "KmsDeletionFailed", "jwks_command", "keys_group"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -93,44 +92,18 @@ def _policy(alg: str | None = None) -> RotationPolicy:
     return with_alg(policy, alg) if alg is not None else policy
 
 
-SIGNER_CHOICES = ("local", "aws-kms")
-
-
-def _deletion_window() -> int:
+def _factories(signer: str | None = None) -> KeyFactories:
+    """The key factories: ``signer`` (an option), else ``S2S_SIGNER``, else follow the keyset."""
+    chosen = signer or os.environ.get("S2S_SIGNER", "").strip() or None
     raw = os.environ.get("S2S_KMS_DELETION_WINDOW_DAYS", "30")
     try:
-        return int(raw)
+        window = int(raw)
     except ValueError:
         raise ConfigError("S2S_KMS_DELETION_WINDOW_DAYS must be a whole number of days (7-30)") from None
+    return KeyFactories(chosen, kms_deletion_window_days=window)
 
 
-class _Factories:
-    """The key factory for a keyset: the named signer, else whatever the keyset signs with."""
-
-    def __init__(self, signer: str | None = None) -> None:
-        chosen = signer or os.environ.get("S2S_SIGNER", "").strip() or None
-        if chosen is not None and chosen not in SIGNER_CHOICES:
-            raise ConfigError(f"S2S_SIGNER must be one of {', '.join(SIGNER_CHOICES)}, not {chosen!r}")
-        self.signer = chosen
-        self._kms: KmsKeyFactory | None = None
-
-    @property
-    def kms(self) -> KmsKeyFactory:
-        if self._kms is None:
-            self._kms = KmsKeyFactory(deletion_window_days=_deletion_window())
-        return self._kms
-
-    def for_keyset(self, keyset: KeySet) -> KeyFactory:
-        use_kms = self.signer == "aws-kms" if self.signer is not None else uses_kms(keyset)
-        return self.kms if use_kms else local_key_factory
-
-    def settle(self, saved: KeySet) -> None:
-        """Schedule deletion of KMS keys made during attempts that lost a race."""
-        if self._kms is not None and self._kms.created:
-            self._kms.discard_unused(saved)
-
-
-def _write(store: KeyStore, change: _Recorder, factories: _Factories) -> KeySet:
+def _write(store: KeyStore, change: _Recorder, factories: KeyFactories) -> KeySet:
     """``update_keyset`` plus clean-up of KMS keys: those no saved keyset holds, and those that
     left the JWKS (retired or revoked), scheduled for deletion after the pending window."""
     try:
@@ -145,8 +118,7 @@ def _write(store: KeyStore, change: _Recorder, factories: _Factories) -> KeySet:
             factories.settle(held)
         raise
     factories.settle(saved)
-    if uses_any_kms(change.before):
-        factories.kms.schedule_deletion(factories.kms.unpublished(change.before, saved))
+    factories.retire(change.before, saved)
     return saved
 
 
@@ -256,7 +228,7 @@ def keys_group() -> None:
 )
 @click.option(
     "--signer",
-    type=click.Choice(SIGNER_CHOICES),
+    type=click.Choice(SIGNERS),
     default=None,
     help="Where private keys live: local (in the key store) or aws-kms (default: S2S_SIGNER or local).",
 )
@@ -265,7 +237,7 @@ def init_command(store: str, as_json: bool, alg: str | None, signer: str | None)
     ks = open_keystore(store)
     policy = _policy(alg=alg)
     now = _clock().now()
-    factories = _Factories(signer or os.environ.get("S2S_SIGNER", "").strip() or "local")
+    factories = _factories(signer or os.environ.get("S2S_SIGNER", "").strip() or "local")
     if factories.signer == "aws-kms" and alg_for(KeySet(), policy) not in KMS_ALGS:
         raise ConfigError(f"--signer aws-kms supports --alg {' or '.join(KMS_ALGS)}")
 
@@ -333,7 +305,7 @@ def rotate_command(store: str, as_json: bool, dry_run: bool, force: bool) -> Non
         return
 
     early: list[tuple[SigningKey, RotationPolicy]] = []
-    factories = _Factories()
+    factories = _factories()
 
     def change(keyset: KeySet) -> KeySet:
         keyset = _require_keys(ks, keyset)
@@ -380,7 +352,7 @@ def revoke_command(kid: str, store: str, as_json: bool) -> None:
     """Emergency: remove KID from the JWKS now. Revoking the current key promotes the next key."""
     ks = open_keystore(store)
     now = _clock().now()
-    factories = _Factories()
+    factories = _factories()
 
     def change(keyset: KeySet) -> KeySet:
         return revoke(_require_keys(ks, keyset), kid, now, _policy(), factories.for_keyset(keyset))
@@ -422,12 +394,12 @@ def prune_command(store: str, as_json: bool) -> None:
     recorder = _Recorder(lambda keyset: prune(_require_keys(ks, keyset), now, _policy()))
     keyset = update_keyset(ks, recorder)
     pruned = [c["kid"] for c in _changes(recorder.before, keyset) if c["to"] is None]
-    factories = _Factories()
+    factories = _factories()
     # Only after the save: a KMS key is scheduled once no keyset record points at it any more.
-    dropped = factories.kms.dropped(recorder.before, keyset) if uses_any_kms(recorder.before) else []
+    dropped = factories.dropped(recorder.before, keyset)
     failed = factories.kms.schedule_deletion(dropped) if dropped else []
     scheduled = [key_id for key_id in dropped if key_id not in failed]
-    window = factories.kms.deletion_window_days if dropped else None
+    window = factories.kms_deletion_window_days if dropped else None
 
     def human() -> None:
         if not pruned:
@@ -453,10 +425,6 @@ def prune_command(store: str, as_json: bool) -> None:
             f"pruned, but could not schedule deletion of KMS key(s) {', '.join(failed)}; "
             "schedule it with `aws kms schedule-key-deletion` or rerun later"
         )
-
-
-def uses_any_kms(keyset: KeySet) -> bool:
-    return any(k.kms_key_id for k in keyset)
 
 
 @main.command("jwks")

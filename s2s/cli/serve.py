@@ -14,12 +14,8 @@ import click
 
 from s2s.cli import main
 from s2s.clock import system_clock
-from s2s.issuer.clients import new_client, open_client_registry
-from s2s.issuer.settings import IssuerSettings, parse_state_url
-from s2s.keys.kms import KmsKeyFactory
-from s2s.keys.model import KeySet
-from s2s.keys.rotation import ensure_keys
-from s2s.keys.store import open_keystore, update_keyset
+from s2s.issuer import IssuerSettings, create_first_keys, new_client, open_client_registry
+from s2s.issuer.state import parse_state_url
 
 __all__ = [
     "DEMO_AUDIENCE",
@@ -41,23 +37,7 @@ def prepare(settings: IssuerSettings, *, demo: bool) -> str | None:
 
     Returns the demo client's new secret when it was just created (``None`` otherwise).
     """
-    store = open_keystore(settings.keystore)
-    now = system_clock.now()
-    factory: KmsKeyFactory | None = None
-    if settings.signer == "aws-kms":
-        factory = KmsKeyFactory(deletion_window_days=settings.kms_deletion_window_days)
-
-    def first_keys(keyset: KeySet) -> KeySet:
-        # S2S_CREATE_KEYS=false: keys come from `s2s keys init` (e.g. a deployment's init job).
-        if len(keyset) or not settings.create_keys:
-            return keyset
-        if factory is None:
-            return ensure_keys(keyset, now, settings.rotation)
-        return ensure_keys(keyset, now, settings.rotation, factory)
-
-    keyset = update_keyset(store, first_keys)
-    if factory is not None:
-        factory.discard_unused(keyset)
+    store, keyset = create_first_keys(settings)
     current = keyset.current
     click.echo(f"key store {store.url}: signing key {current.kid if current else '(none)'}")
     if not demo:
@@ -65,7 +45,9 @@ def prepare(settings: IssuerSettings, *, demo: bool) -> str | None:
     registry = open_client_registry(settings.clients)
     if registry.get(DEMO_CLIENT_ID) is not None:
         return None
-    client, secret = new_client(DEMO_CLIENT_ID, audiences=[DEMO_AUDIENCE], scopes=DEMO_SCOPES, now=now)
+    client, secret = new_client(
+        DEMO_CLIENT_ID, audiences=[DEMO_AUDIENCE], scopes=DEMO_SCOPES, now=system_clock.now()
+    )
     registry.add(client)
     return secret
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from s2s.client.aio import AsyncTokenClient
 from s2s.client.auth import BearerAuth
-from s2s.client.core import AccessToken, ClientStats, RefreshPolicy, RetryPolicy, TokenClientSettings
+from s2s.client.core import ClientStats, RefreshPolicy, RetryPolicy, TokenClientSettings
 from s2s.client.credentials import ClientCredential, ClientSecret, PrivateKeyJWT
 from s2s.client.errors import (
     DiscoveryError,
@@ -20,6 +20,7 @@ from s2s.client.errors import (
     TokenRequestError,
 )
 from s2s.client.sync import TokenClient
+from s2s.oauth import AccessToken
 
 __all__ = [
     "AccessToken",

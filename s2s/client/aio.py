@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 
 from s2s.client.core import (
-    AccessToken,
     CacheKey,
     ClientStats,
     Flow,
@@ -25,6 +24,7 @@ from s2s.client.core import (
 from s2s.client.credentials import ClientSecret, PrivateKeyJWT, load_credential
 from s2s.client.errors import TokenClientError
 from s2s.clock import Clock, system_clock
+from s2s.oauth import AccessToken
 from s2s.secrets import SecretSource
 
 __all__ = ["AsyncTokenClient"]

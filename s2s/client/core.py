@@ -31,13 +31,10 @@ from s2s.client.errors import (
 from s2s.clock import Clock
 from s2s.errors import ConfigError
 from s2s.http import parse_retry_after
-from s2s.issuer.clients import SCOPE_TOKEN
+from s2s.oauth import FORM_TYPE, METADATA_PATH, SCOPE_TOKEN, AccessToken
 
 __all__ = [
-    "FORM_TYPE",
-    "METADATA_PATH",
     "RETRYABLE_EXCEPTIONS",
-    "AccessToken",
     "CacheKey",
     "ClientStats",
     "Flow",
@@ -54,36 +51,13 @@ __all__ = [
 
 log = logging.getLogger("s2s.client")
 
-FORM_TYPE: Final = "application/x-www-form-urlencoded"
-METADATA_PATH: Final = "/.well-known/oauth-authorization-server"
 # RFC 6749 §5.2: error codes are %x20-21 / %x23-5B / %x5D-7E.
-_ERROR_CODE = re.compile(r"^[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}$")
+_ERROR_CODE = re.compile(r"\A[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}\Z")
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 # Transport failures worth another attempt; an invalid URL or protocol is a configuration error.
 RETRYABLE_EXCEPTIONS: Final = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 CacheKey = tuple[str, frozenset[str]]
-
-
-@dataclass(frozen=True, slots=True)
-class AccessToken:
-    """A bearer token and when it expires. The token itself stays out of ``repr``."""
-
-    token: str = field(repr=False)
-    expires_at: float
-    scope: tuple[str, ...] = ()
-    audience: str | None = None
-    issued_at: float = 0.0
-    token_type: str = "Bearer"  # noqa: S105 - the RFC 6750 token type, not a password
-
-    @property
-    def lifetime(self) -> float:
-        return self.expires_at - self.issued_at
-
-    @property
-    def authorization(self) -> str:
-        """The ``Authorization`` header value."""
-        return f"Bearer {self.token}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,7 +414,7 @@ class TokenFlows:
         return AccessToken(
             token=token,
             expires_at=now + float(expires_in),
-            scope=scope,
+            scopes=scope,
             audience=audience,
             issued_at=now,
         )

@@ -16,15 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError, S2SError, VersionConflict
-from s2s.issuer.clients import (
-    Client,
-    ClientRegistryError,
-    add_change,
-    dump_registry,
-    parse_registry,
-    remove_change,
-)
-from s2s.issuer.token import TemporarilyUnavailable
+from s2s.issuer._registry import add_change, dump_registry, parse_registry, remove_change
+from s2s.issuer.clients import Client
+from s2s.issuer.errors import RegistryError, RegistryUnavailable
 from s2s.keys.aws_sm import SecretsManagerDocument, parse_secret_url
 
 if TYPE_CHECKING:
@@ -58,7 +52,7 @@ class SecretsManagerClientRegistry:
             raise ConfigError("the client registry reload interval must be > 0 seconds")
         self.secret_name = secret_name
         self._document = SecretsManagerDocument(
-            secret_name, client, region=region, noun="client registry", error=ClientRegistryError
+            secret_name, client, region=region, noun="client registry", error=RegistryError
         )
         self._clock = clock
         self._reload_interval = reload_interval
@@ -108,13 +102,13 @@ class SecretsManagerClientRegistry:
             if self._loaded:
                 return
             if self._checked_at is not None and now - self._checked_at < min(self._reload_interval, 5.0):
-                raise TemporarilyUnavailable("the client registry is not loaded yet")
+                raise RegistryUnavailable()
             self._checked_at = now
         try:
             self.refresh()
         except Exception as exc:
             log.warning("client registry %s cannot be loaded: %s", self.url, _reason(exc))
-            raise TemporarilyUnavailable("the client registry is not loaded yet") from None
+            raise RegistryUnavailable() from None
 
     def _maybe_reload(self) -> None:
         now = self._clock.monotonic()
@@ -163,7 +157,7 @@ class SecretsManagerClientRegistry:
 
     def _parse(self, text: Any) -> dict[str, Client]:
         if not isinstance(text, str):
-            raise ClientRegistryError(f"{self.url}: the secret has no string value")
+            raise RegistryError(f"{self.url}: the secret has no string value")
         return parse_registry(text, self.url)
 
     # -- writing (the CLI) ---------------------------------------------------------------------

@@ -18,7 +18,8 @@ Table: partition key ``pk`` (string), no sort key, on-demand billing, TTL on the
   (up to ``2 * burst`` in a short span); that is the price of a single round trip and no
   read-modify-write. Windows follow the wall clock (shared by all replicas).
 
-Any other DynamoDB failure fails closed with :class:`~s2s.issuer.state.StateUnavailable` (503).
+Any other DynamoDB failure fails closed with :class:`~s2s.issuer.errors.StateUnavailable` (the
+token endpoint answers 503).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING
 from s2s.aws import aws_client, error_code
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError
-from s2s.issuer.state import StateUnavailable
+from s2s.issuer.errors import StateUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

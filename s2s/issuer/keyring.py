@@ -36,19 +36,12 @@ from collections.abc import Awaitable, Callable
 from s2s.clock import Clock, system_clock
 from s2s.errors import S2SError, VersionConflict
 from s2s.issuer.metrics import IssuerMetrics
-from s2s.keys.kms import KmsKeyFactory, uses_kms
+from s2s.keys._factories import KeyFactories
 from s2s.keys.model import KeySet, SigningKey
-from s2s.keys.rotation import (
-    KeyFactory,
-    RotationPolicy,
-    ensure_keys,
-    local_key_factory,
-    safe_at,
-    scheduled_step,
-)
+from s2s.keys.rotation import RotationPolicy, ensure_keys, safe_at, scheduled_step
 from s2s.keys.store import KeyStore
 
-__all__ = ["DEFAULT_JITTER", "KeyManager", "Readiness", "local_key_factory"]
+__all__ = ["DEFAULT_JITTER", "KeyManager", "Readiness"]
 
 DEFAULT_JITTER = 0.2
 
@@ -78,9 +71,9 @@ class KeyManager:
     ``run_rotation``: apply the rotation schedule on every reload and save it with a
     compare-and-swap (a replica that loses the race takes the winner's keyset).
     ``create_keys``: an empty store gets its first keys on start (also a CAS save).
-    ``key_factory``: how new keys are made; ``None`` follows the keyset (a KMS key factory when
-    the keyset signs with KMS, local keys otherwise). KMS keys made for a save that lost the
-    compare-and-swap are scheduled for deletion.
+    ``factories``: how new keys are made (:class:`~s2s.keys.KeyFactories`; by default they follow
+    the keyset: KMS keys when it signs with KMS, local keys otherwise). KMS keys made for a save
+    that lost the compare-and-swap, and KMS keys that leave the JWKS, are scheduled for deletion.
     ``rng`` and ``jitter``: see the module docstring.
     """
 
@@ -93,8 +86,7 @@ class KeyManager:
         run_rotation: bool = True,
         create_keys: bool = True,
         metrics: IssuerMetrics | None = None,
-        key_factory: KeyFactory | None = None,
-        kms_deletion_window_days: int = 30,
+        factories: KeyFactories | None = None,
         rng: random.Random | None = None,
         jitter: float = DEFAULT_JITTER,
     ) -> None:
@@ -111,9 +103,7 @@ class KeyManager:
         self._jwks_bytes = b'{"keys":[]}'
         self._listeners: list[Callable[[KeySet], None]] = []
         self._refresh_lock = threading.Lock()
-        self._key_factory = key_factory
-        self._kms_window = kms_deletion_window_days
-        self._kms_factory: KmsKeyFactory | None = None
+        self.factories = factories or KeyFactories()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._jitter = jitter
         self._loaded_at: float | None = None  # wall time of the last successful load
@@ -173,39 +163,13 @@ class KeyManager:
         self._listeners.append(listener)
 
     # -- loading -------------------------------------------------------------------------------
-    def _factory(self, keyset: KeySet) -> KeyFactory:
-        if self._key_factory is not None:
-            return self._key_factory
-        if uses_kms(keyset):
-            if self._kms_factory is None:
-                self._kms_factory = KmsKeyFactory(deletion_window_days=self._kms_window)
-            return self._kms_factory
-        return local_key_factory
-
     def _step(self, keyset: KeySet) -> KeySet:
         now = self._clock.now()
         if self._run_rotation:
-            return scheduled_step(keyset, now, self.policy, self._factory(keyset))
+            return scheduled_step(keyset, now, self.policy, self.factories.for_keyset(keyset))
         if self._create_keys and len(keyset) == 0:
-            return ensure_keys(keyset, now, self.policy, self._factory(keyset))
+            return ensure_keys(keyset, now, self.policy, self.factories.for_keyset(keyset))
         return keyset
-
-    def _discard_unused(self, saved: KeySet) -> None:
-        for factory in (self._key_factory, self._kms_factory):
-            if isinstance(factory, KmsKeyFactory) and factory.created:
-                factory.discard_unused(saved)
-
-    def _schedule_unpublished(self, before: KeySet, after: KeySet) -> None:
-        """KMS keys that left the JWKS in a save of ours are scheduled for deletion (pending window)."""
-        if not any(k.kms_key_id for k in before):
-            return
-        factory = self._key_factory if isinstance(self._key_factory, KmsKeyFactory) else None
-        if factory is None:
-            if self._kms_factory is None:
-                self._kms_factory = KmsKeyFactory(deletion_window_days=self._kms_window)
-            factory = self._kms_factory
-        # A failure is logged by the factory; `s2s keys prune` schedules it again later.
-        factory.schedule_deletion(factory.unpublished(before, after))
 
     def refresh(self) -> bool:
         """Load (and maybe rotate and save) the keyset. On failure keep the last keys; return False."""
@@ -217,13 +181,14 @@ class KeyManager:
                 if changed is not keyset and changed != keyset:
                     try:
                         version = self.store.save(changed, version)
-                        self._schedule_unpublished(keyset, changed)
+                        # A failure is logged; `s2s keys prune` schedules it again later.
+                        self.factories.retire(keyset, changed)
                         keyset = changed
                     except VersionConflict:
                         # Another writer got there first: its keyset is as good as ours.
                         keyset, version = self.store.load()
                 # KMS keys made for a keyset that did not win are scheduled for deletion.
-                self._discard_unused(keyset)
+                self.factories.settle(keyset)
             except Exception as exc:
                 self.metrics.keyset_reload_failures += 1
                 # One line, no key material: S2SError descriptions are written to be safe; other

@@ -1,10 +1,13 @@
-"""Access tokens: RFC 9068 JWT profile, signed with the keyset's current key."""
+"""Access tokens: RFC 9068 JWT profile claims, signed with the keyset's current key.
+
+The token endpoint builds the claims (:meth:`Minter.claims`) and signs them (:meth:`Minter.sign`)
+as two steps so that nothing is built that the response does not need.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from s2s.clock import Clock, system_clock
@@ -12,18 +15,9 @@ from s2s.issuer.clients import Client
 from s2s.keys.model import SigningKey
 from s2s.keys.signing import Signer, b64url
 
-__all__ = ["MintedToken", "Minter"]
+__all__ = ["Minter"]
 
 _HEADER = {"typ": "at+jwt"}
-
-
-@dataclass(frozen=True, slots=True)
-class MintedToken:
-    token: str = field(repr=False)
-    expires_in: int
-    jti: str
-    kid: str
-    scope: str
 
 
 class Minter:
@@ -54,16 +48,3 @@ class Minter:
     def sign(self, key: SigningKey, claims: dict[str, Any]) -> str:
         """The access token for ``claims`` (from :meth:`claims`): RFC 9068 header, signed by ``key``."""
         return self._signer.sign(key, _HEADER, claims)
-
-    def mint(
-        self, key: SigningKey, client: Client, audience: str, scopes: Sequence[str], ttl: float
-    ) -> MintedToken:
-        claims = self.claims(client, audience, scopes, ttl)
-        token = self.sign(key, claims)
-        return MintedToken(
-            token=token,
-            expires_in=claims["exp"] - claims["iat"],
-            jti=claims["jti"],
-            kid=key.kid,
-            scope=claims.get("scope", ""),
-        )

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from s2s.errors import ConfigError
+from s2s.keys._factories import SIGNERS, KeyFactories
 from s2s.keys.rotation import RotationPolicy
+from s2s.oauth import JWKS_PATH, TOKEN_PATH
 
 if TYPE_CHECKING:
     from s2s.secrets.source import SecretSource
@@ -26,9 +28,6 @@ __all__ = ["LOCATION_SETTINGS", "SIGNERS", "IssuerSettings", "parse_state_url", 
 
 # Settings whose aws-sm:// value names a store rather than a secret holding the value.
 LOCATION_SETTINGS = ("KEYSTORE", "CLIENTS")
-# Where new keys are made: "local" (private JWK in the keyset), "aws-kms" (KMS keys), or None to
-# follow the keyset (KMS if its current key is a KMS key; local for a new keyset).
-SIGNERS = ("local", "aws-kms")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -123,20 +122,21 @@ class IssuerSettings:
             raise ConfigError("assertion_max_lifetime must be > 0 and <= 3600 seconds")
         if not 0 < self.port < 65536:
             raise ConfigError(f"port {self.port} is not a TCP port")
-        if self.signer is not None and self.signer not in SIGNERS:
-            raise ConfigError(f"signer {self.signer!r} is not one of {', '.join(SIGNERS)}")
-        if not 7 <= self.kms_deletion_window_days <= 30:
-            raise ConfigError("kms_deletion_window_days must be between 7 and 30 (what KMS allows)")
+        KeyFactories.validate(self.signer, self.kms_deletion_window_days)
         # Validated here so a typo stops startup, not the first token request.
         parse_state_url(self.state)
 
+    def key_factories(self) -> KeyFactories:
+        """Where this issuer makes new keys (``signer``), with its KMS deletion window."""
+        return KeyFactories(self.signer, kms_deletion_window_days=self.kms_deletion_window_days)
+
     @property
     def token_endpoint(self) -> str:
-        return f"{self.issuer}/oauth2/token"
+        return self.issuer + TOKEN_PATH
 
     @property
     def jwks_uri(self) -> str:
-        return f"{self.issuer}/.well-known/jwks.json"
+        return self.issuer + JWKS_PATH
 
     @property
     def jwks_max_age(self) -> int:

@@ -9,9 +9,9 @@ One protocol, :class:`IssuerState` (a :class:`~s2s.issuer.assertion.ReplayCache`
 * ``dynamodb://TABLE[?region=R]``: one DynamoDB table shared by every replica
   (:class:`s2s.issuer.dynamodb.DynamoDBState`, imported only when chosen: it needs boto3).
 
-When the shared store cannot be reached, the state fails closed: the request gets
-``503 temporarily_unavailable`` (:class:`StateUnavailable`), never a token whose replay or rate
-could not be checked.
+When the shared store cannot be reached, the state fails closed: it raises
+:class:`~s2s.issuer.errors.StateUnavailable`, which the token endpoint answers with
+``503 temporarily_unavailable``, never a token whose replay or rate could not be checked.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from s2s.clock import Clock, system_clock
 from s2s.issuer.assertion import InMemoryReplayCache
 from s2s.issuer.ratelimit import TokenBucketLimiter
 from s2s.issuer.settings import parse_state_url
-from s2s.issuer.token import TemporarilyUnavailable
 
-__all__ = ["InMemoryState", "IssuerState", "StateUnavailable", "open_state", "parse_state_url"]
+__all__ = ["InMemoryState", "IssuerState", "open_state", "parse_state_url"]
 
 
 class IssuerState(Protocol):
@@ -35,13 +34,6 @@ class IssuerState(Protocol):
     def acquire(self, key: str) -> float:
         """0.0 when a request for ``key`` may proceed, else the seconds to wait."""
         ...
-
-
-class StateUnavailable(TemporarilyUnavailable):
-    """The shared state store could not be reached: refuse rather than skip the check."""
-
-    def __init__(self, description: str = "shared state is temporarily unavailable") -> None:
-        super().__init__(description)
 
 
 class InMemoryState:

@@ -1,68 +1,56 @@
 """The token endpoint (RFC 6749 §4.4 client credentials), independent of any HTTP framework.
 
 Input: the raw body, its content type and the ``Authorization`` header. Output: a
-:class:`TokenResponse` (status, JSON body, headers). Every refusal is an :class:`OAuthError` with
-its RFC 6749 §5.2 code; :meth:`TokenEndpoint.process` turns anything else into a bodyless 500.
+:class:`TokenResponse` (status, JSON body, headers). This is the one place where failures become
+OAuth answers: refusals are :class:`~s2s.issuer.errors.OAuthError` with their RFC 6749 §5.2 code;
+the infrastructure's own errors (registry not loaded, state store or signer unavailable) become
+``503 temporarily_unavailable``; anything else a bodyless 500 (:meth:`TokenEndpoint.process`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _json_string
-from typing import Any
-from urllib.parse import unquote, unquote_plus, urlsplit
+from urllib.parse import urlsplit
 
 from s2s.clock import Clock, system_clock
-from s2s.errors import S2SError
-from s2s.issuer.assertion import (
-    JWT_BEARER_ASSERTION_TYPE,
-    AssertionVerifier,
-    InMemoryReplayCache,
-    InvalidAssertion,
-    ReplayCache,
-    assertion_subject,
+from s2s.issuer._form import FormReader, presented_credentials
+from s2s.issuer._registry import ClientRegistry
+from s2s.issuer._secret_hash import SecretVerifier
+from s2s.issuer.assertion import AssertionVerifier, InMemoryReplayCache, InvalidAssertion, ReplayCache
+from s2s.issuer.clients import Client
+from s2s.issuer.errors import (
+    InvalidClient,
+    InvalidScope,
+    InvalidTarget,
+    InvalidTokenRequest,
+    OAuthError,
+    RegistryUnavailable,
+    ServerError,
+    SlowDown,
+    StateUnavailable,
+    TemporarilyUnavailable,
 )
-from s2s.issuer.clients import SCOPE_TOKEN, Client, ClientRegistry, SecretVerifier
 from s2s.issuer.keyring import KeyManager
 from s2s.issuer.metrics import IssuerMetrics
 from s2s.issuer.minter import Minter
 from s2s.issuer.ratelimit import RateLimiter, TokenBucketLimiter
 from s2s.issuer.settings import IssuerSettings
+from s2s.keys.kms import SigningUnavailable
 from s2s.keys.signing import LocalSigner, Signer
+from s2s.oauth import SCOPE_TOKEN
 
-__all__ = [
-    "NO_STORE",
-    "InvalidClient",
-    "InvalidGrant",
-    "InvalidRequest",
-    "InvalidScope",
-    "InvalidTarget",
-    "OAuthError",
-    "ServerError",
-    "SlowDown",
-    "TemporarilyUnavailable",
-    "TokenEndpoint",
-    "TokenResponse",
-    "UnsupportedGrantType",
-    "parse_form",
-]
+__all__ = ["NO_STORE", "TokenEndpoint", "TokenResponse", "error_response"]
 
 log = logging.getLogger("s2s.issuer.token")
 
 NO_STORE: Mapping[str, str] = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-FORM_TYPE = "application/x-www-form-urlencoded"
-MAX_FIELDS = 32
-MAX_VALUE = 8192
-# Parameters that never carry a credential: a body made only of these may be remembered.
-_PLAIN_PARAMS = frozenset({"grant_type", "audience", "resource", "scope", "client_id"})
-_MAX_REMEMBERED_BODY = 1024
-_MAX_REMEMBERED_BODIES = 256
+# Infrastructure errors whose description is safe and meant for the caller, answered as 503.
+_UNAVAILABLE = (StateUnavailable, RegistryUnavailable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,138 +60,10 @@ class TokenResponse:
     headers: Mapping[str, str]
 
 
-class OAuthError(S2SError):
-    """The token request was refused (RFC 6749 §5.2)."""
-
-    error = "invalid_request"
-    status_code = 400
-
-    def __init__(self, description: str = "", *, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(description)
-        self.headers = dict(headers or {})
-
-    def to_json(self) -> dict[str, Any]:
-        return {"error": self.error, "error_description": self.description}
-
-    def response(self) -> TokenResponse:
-        body = json.dumps(self.to_json(), separators=(",", ":")).encode()
-        return TokenResponse(self.status_code, body, {**NO_STORE, **self.headers})
-
-
-class InvalidRequest(OAuthError):
-    """The request is malformed."""
-
-    error = "invalid_request"
-
-
-class InvalidClient(OAuthError):
-    """Client authentication failed."""
-
-    error = "invalid_client"
-    status_code = 401
-
-    def __init__(self, description: str = "client authentication failed", *, realm: str = "s2s") -> None:
-        super().__init__(description, headers={"WWW-Authenticate": f'Basic realm="{realm}", charset="UTF-8"'})
-
-
-class InvalidGrant(OAuthError):
-    """The grant is invalid."""
-
-    error = "invalid_grant"
-
-
-class UnsupportedGrantType(OAuthError):
-    """Only client_credentials is supported."""
-
-    error = "unsupported_grant_type"
-
-
-class InvalidScope(OAuthError):
-    """The requested scope is invalid or not allowed for this client."""
-
-    error = "invalid_scope"
-
-
-class InvalidTarget(OAuthError):
-    """The requested audience or resource is invalid or not allowed for this client (RFC 8707)."""
-
-    error = "invalid_target"
-
-
-class SlowDown(OAuthError):
-    """Too many token requests for this client."""
-
-    error = "slow_down"
-    status_code = 429
-
-    def __init__(self, retry_after: float) -> None:
-        seconds = max(1, math.ceil(retry_after))
-        super().__init__(f"rate limit exceeded; retry in {seconds}s", headers={"Retry-After": str(seconds)})
-
-
-class TemporarilyUnavailable(OAuthError):
-    """No signing key is loaded yet."""
-
-    error = "temporarily_unavailable"
-    status_code = 503
-
-    def __init__(self, description: str = "no signing key is loaded yet") -> None:
-        super().__init__(description, headers={"Retry-After": "5"})
-
-
-class ServerError(OAuthError):
-    """The issuer failed; the details are in its log, not in the response."""
-
-    error = "server_error"
-    status_code = 500
-
-    def __init__(self) -> None:
-        super().__init__("internal error")
-
-
-def parse_form(body: bytes, content_type: str | None, *, max_bytes: int = 16 * 1024) -> dict[str, list[str]]:
-    """An ``application/x-www-form-urlencoded`` body, strictly: anything else is ``invalid_request``.
-
-    Empty values are dropped (RFC 6749 §3.1: a parameter without a value is omitted).
-    """
-    media, _, params = (content_type or "").partition(";")
-    if media.strip().lower() != FORM_TYPE:
-        raise InvalidRequest(f"the token request must be {FORM_TYPE}")
-    for param in params.split(";"):
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
-            raise InvalidRequest("the token request must be UTF-8")
-    if len(body) > max_bytes:
-        raise InvalidRequest("the token request is too large")
-    try:
-        text = body.decode("utf-8")
-        # parse_qsl's own limit, counted the same way: 1 + the number of separators.
-        if text and text.count("&") >= MAX_FIELDS:
-            raise ValueError
-        form: dict[str, list[str]] = {}
-        for piece in text.split("&"):
-            if not piece:
-                continue
-            raw_name, _, raw_value = piece.partition("=")
-            name = _form_unquote(raw_name)  # decoded even for a dropped empty value, as before
-            if raw_value:
-                form.setdefault(name, []).append(_form_unquote(raw_value))
-    except (UnicodeDecodeError, ValueError):
-        raise InvalidRequest("the token request body is not valid form data") from None
-    return form
-
-
-def _form_unquote(text: str) -> str:
-    """One name or value, decoded exactly as ``parse_qsl(..., errors="strict")`` does.
-
-    The common case (no ``+`` and no ``%``) returns the text itself without a call into
-    :mod:`urllib.parse`; invalid UTF-8 after percent-decoding raises ``UnicodeDecodeError``.
-    """
-    if "+" in text:
-        text = text.replace("+", " ")
-    if "%" in text:
-        text = unquote(text, errors="strict")
-    return text
+def error_response(exc: OAuthError) -> TokenResponse:
+    """The RFC 6749 §5.2 response for a refusal."""
+    body = json.dumps(exc.to_json(), separators=(",", ":")).encode()
+    return TokenResponse(exc.status_code, body, {**NO_STORE, **exc.headers})
 
 
 def _token_body(token: str, expires_in: int, scope: str) -> bytes:
@@ -213,44 +73,6 @@ def _token_body(token: str, expires_in: int, scope: str) -> bytes:
     return (
         f'{{"access_token":{_json_string(token)},"token_type":"Bearer","expires_in":{int(expires_in)}{tail}'
     ).encode()
-
-
-def _single(form: Mapping[str, list[str]]) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for name, values in form.items():
-        if len(values) > 1:
-            raise InvalidRequest(
-                f"parameter {name!r} is repeated" if name.isidentifier() else "a parameter is repeated"
-            )
-        if values:
-            if len(values[0]) > MAX_VALUE:
-                raise InvalidRequest("a parameter is too long")
-            params[name] = values[0]
-    return params
-
-
-def _basic_credentials(header: str) -> tuple[str, str]:
-    scheme, _, credentials = header.strip().partition(" ")
-    if scheme.lower() != "basic":
-        raise InvalidClient(
-            "unsupported authentication scheme: use Basic, client_secret_post or private_key_jwt"
-        )
-    credentials = credentials.strip()
-    try:
-        if len(credentials) > 4 * MAX_VALUE:
-            raise ValueError
-        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
-        raw_id, sep, raw_secret = decoded.partition(":")
-        if not sep:
-            raise ValueError
-        # RFC 6749 §2.3.1: both parts are form-urlencoded before being joined.
-        client_id = unquote_plus(raw_id, errors="strict")
-        secret = unquote_plus(raw_secret, errors="strict")
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidClient("malformed Basic credentials") from None
-    if not client_id or not secret:
-        raise InvalidClient("malformed Basic credentials")
-    return client_id, secret
 
 
 def _is_absolute_uri(value: str) -> bool:
@@ -266,7 +88,7 @@ class _Pending:
     """An identified client whose secret (if any) still has to be checked."""
 
     client: Client
-    params: dict[str, str]
+    params: Mapping[str, str]
     secret: str | None = field(default=None, repr=False)
 
 
@@ -299,7 +121,7 @@ class TokenEndpoint:
         self.minter = Minter(settings.issuer, signer or LocalSigner(), clock=clock)
         self.secrets = secrets or SecretVerifier(clock)
         self.limiter = limiter or TokenBucketLimiter(settings.rate_limit, settings.rate_burst, clock=clock)
-        self._bodies: dict[bytes, tuple[str | None, dict[str, str]]] = {}
+        self._params = FormReader(settings.max_body_bytes)
         self.assertions = AssertionVerifier(
             (settings.token_endpoint, settings.issuer),
             replay or InMemoryReplayCache(clock),
@@ -308,74 +130,9 @@ class TokenEndpoint:
         )
 
     # -- the two phases --------------------------------------------------------------------------
-    def begin(self, form: Mapping[str, list[str]], authorization: str | None) -> _Pending:
-        return self._begin(_single(form), authorization)
-
-    def _params(self, body: bytes, content_type: str | None) -> dict[str, str]:
-        """``_single(parse_form(...))``, remembered for bodies that carry no credentials.
-
-        A busy client sends the same few bodies (grant type, audience, scope) again and again; the
-        credentials travel in the Authorization header. A body is remembered only when every
-        parameter is one of :data:`_PLAIN_PARAMS` (so no secret or assertion is ever kept), with
-        the content type it came with; the table is small and emptied when full. The result is
-        shared between requests and never mutated.
-        """
-        hit = self._bodies.get(body)
-        if hit is not None and hit[0] == content_type:
-            return hit[1]
-        params = _single(parse_form(body, content_type, max_bytes=self.settings.max_body_bytes))
-        if len(body) <= _MAX_REMEMBERED_BODY and _PLAIN_PARAMS.issuperset(params):
-            if len(self._bodies) >= _MAX_REMEMBERED_BODIES:
-                self._bodies.clear()
-            self._bodies[body] = (content_type, params)
-        return params
-
-    def _begin(self, params: dict[str, str], authorization: str | None) -> _Pending:
-        grant_type = params.get("grant_type")
-        if grant_type is None:
-            raise InvalidRequest("grant_type is required")
-        if grant_type != "client_credentials":
-            raise UnsupportedGrantType("only grant_type=client_credentials is supported")
-
-        methods = []
-        if authorization is not None:
-            methods.append("client_secret_basic")
-        if "client_secret" in params:
-            methods.append("client_secret_post")
-        if "client_assertion" in params or "client_assertion_type" in params:
-            methods.append("private_key_jwt")
-        if len(methods) > 1:
-            raise InvalidRequest("use exactly one client authentication method")
-        if not methods:
-            raise InvalidClient("client authentication is required")
-
-        secret: str | None = None
-        assertion: str | None = None
-        form_id = params.get("client_id")
-        if methods[0] == "client_secret_basic":
-            assert authorization is not None
-            client_id, secret = _basic_credentials(authorization)
-            if form_id is not None and form_id != client_id:
-                raise InvalidRequest("client_id does not match the authenticated client")
-        elif methods[0] == "client_secret_post":
-            if form_id is None:
-                raise InvalidRequest("client_id is required with client_secret")
-            client_id, secret = form_id, params["client_secret"]
-        else:
-            if params.get("client_assertion_type") != JWT_BEARER_ASSERTION_TYPE:
-                if "client_assertion_type" not in params:
-                    raise InvalidRequest("client_assertion_type is required with client_assertion")
-                raise InvalidClient(f"client_assertion_type must be {JWT_BEARER_ASSERTION_TYPE}")
-            assertion = params.get("client_assertion")
-            if assertion is None:
-                raise InvalidRequest("client_assertion is required with client_assertion_type")
-            try:
-                client_id = assertion_subject(assertion)
-            except InvalidAssertion as exc:
-                raise InvalidClient(exc.description) from None
-            if form_id is not None and form_id != client_id:
-                raise InvalidClient("client_id does not match the assertion issuer")
-
+    def _authenticate(self, params: Mapping[str, str], authorization: str | None) -> _Pending:
+        """Identify the client and check what can be checked without the slow hash."""
+        client_id, secret, assertion = presented_credentials(params, authorization)
         client = self.registry.get(client_id)
         if client is None:
             raise InvalidClient()
@@ -394,7 +151,7 @@ class TokenEndpoint:
             return _Pending(client, params)
         return _Pending(client, params, secret)
 
-    def finish(self, pending: _Pending) -> TokenResponse:
+    def _issue(self, pending: _Pending) -> TokenResponse:
         """Audience, scope, signing: after client authentication succeeded."""
         client, params = pending.client, pending.params
         audience = self._audience(client, params)
@@ -403,9 +160,14 @@ class TokenEndpoint:
         if key is None:
             raise TemporarilyUnavailable()
         ttl = min(self.settings.token_ttl, self.settings.max_token_ttl, client.max_ttl or math.inf)
-        # Minter.mint without its MintedToken record: nothing here needs more than the body.
         claims = self.minter.claims(client, audience, scopes, ttl)
-        token = self.minter.sign(key, claims)
+        try:
+            token = self.minter.sign(key, claims)
+        except SigningUnavailable as exc:
+            # KMS down, throttled or the key disabled: the request may succeed later, and the
+            # caller learns nothing about the signing backend (the detail goes to the log only).
+            log.error("signing with key %s failed: %s", key.kid, exc.description)
+            raise TemporarilyUnavailable("signing is temporarily unavailable") from None
         self.metrics.issued()
         body = _token_body(token, claims["exp"] - claims["iat"], claims.get("scope", ""))
         return TokenResponse(200, body, NO_STORE)
@@ -414,7 +176,7 @@ class TokenEndpoint:
     def _audience(client: Client, params: Mapping[str, str]) -> str:
         audience, resource = params.get("audience"), params.get("resource")
         if audience is not None and resource is not None and audience != resource:
-            raise InvalidRequest("send audience or resource, not both")
+            raise InvalidTokenRequest("send audience or resource, not both")
         if resource is not None and not _is_absolute_uri(resource):
             raise InvalidTarget("resource must be an absolute URI without a fragment")
         requested = audience if audience is not None else resource
@@ -446,30 +208,12 @@ class TokenEndpoint:
             raise InvalidScope("a requested scope is not allowed for this client")
         return tuple(requested)
 
-    # -- entry points --------------------------------------------------------------------------
-    def handle(self, form: Mapping[str, list[str]], authorization: str | None) -> TokenResponse:
-        """Synchronous: a cache-miss secret check runs the slow hash inline."""
-        pending = self.begin(form, authorization)
-        if pending.secret is not None and not self.secrets.verify_slow(pending.client, pending.secret):
-            raise InvalidClient()
-        return self.finish(pending)
-
-    async def handle_async(
-        self,
-        form: Mapping[str, list[str]],
-        authorization: str | None,
-        run_sync: Callable[[Callable[[], bool]], Awaitable[bool]],
-    ) -> TokenResponse:
-        """Like :meth:`handle`, but a slow hash goes through ``run_sync`` (a worker thread)."""
-        pending = self.begin(form, authorization)
-        if pending.secret is not None:
-            client, secret = pending.client, pending.secret
-            if not await run_sync(lambda: self.secrets.verify_slow(client, secret)):
-                raise InvalidClient()
-        return self.finish(pending)
-
+    # -- the entry point -------------------------------------------------------------------------
     def error_response(self, exc: BaseException) -> TokenResponse:
-        """The response for any exception: OAuth errors as themselves, anything else a bare 500."""
+        """The response for any exception: OAuth errors as themselves, the infrastructure's
+        "try again later" errors as 503, anything else a bare 500."""
+        if isinstance(exc, _UNAVAILABLE):
+            exc = TemporarilyUnavailable(exc.description)
         if not isinstance(exc, OAuthError):
             # The message of an unexpected error is not trusted to be secret-free: type only.
             log.error("token endpoint fault: %s", type(exc).__name__)
@@ -477,7 +221,7 @@ class TokenEndpoint:
         else:
             log.debug("token request refused: %s: %s", exc.error, exc.description)
         self.metrics.error(exc.error)
-        return exc.response()
+        return error_response(exc)
 
     async def process(
         self,
@@ -486,15 +230,15 @@ class TokenEndpoint:
         authorization: str | None,
         run_sync: Callable[[Callable[[], bool]], Awaitable[bool]],
     ) -> TokenResponse:
-        """Never raises: the one call an HTTP adapter makes."""
+        """Never raises: the one call an HTTP adapter makes. A slow secret hash (a secret not seen
+        recently) goes through ``run_sync`` (a worker thread); with the secret in the cache (the
+        usual case) there is no await at all, so nothing leaves the event loop."""
         try:
-            # handle_async inlined: one coroutine less per request, and no await at all when the
-            # secret is in the cache (the usual case), so nothing leaves the event loop.
-            pending = self._begin(self._params(body, content_type), authorization)
+            pending = self._authenticate(self._params(body, content_type), authorization)
             if pending.secret is not None:
                 client, secret = pending.client, pending.secret
                 if not await run_sync(lambda: self.secrets.verify_slow(client, secret)):
                     raise InvalidClient()
-            return self.finish(pending)
+            return self._issue(pending)
         except Exception as exc:
             return self.error_response(exc)

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -24,23 +23,26 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import Receive, Scope, Send
 
 from s2s.clock import Clock, system_clock
-from s2s.issuer.assertion import ReplayCache
-from s2s.issuer.clients import ClientRegistry, open_client_registry
-from s2s.issuer.keyring import KeyManager, local_key_factory
-from s2s.issuer.metadata import server_metadata
-from s2s.issuer.metrics import IssuerMetrics
-from s2s.issuer.ratelimit import RateLimiter
-from s2s.issuer.settings import IssuerSettings
-from s2s.issuer.signer import issuer_signer
-from s2s.issuer.state import IssuerState, open_state
-from s2s.issuer.token import NO_STORE, InvalidRequest, TokenEndpoint, TokenResponse
-from s2s.keys.rotation import KeyFactory
+from s2s.issuer import (
+    ClientRegistry,
+    InvalidTokenRequest,
+    IssuerRuntime,
+    IssuerSettings,
+    IssuerState,
+    KeyManager,
+    RateLimiter,
+    ReplayCache,
+    build_issuer,
+    server_metadata,
+)
+from s2s.issuer.token import NO_STORE, TokenResponse
+from s2s.keys import KeyFactories
 from s2s.keys.signing import Signer
-from s2s.keys.store import KeyStore, open_keystore
+from s2s.keys.store import KeyStore
+from s2s.oauth import JWKS_PATH, METADATA_PATH, TOKEN_PATH
 
 __all__ = ["IssuerRuntime", "configure_host_logging", "create_issuer_app"]
 
-TOKEN_PATH = "/oauth2/token"  # noqa: S105 - a URL path, not a password
 JSON = "application/json"
 
 
@@ -53,18 +55,6 @@ def configure_host_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for name in ("botocore", "boto3", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
-
-
-@dataclass(frozen=True, slots=True)
-class IssuerRuntime:
-    """What the app is built from; available as ``app.state.s2s_issuer``."""
-
-    settings: IssuerSettings
-    keys: KeyManager
-    endpoint: TokenEndpoint
-    registry: ClientRegistry
-    metrics: IssuerMetrics
-    state: IssuerState
 
 
 class _HashPool:
@@ -101,16 +91,6 @@ def _encode(name: str, value: str) -> tuple[bytes, bytes]:
     return pair
 
 
-def _settings_key_factory(settings: IssuerSettings) -> KeyFactory | None:
-    if settings.signer == "aws-kms":
-        from s2s.keys.kms import KmsKeyFactory  # noqa: PLC0415 - only KMS deployments need it
-
-        return KmsKeyFactory(deletion_window_days=settings.kms_deletion_window_days)
-    if settings.signer == "local":
-        return local_key_factory
-    return None
-
-
 _NO_STORE_HEADERS = tuple(_encode(k, v) for k, v in NO_STORE.items())
 
 
@@ -134,51 +114,30 @@ def create_issuer_app(
     replay: ReplayCache | None = None,
     limiter: RateLimiter | None = None,
     state: IssuerState | None = None,
-    key_factory: KeyFactory | None = None,
+    factories: KeyFactories | None = None,
     keys: KeyManager | None = None,
     reload_loop: bool = True,
 ) -> Litestar:
-    """The issuer app. Dependencies default to what ``settings`` names (``file://keys`` ...).
-
-    ``state`` (default: what ``S2S_STATE`` names) serves as replay cache and rate limiter unless
-    ``replay`` / ``limiter`` are given. ``signer`` defaults to local-or-KMS per key; any signer is
-    wrapped so that a signing failure answers 503, not 500. ``key_factory`` defaults to what
-    ``S2S_SIGNER`` names (``None``: follow the keyset). ``keys`` replaces the whole key manager.
+    """The issuer app, built by :func:`s2s.issuer.build_issuer` from ``settings`` (default: the
+    ``S2S_*`` environment); each keyword replaces one part, as there.
 
     ``reload_loop=False`` loads the keyset once at startup and never again (tests drive
     ``app.state.s2s_issuer.keys.refresh()`` themselves with a fake clock).
     """
     settings = settings or IssuerSettings.from_env()
-    clock = clock or system_clock
-    registry = registry or open_client_registry(settings.clients, clock=clock)
-    metrics = IssuerMetrics()
-    if keys is None:
-        keys = KeyManager(
-            store or open_keystore(settings.keystore),
-            settings.rotation,
-            clock=clock,
-            run_rotation=settings.run_rotation,
-            create_keys=settings.create_keys,
-            metrics=metrics,
-            key_factory=key_factory or _settings_key_factory(settings),
-            kms_deletion_window_days=settings.kms_deletion_window_days,
-        )
-    else:
-        metrics = keys.metrics
-    state = state or open_state(
-        settings.state, rate=settings.rate_limit, burst=settings.rate_burst, clock=clock
-    )
-    endpoint = TokenEndpoint(
+    runtime = build_issuer(
         settings,
-        registry,
-        keys,
-        clock=clock,
-        signer=issuer_signer(signer),
-        replay=replay or state,
-        limiter=limiter or state,
-        metrics=metrics,
+        store=store,
+        registry=registry,
+        clock=clock or system_clock,
+        signer=signer,
+        replay=replay,
+        limiter=limiter,
+        state=state,
+        factories=factories,
+        keys=keys,
     )
-    runtime = IssuerRuntime(settings, keys, endpoint, registry, metrics, state)
+    keys, endpoint, metrics = runtime.keys, runtime.endpoint, runtime.metrics
 
     metadata_bytes = json.dumps(server_metadata(settings), separators=(",", ":")).encode()
     public_cache = {"Cache-Control": f"public, max-age={settings.jwks_max_age}"}
@@ -186,12 +145,15 @@ def create_issuer_app(
     max_body = settings.max_body_bytes
     run_sync = _HashPool(max(1, min(4, os.cpu_count() or 1)))
 
+    def refuse(description: str) -> TokenResponse:
+        return endpoint.error_response(InvalidTokenRequest(description))
+
     @asgi(TOKEN_PATH, copy_scope=False)
     async def token(scope: Scope, receive: Receive, send: Send) -> None:
         # A raw ASGI route: no request object, signature model or response object per call; the
         # endpoint gets bytes and returns bytes. This keeps the route near a bare handler's speed.
         if scope.get("method") != "POST":
-            out = endpoint.error_response(InvalidRequest("the token endpoint accepts only POST"))
+            out = refuse("the token endpoint accepts only POST")
             await _send(send, TokenResponse(405, out.body, {**out.headers, "Allow": "POST"}))
             return
         content_type = authorization = None
@@ -206,10 +168,10 @@ def create_issuer_app(
             elif name == b"content-length":
                 length = int(value) if value.isdigit() and len(value) < 10 else max_body + 1
         if duplicate_auth:
-            await _send(send, endpoint.error_response(InvalidRequest("more than one Authorization header")))
+            await _send(send, refuse("more than one Authorization header"))
             return
         if length > max_body:
-            await _send(send, endpoint.error_response(InvalidRequest("the token request is too large")))
+            await _send(send, refuse("the token request is too large"))
             return
         chunks: list[bytes] = []
         size = 0
@@ -220,7 +182,7 @@ def create_issuer_app(
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > max_body:
-                await _send(send, endpoint.error_response(InvalidRequest("the token request is too large")))
+                await _send(send, refuse("the token request is too large"))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -228,7 +190,7 @@ def create_issuer_app(
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         await _send(send, await endpoint.process(body, content_type, authorization, run_sync))
 
-    @get("/.well-known/jwks.json", include_in_schema=False)
+    @get(JWKS_PATH, include_in_schema=False)
     async def jwks() -> Response[bytes]:
         if keys.keyset is None:
             return Response(
@@ -237,7 +199,7 @@ def create_issuer_app(
         return Response(keys.jwks_bytes, headers=public_cache, media_type=JSON)
 
     @get(
-        ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"],
+        [METADATA_PATH, "/.well-known/openid-configuration"],
         include_in_schema=False,
     )
     async def metadata() -> Response[bytes]:
@@ -268,9 +230,9 @@ def create_issuer_app(
             if status >= 500:
                 return _response(endpoint.error_response(exc))
             if status == 405:
-                out = endpoint.error_response(InvalidRequest("the token endpoint accepts only POST"))
+                out = refuse("the token endpoint accepts only POST")
                 return _response(TokenResponse(405, out.body, out.headers), {"Allow": "POST"})
-            return _response(endpoint.error_response(InvalidRequest("bad request")))
+            return _response(refuse("bad request"))
         if status >= 500:
             return Response(
                 {"error": "server_error"}, status_code=status, headers=no_store, media_type=MediaType.JSON

@@ -55,7 +55,7 @@ async def test_client_secret_token_from_the_issuer(
         other = await client.get_token(OTHER_AUDIENCE)
     claims = await verify(token.token, counting)
     assert claims["client_id"] == "svc" and claims["scope"] == "orders:read"
-    assert token.scope == ("orders:read",)
+    assert token.scopes == ("orders:read",)
     assert token.expires_at == pytest.approx(claims["exp"], abs=2)
     assert (await verify(other.token, counting, OTHER_AUDIENCE))["aud"] == OTHER_AUDIENCE
     assert counting.counts[TOKEN_PATH] == 2

@@ -83,7 +83,7 @@ def test_tokens_are_cached_per_audience_and_scope_set(clock: FakeClock) -> None:
     c = client.get_token("https://billing.internal", ["x", "y"])
     assert len({a.token, b.token, c.token}) == 3
     assert endpoint.count == 3
-    assert a.scope == ("x", "y") and a.audience == AUD
+    assert a.scopes == ("x", "y") and a.audience == AUD
     assert a.expires_at == pytest.approx(clock.now() + 300)
     assert client.stats.cache_hits == 2
 
@@ -330,7 +330,7 @@ async def test_async_client_retries_with_the_injected_sleep(clock: FakeClock) ->
     )
     client, sleeps = async_client(endpoint, clock, rng=lambda: 1.0)
     token = await client.get_token(AUD, ["a"])
-    assert token.token == "tok-1" and token.scope == ("a",)
+    assert token.token == "tok-1" and token.scopes == ("a",)
     assert sleeps == [2, 0.4]
     await client.aclose()
 

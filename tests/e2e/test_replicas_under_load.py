@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from s2s.client import PrivateKeyJWT
-from s2s.issuer.assertion import JWT_BEARER_ASSERTION_TYPE
+from s2s.oauth import JWT_BEARER_ASSERTION_TYPE
 from tests.e2e.aws import (  # noqa: F401 - aws, moto: fixtures
     AwsDeployment,
     ResourceService,

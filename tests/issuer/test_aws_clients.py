@@ -20,9 +20,14 @@ from s2s.cli import main
 from s2s.client import AsyncTokenClient, TokenRequestError
 from s2s.clock import FakeClock
 from s2s.errors import ConfigError, S2SError
-from s2s.issuer import Client, IssuerSettings, open_client_registry
-from s2s.issuer.aws_clients import SecretsManagerClientRegistry
-from s2s.issuer.clients import REGISTRY_FORMAT, ClientRegistryError
+from s2s.issuer import (
+    REGISTRY_FORMAT,
+    Client,
+    IssuerSettings,
+    RegistryError,
+    SecretsManagerClientRegistry,
+    open_client_registry,
+)
 from s2s.keys.aws_sm import PENDING_STAGE, SecretsManagerDocument
 from s2s.keys.rotation import RotationPolicy
 from s2s.litestar.issuer import IssuerRuntime, create_issuer_app
@@ -211,7 +216,7 @@ def test_unreachable_registry_at_startup_is_503_not_500(
             assert response.headers["retry-after"]
     assert Down.calls == 1  # failures are not retried on every request
     assert "AccessDeniedException" in caplog.text
-    with pytest.raises(ClientRegistryError, match="AccessDeniedException"):
+    with pytest.raises(RegistryError, match="AccessDeniedException"):
         registry.refresh()
 
 

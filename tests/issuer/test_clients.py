@@ -12,7 +12,7 @@ from joserfc.jwk import ECKey, RSAKey
 
 from s2s.clock import FakeClock
 from s2s.errors import ConfigError
-from s2s.issuer.clients import (
+from s2s.issuer import (
     Client,
     FileClientRegistry,
     SecretVerifier,

@@ -15,10 +15,18 @@ from moto import mock_aws
 
 from s2s.clock import FakeClock
 from s2s.errors import ConfigError
-from s2s.issuer import InMemoryClientRegistry, IssuerSettings
-from s2s.issuer.dynamodb import TTL_ATTRIBUTE, DynamoDBState, create_state_table
+from s2s.issuer import (
+    DynamoDBState,
+    InMemoryClientRegistry,
+    InMemoryState,
+    IssuerSettings,
+    OAuthError,
+    StateUnavailable,
+    create_state_table,
+    open_state,
+)
+from s2s.issuer.dynamodb import TTL_ATTRIBUTE
 from s2s.issuer.settings import parse_state_url
-from s2s.issuer.state import InMemoryState, StateUnavailable, open_state
 from s2s.keys.rotation import RotationPolicy
 from s2s.litestar.issuer import create_issuer_app
 from tests.issuer.helpers import (
@@ -108,7 +116,8 @@ def test_unreachable_table_fails_closed(
     gone = DynamoDBState("no-such-table", rate=1, burst=1, clock=clock, client=dynamodb)
     with pytest.raises(StateUnavailable) as raised:
         gone.seen_or_add("svc\0secret-jti", clock.now() + 10)
-    assert raised.value.status_code == 503 and raised.value.error == "temporarily_unavailable"
+    # The state's own error, not an OAuth answer: the token endpoint maps it (503, tested below).
+    assert not isinstance(raised.value, OAuthError) and raised.value.error == "state_unavailable"
     with pytest.raises(StateUnavailable):
         gone.acquire("svc")
     assert "ResourceNotFoundException" in caplog.text and "secret-jti" not in caplog.text

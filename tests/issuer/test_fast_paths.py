@@ -11,9 +11,10 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 
 from s2s.clock import FakeClock
-from s2s.issuer.clients import InMemoryClientRegistry, SecretVerifier, new_client
+from s2s.issuer import InMemoryClientRegistry, InvalidTokenRequest, SecretVerifier, new_client, parse_form
+from s2s.issuer._form import MAX_FIELDS
 from s2s.issuer.minter import Minter
-from s2s.issuer.token import MAX_FIELDS, InvalidRequest, _token_body, parse_form
+from s2s.issuer.token import _token_body
 from s2s.keys.signing import LocalSigner
 from s2s.litestar.issuer import IssuerRuntime
 from tests.issuer.helpers import SECRET, basic
@@ -39,7 +40,7 @@ def reference_parse(body: bytes) -> dict[str, list[str]] | None:
 def fast_parse(body: bytes) -> dict[str, list[str]] | None:
     try:
         return parse_form(body, FORM)
-    except InvalidRequest:
+    except InvalidTokenRequest:
         return None
 
 
@@ -174,7 +175,7 @@ async def test_remembered_bodies_never_hold_credentials_and_keep_every_check(run
     ).encode()
     for _ in range(2):
         assert (await endpoint.process(post, FORM, None, run_sync)).status == 200
-    remembered = [body for body in vars(endpoint)["_bodies"]]
+    remembered = list(vars(vars(endpoint)["_params"])["_bodies"])
     assert remembered == [plain]
     assert all(SECRET.encode() not in body for body in remembered)
     # A repeated parameter is refused every time, not remembered as a success.

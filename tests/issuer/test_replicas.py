@@ -18,6 +18,7 @@ from moto import mock_aws
 
 from s2s.clock import FakeClock
 from s2s.issuer import InMemoryClientRegistry, IssuerSettings, KeyManager
+from s2s.keys import KeyFactories
 from s2s.keys.aws_sm import SecretsManagerKeyStore
 from s2s.keys.kms import KmsKeyFactory, KmsSigner, RoutingSigner
 from s2s.keys.rotation import RotationPolicy, ensure_keys, rotate
@@ -307,8 +308,8 @@ def test_scheduled_rotation_of_a_kms_keyset_makes_kms_keys_and_cleans_up_a_lost_
     store = MemoryKeyStore()
     update_keyset(store, lambda ks: ensure_keys(ks, clock.now(), policy, KmsKeyFactory(kms)))
     # No key factory given: both replicas follow the keyset, which signs with KMS.
-    a = KeyManager(store, policy, clock=clock, kms_deletion_window_days=7)
-    b = KeyManager(store, policy, clock=clock, kms_deletion_window_days=7)
+    a = KeyManager(store, policy, clock=clock, factories=KeyFactories(kms_deletion_window_days=7))
+    b = KeyManager(store, policy, clock=clock, factories=KeyFactories(kms_deletion_window_days=7))
     a.refresh()
     b.refresh()
     clock.advance(policy.rotate_every)
@@ -374,7 +375,7 @@ def test_the_schedule_retires_a_kms_key_and_schedules_its_deletion(aws: None, cl
     update_keyset(store, lambda ks: ensure_keys(ks, clock.now(), policy, KmsKeyFactory(kms)))
     first = store.keyset.current
     assert first is not None and first.kms_key_id
-    manager = KeyManager(store, policy, clock=clock, kms_deletion_window_days=7)
+    manager = KeyManager(store, policy, clock=clock, factories=KeyFactories(kms_deletion_window_days=7))
     manager.refresh()
     clock.advance(policy.rotate_every)
     manager.refresh()  # first -> previous: still published, its KMS key still enabled

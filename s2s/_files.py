@@ -1,0 +1,66 @@
+"""Private files written safely: an exclusive lock between processes, and atomic replacement.
+
+Used by the file key store and the file client registry. ``fcntl`` is imported when a lock is
+first taken, not at import time, so modules that merely mention a file store still import on
+platforms without it (Windows, for a caller-only service).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["exclusive_lock", "fsync_directory", "write_atomic"]
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created 0600) for the ``with`` block.
+
+    flock (not lockf) so that threads of one process exclude each other too: the lock belongs to
+    the open file description, and each call opens its own. The kernel drops it when a killed
+    holder's descriptors close. Raises :class:`OSError` when the lock file cannot be opened.
+    """
+    import fcntl  # noqa: PLC0415 - POSIX only; see the module docstring
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes, *, tmp_prefix: str, tmp_suffix: str = ".tmp") -> None:
+    """Replace ``path`` with ``data``: a 0600 temporary in the same directory, fsynced, renamed over
+    ``path``, then the directory fsynced. A writer killed at any instant leaves the old or the new
+    content, never a partial one (a left-over temporary at worst). Raises :class:`OSError`."""
+    tmp = path.with_name(f"{tmp_prefix}{secrets.token_hex(8)}{tmp_suffix}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # the umask may have narrowed the mode; it must not widen it
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_directory(path.parent)
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable: without it a power cut may bring back the old file."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
