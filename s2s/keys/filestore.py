@@ -10,14 +10,13 @@ either the previous or the new keyset, never a partial one.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+from s2s._files import exclusive_lock, write_atomic
 from s2s.errors import ConfigError, KeyStoreError, VersionConflict
 from s2s.keys.model import KeySet
 
@@ -98,18 +97,12 @@ class FileKeyStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        # flock (not lockf) so that threads of one process exclude each other too: the lock
-        # belongs to the open file description, and each save opens its own. The kernel drops
-        # it when a killed writer's descriptors close.
-        try:
-            fd = os.open(self.directory / _LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise KeyStoreError(f"cannot open the lock in {self.directory}: {exc.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(exclusive_lock(self.directory / _LOCK))
+            except OSError as exc:
+                raise KeyStoreError(f"cannot open the lock in {self.directory}: {exc.strerror}") from None
             yield
-        finally:
-            os.close(fd)
 
     def _remove_stale_temporaries(self) -> None:
         # Temporaries are only written under the lock, so any found now belong to a dead writer.
@@ -118,28 +111,7 @@ class FileKeyStore:
                 stale.unlink()
 
     def _replace(self, data: bytes) -> None:
-        tmp = self.directory / f"{_TMP_PREFIX}{secrets.token_hex(8)}{_TMP_SUFFIX}"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            try:
-                os.fchmod(fd, 0o600)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
+            write_atomic(self.path, data, tmp_prefix=_TMP_PREFIX, tmp_suffix=_TMP_SUFFIX)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             raise KeyStoreError(f"cannot write {self.path}: {exc.strerror or type(exc).__name__}") from None
-        self._fsync_directory()
-
-    def _fsync_directory(self) -> None:
-        # Makes the rename itself durable: without it a power cut may bring back the old file.
-        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

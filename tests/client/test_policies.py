@@ -437,6 +437,16 @@ def test_bad_arguments(clock: FakeClock) -> None:
         client.get_token("")
     with pytest.raises(ConfigError):
         client.get_token(AUD, ['a"b'])
+    with pytest.raises(ConfigError):  # `$` would let the newline through; the pattern ends in \Z
+        client.get_token(AUD, ["orders:read\n"])
+
+
+def test_an_error_code_with_a_trailing_newline_is_not_taken_as_is(clock: FakeClock) -> None:
+    reply = httpx.Response(400, json={"error": "invalid_scope\n", "error_description": "no"})
+    client, _ = sync_client(FakeTokenEndpoint(script=[reply]), clock)
+    with pytest.raises(TokenRequestError) as info:
+        client.get_token(AUD)
+    assert info.value.error == "invalid_response"
 
 
 @pytest.mark.parametrize("value", [b"\xb2", b"\xd9\xa3"])  # "²" and an Arabic-Indic 3: isdigit(), not ASCII

@@ -97,8 +97,22 @@ def test_client_keys_must_be_usable_asymmetric_signing_keys(jwk: dict[str, objec
         {"client_id": "c", "audiences": ("a",), "max_ttl": float("nan"), "secret_hash": SECRET_HASH},
         {"client_id": "c", "audiences": ("a",), "max_ttl": float("inf"), "secret_hash": SECRET_HASH},
         {"client_id": "c", "audiences": ("a",), "max_ttl": True, "secret_hash": SECRET_HASH},
+        # `$` matches before a trailing newline: the patterns anchor with \Z (issue 9, "Also").
+        {"client_id": "svc\n", "audiences": ("a",), "secret_hash": SECRET_HASH},
+        {"client_id": "c", "audiences": ("a",), "scopes": ("orders:read\n",), "secret_hash": SECRET_HASH},
     ],
-    ids=["id", "no-audience", "no-credential", "scope", "ttl", "ttl-nan", "ttl-inf", "ttl-bool"],
+    ids=[
+        "id",
+        "no-audience",
+        "no-credential",
+        "scope",
+        "ttl",
+        "ttl-nan",
+        "ttl-inf",
+        "ttl-bool",
+        "id-newline",
+        "scope-newline",
+    ],
 )
 def test_client_validation(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
