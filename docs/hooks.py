@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from s2s.aws import AwsSettings
 from s2s.cli import main
 from s2s.client import TokenClientSettings
 from s2s.entra import EntraConfig
@@ -85,6 +86,10 @@ def _verifier(env: Mapping[str, str]) -> Any:
 
 def _entra(env: Mapping[str, str]) -> Any:
     return EntraConfig.from_env("S2S_ENTRA_", env)
+
+
+def _aws(env: Mapping[str, str]) -> Any:
+    return AwsSettings.from_env("S2S_AWS_", env)
 
 
 def _resource(env: Mapping[str, str]) -> Any:
@@ -216,6 +221,24 @@ SECTIONS: tuple[Section, ...] = (
             "MAX_CONCURRENCY": "Most MSAL calls in flight at once.",
             "OBO_REFRESH_MARGIN": "Seconds before expiry at which a cached on-behalf-of token is renewed.",
             "TOKEN_CACHE_PATH": "File for MSAL's token cache (unset: memory).",
+        },
+    ),
+    Section(
+        title="AWS calls (every AWS adapter: key store, client registry, secrets, state, KMS)",
+        target="s2s.aws.AwsSettings.from_env",
+        prefix="S2S_AWS_",
+        build=_aws,
+        required={},
+        attributes={},
+        intro="Per call to AWS. Tight on purpose: when AWS hangs, a token request gets `503` with "
+        "`Retry-After` within about `MAX_ATTEMPTS x (CONNECT_TIMEOUT + READ_TIMEOUT)`, not after a minute. "
+        "Credentials, region and endpoint come from the standard AWS environment (`AWS_PROFILE`, "
+        "`AWS_REGION`, `AWS_ENDPOINT_URL`...).",
+        descriptions={
+            "CONNECT_TIMEOUT": "Seconds to open a connection to AWS, per attempt.",
+            "READ_TIMEOUT": "Seconds to wait for AWS's answer, per attempt.",
+            "MAX_ATTEMPTS": "Attempts per call, the first included (botocore `standard` retries: "
+            "throttling and transient errors, with backoff; 1 to 10).",
         },
     ),
     Section(

@@ -14,14 +14,16 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from s2s.aws import AwsSettings, SecretsManager, SecretsManagerDocument
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError, S2SError, VersionConflict
 from s2s.issuer._registry import add_change, dump_registry, parse_registry, remove_change
 from s2s.issuer.clients import Client
 from s2s.issuer.errors import RegistryError, RegistryUnavailable
-from s2s.keys.aws_sm import SecretsManagerDocument, parse_secret_url
+from s2s.secrets.references import parse_location
 
 if TYPE_CHECKING:
+    import boto3
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 __all__ = ["SecretsManagerClientRegistry"]
@@ -41,6 +43,8 @@ class SecretsManagerClientRegistry:
         client: SecretsManagerClient | None = None,
         *,
         region: str | None = None,
+        session: boto3.Session | None = None,
+        aws: AwsSettings | None = None,
         clock: Clock = system_clock,
         reload_interval: float = 30.0,
         background: bool = True,
@@ -51,8 +55,9 @@ class SecretsManagerClientRegistry:
         if reload_interval <= 0:
             raise ConfigError("the client registry reload interval must be > 0 seconds")
         self.secret_name = secret_name
+        secrets = SecretsManager(client, region=region, session=session, settings=aws)
         self._document = SecretsManagerDocument(
-            secret_name, client, region=region, noun="client registry", error=RegistryError
+            secret_name, secrets, noun="client registry", error=RegistryError
         )
         self._clock = clock
         self._reload_interval = reload_interval
@@ -67,15 +72,23 @@ class SecretsManagerClientRegistry:
 
     @classmethod
     def from_url(
-        cls, url: str, client: SecretsManagerClient | None = None, *, clock: Clock = system_clock
+        cls,
+        url: str,
+        client: SecretsManagerClient | None = None,
+        *,
+        session: boto3.Session | None = None,
+        clock: Clock = system_clock,
     ) -> SecretsManagerClientRegistry:
         """``aws-sm://NAME``, optionally ``?region=eu-west-1&reload=SECONDS`` (default 30)."""
-        name, params = parse_secret_url(url, "client registry")
-        try:
-            interval = float(params.get("reload", "30"))
-        except ValueError:
-            raise ConfigError("the aws-sm client registry ?reload= must be a number of seconds") from None
-        return cls(name, client, region=params.get("region"), clock=clock, reload_interval=interval)
+        location = parse_location(url, "client registry", reload=True)
+        return cls(
+            location.name,
+            client,
+            region=location.region,
+            session=session,
+            clock=clock,
+            reload_interval=location.reload or 30.0,
+        )
 
     @property
     def url(self) -> str:
@@ -83,7 +96,8 @@ class SecretsManagerClientRegistry:
 
     @property
     def client(self) -> SecretsManagerClient:
-        return self._document.client
+        client: SecretsManagerClient = self._document.secrets.client
+        return client
 
     def __repr__(self) -> str:
         return f"SecretsManagerClientRegistry({self.secret_name!r})"

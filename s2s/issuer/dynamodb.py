@@ -29,12 +29,13 @@ import logging
 import math
 from typing import TYPE_CHECKING
 
-from s2s.aws import aws_client, error_code
+from s2s.aws import AwsError, AwsService, AwsSettings
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError
 from s2s.issuer.errors import StateUnavailable
 
 if TYPE_CHECKING:
+    import boto3
     from mypy_boto3_dynamodb import DynamoDBClient
 
 __all__ = ["TTL_ATTRIBUTE", "DynamoDBState", "create_state_table"]
@@ -45,6 +46,10 @@ TTL_ATTRIBUTE = "ttl"
 _CONFLICT = "ConditionalCheckFailedException"
 # TTL deletion keeps no promise on timing; a margin keeps items a little past their use anyway.
 _TTL_MARGIN = 60
+
+
+class _DynamoDB(AwsService):
+    service = "dynamodb"
 
 
 def _digest(key: str) -> str:
@@ -63,6 +68,8 @@ class DynamoDBState:
         clock: Clock = system_clock,
         client: DynamoDBClient | None = None,
         region: str | None = None,
+        session: boto3.Session | None = None,
+        aws: AwsSettings | None = None,
     ) -> None:
         if not table:
             raise ConfigError("the DynamoDB state store needs a table name")
@@ -73,29 +80,25 @@ class DynamoDBState:
         self.limit = math.floor(burst)
         self.window = burst / rate
         self._clock = clock
-        self._client = client
-        self._region = region
+        self._db = _DynamoDB(client, region=region, session=session, settings=aws)
 
     def __repr__(self) -> str:
         return f"DynamoDBState({self.table!r})"
 
     @property
     def client(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = aws_client("dynamodb", region=self._region)
-        return self._client
+        client: DynamoDBClient = self._db.client
+        return client
 
-    def _unavailable(self, action: str, exc: BaseException) -> StateUnavailable:
-        log.error(
-            "DynamoDB state %s: %s failed: %s", self.table, action, error_code(exc) or type(exc).__name__
-        )
+    def _unavailable(self, action: str, exc: AwsError) -> StateUnavailable:
+        log.error("DynamoDB state %s: %s failed: %s", self.table, action, exc.reason)
         return StateUnavailable()
 
     def seen_or_add(self, key: str, expires_at: float) -> bool:
-        client = self.client
         now = self._clock.now()
         try:
-            client.put_item(
+            self._db.call(
+                "put_item",
                 TableName=self.table,
                 Item={
                     "pk": {"S": "j#" + _digest(key)},
@@ -106,19 +109,19 @@ class DynamoDBState:
                 ExpressionAttributeNames={"#exp": "exp"},
                 ExpressionAttributeValues={":now": {"N": repr(float(now))}},
             )
-        except Exception as exc:
-            if error_code(exc) == _CONFLICT:
+        except AwsError as exc:
+            if exc.code == _CONFLICT:
                 return True
             raise self._unavailable("replay check", exc) from None
         return False
 
     def acquire(self, key: str) -> float:
-        client = self.client
         now = self._clock.now()
         index = math.floor(now / self.window)
         ends = (index + 1) * self.window
         try:
-            client.update_item(
+            self._db.call(
+                "update_item",
                 TableName=self.table,
                 Key={"pk": {"S": f"r#{_digest(key)}#{index}"}},
                 UpdateExpression="ADD #n :one SET #ttl = :ttl",
@@ -130,46 +133,52 @@ class DynamoDBState:
                     ":ttl": {"N": str(math.ceil(ends) + _TTL_MARGIN)},
                 },
             )
-        except Exception as exc:
-            if error_code(exc) == _CONFLICT:
+        except AwsError as exc:
+            if exc.code == _CONFLICT:
                 return max(ends - now, 0.001)
             raise self._unavailable("rate limit", exc) from None
         return 0.0
 
 
 def create_state_table(
-    table: str, client: DynamoDBClient | None = None, *, region: str | None = None
+    table: str,
+    client: DynamoDBClient | None = None,
+    *,
+    region: str | None = None,
+    session: boto3.Session | None = None,
 ) -> bool:
     """Create the state table (on-demand, TTL on ``ttl``) if missing; True if it was created.
 
     Safe to run again: an existing table only gets its TTL setting checked.
     """
-    dynamodb: DynamoDBClient = client if client is not None else aws_client("dynamodb", region=region)
+    db = _DynamoDB(client, region=region, session=session)
     created = True
     try:
-        dynamodb.create_table(
+        db.call(
+            "create_table",
             TableName=table,
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-    except Exception as exc:
-        if error_code(exc) != "ResourceInUseException":
-            raise ConfigError(
-                f"cannot create DynamoDB table {table!r}: {error_code(exc) or type(exc).__name__}"
-            ) from None
+    except AwsError as exc:
+        if exc.code != "ResourceInUseException":
+            raise ConfigError(f"cannot create DynamoDB table {table!r}: {exc.reason}") from None
         created = False
     try:
-        dynamodb.get_waiter("table_exists").wait(
+        # The waiter polls describe_table itself (not through the seam): setup, not request path.
+        db.client.get_waiter("table_exists").wait(
             TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
         )
-        ttl = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+        ttl = db.call("describe_time_to_live", TableName=table)["TimeToLiveDescription"]
         if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
-            dynamodb.update_time_to_live(
-                TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
+            db.call(
+                "update_time_to_live",
+                TableName=table,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
             )
-    except Exception as exc:
-        raise ConfigError(
-            f"cannot set up DynamoDB table {table!r}: {error_code(exc) or type(exc).__name__}"
-        ) from None
+    except AwsError as exc:
+        raise ConfigError(f"cannot set up DynamoDB table {table!r}: {exc.reason}") from None
+    except Exception as exc:  # the waiter's own failure (WaiterError): its type is enough
+        raise ConfigError(f"cannot set up DynamoDB table {table!r}: {type(exc).__name__}") from None
     return created

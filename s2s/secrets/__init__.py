@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from s2s.aws import install_botocore_redaction
 from s2s.secrets.errors import (
     InvalidSecretReference,
     SecretAccessDenied,
@@ -11,7 +10,15 @@ from s2s.secrets.errors import (
     SecretNotFound,
     SecretUnavailable,
 )
-from s2s.secrets.references import SCHEME, VERSION_STAGES, SecretReference, is_reference, parse_reference
+from s2s.secrets.references import (
+    SCHEME,
+    VERSION_STAGES,
+    SecretLocation,
+    SecretReference,
+    is_reference,
+    parse_location,
+    parse_reference,
+)
 from s2s.secrets.resolve import resolve, resolve_env, resolve_settings
 from s2s.secrets.source import SecretsManagerSource, SecretSource, SecretValue
 
@@ -22,14 +29,15 @@ __all__ = [
     "SecretAccessDenied",
     "SecretError",
     "SecretFieldMissing",
+    "SecretLocation",
     "SecretNotFound",
     "SecretReference",
     "SecretSource",
     "SecretUnavailable",
     "SecretValue",
     "SecretsManagerSource",
-    "install_botocore_redaction",
     "is_reference",
+    "parse_location",
     "parse_reference",
     "resolve",
     "resolve_env",

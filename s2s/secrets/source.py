@@ -2,8 +2,9 @@
 
 Values are cached per (name, stage or version id) for ``ttl`` seconds minus a random jitter, so a
 fleet of replicas started together does not refresh in lockstep. Time comes from the injectable
-clock. Retries are botocore's ``standard`` mode (see :func:`s2s.aws.aws_client`), which honours the
-standard AWS environment including ``AWS_ENDPOINT_URL``.
+clock. Reads go through the one Secrets Manager access layer (:class:`s2s.aws.SecretsManager`), with
+its timeouts and retries (:class:`s2s.aws.AwsSettings`); the standard AWS environment applies,
+including ``AWS_ENDPOINT_URL``. A reference naming a ``region=`` is read from that region.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from s2s.aws import aws_client, install_botocore_redaction
+from s2s.aws import AwsError, AwsNoCredentials, AwsSettings, AwsUnreachable, SecretsManager
 from s2s.clock import Clock, system_clock
-from s2s.errors import ConfigError, MissingExtra
+from s2s.errors import ConfigError
 from s2s.secrets.errors import (
     SecretAccessDenied,
     SecretError,
@@ -80,7 +81,7 @@ class SecretsManagerSource:
     """Reads secrets from AWS Secrets Manager with a TTL cache.
 
     ``client`` may be given (tests, custom config); otherwise one is made on first use by
-    :func:`s2s.aws.aws_client` from ``region`` / ``session`` and the AWS environment.
+    :func:`s2s.aws.aws_client` from ``region`` / ``session`` / ``aws`` and the AWS environment.
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class SecretsManagerSource:
         *,
         region: str | None = None,
         session: boto3.Session | None = None,
+        aws: AwsSettings | None = None,
         ttl: float = 300.0,
         jitter: float = 0.1,
         clock: Clock = system_clock,
@@ -97,32 +99,47 @@ class SecretsManagerSource:
     ) -> None:
         if ttl < 0 or not 0 <= jitter < 1:
             raise ConfigError("ttl must be >= 0 and jitter in [0, 1)")
-        self._client = client
-        self._region = region
         self._session = session
+        self._aws = aws
+        self._service = SecretsManager(client, region=region, session=session, settings=aws)
+        self._regional: dict[str, SecretsManager] = {}
         self._ttl = ttl
         self._jitter = jitter
         self._clock = clock
         self._rng = rng
         self._max_entries = max_entries
-        self._cache: dict[tuple[str, str, str], _Entry] = {}
+        self._cache: dict[tuple[str, str, str, str], _Entry] = {}
         self._lock = threading.Lock()
-        install_botocore_redaction()
 
     def __repr__(self) -> str:
         return f"SecretsManagerSource(ttl={self._ttl}, cached={len(self._cache)})"
 
     @property
     def client(self) -> SecretsManagerClient:
-        if self._client is None:
-            self._client = aws_client("secretsmanager", region=self._region, session=self._session)
-        return self._client
+        client: SecretsManagerClient = self._service.client
+        return client
+
+    def _in(self, region: str | None) -> SecretsManager:
+        if region is None:
+            return self._service
+        with self._lock:
+            service = self._regional.get(region)
+            if service is None:
+                service = SecretsManager(region=region, session=self._session, settings=self._aws)
+                self._regional[region] = service
+        return service
 
     # -- reading ---------------------------------------------------------------------------
     def get(self, ref: str | SecretReference) -> str | bytes:
         """The secret (or its JSON field) that ``ref`` names. Binary secrets come back as bytes."""
         parsed, shown = _parse(ref)
-        secret = self.fetch(parsed.name, stage=parsed.stage, version_id=parsed.version_id, reference=shown)
+        secret = self.fetch(
+            parsed.name,
+            stage=parsed.stage,
+            version_id=parsed.version_id,
+            region=parsed.region,
+            reference=shown,
+        )
         if parsed.field is None:
             return secret.value
         return _field(secret.value, parsed.field, shown)
@@ -156,19 +173,20 @@ class SecretsManagerSource:
         *,
         stage: str | None = None,
         version_id: str | None = None,
+        region: str | None = None,
         force: bool = False,
         reference: str | None = None,
     ) -> SecretValue:
         """One version of ``name`` (``AWSCURRENT`` unless a stage or version id is given), cached."""
-        shown = reference or str(SecretReference(name, stage=stage, version_id=version_id))
-        key = (name, stage or ("" if version_id else "AWSCURRENT"), version_id or "")
+        shown = reference or str(SecretReference(name, stage=stage, version_id=version_id, region=region))
+        key = (name, stage or ("" if version_id else "AWSCURRENT"), version_id or "", region or "")
         now = self._clock.monotonic()
         if not force:
             with self._lock:
                 entry = self._cache.get(key)
             if entry is not None and now < entry.expires:
                 return entry.value
-        secret = self._call(name, stage=stage, version_id=version_id, shown=shown)
+        secret = self._read(self._in(region), name, stage=stage, version_id=version_id, shown=shown)
         expires = now + self._ttl * (1.0 - self._jitter * self._rng())
         with self._lock:
             if len(self._cache) >= self._max_entries and key not in self._cache:
@@ -187,26 +205,18 @@ class SecretsManagerSource:
                 del self._cache[key]
 
     # -- AWS -------------------------------------------------------------------------------
-    def _call(self, name: str, *, stage: str | None, version_id: str | None, shown: str) -> SecretValue:
-        try:
-            # botocore comes with the optional boto3 extra, so it is imported only here.
-            from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
-        except ImportError:
-            raise MissingExtra("aws", "boto3") from None
-        kwargs: dict[str, str] = {"SecretId": name}
-        if version_id:
-            kwargs["VersionId"] = version_id
-        else:
-            kwargs["VersionStage"] = stage or "AWSCURRENT"
+    def _read(
+        self, service: SecretsManager, name: str, *, stage: str | None, version_id: str | None, shown: str
+    ) -> SecretValue:
         try:
             # The stubs mark every answer field as present; moto and AWS may omit either value.
-            answer: dict[str, Any] = dict(self.client.get_secret_value(**kwargs))
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
-            raise _client_error(code, shown, stage=stage, version_id=version_id) from None
-        except BotoCoreError as exc:
-            # botocore messages name endpoints and files, never a secret value.
-            raise SecretUnavailable(shown, f"cannot reach Secrets Manager ({type(exc).__name__})") from None
+            answer: dict[str, Any] = dict(service.get_value(name, stage=stage, version_id=version_id))
+        except AwsNoCredentials as exc:
+            raise SecretAccessDenied(shown, exc.description) from None
+        except AwsUnreachable as exc:
+            raise SecretUnavailable(shown, f"cannot reach Secrets Manager ({exc.code})") from None
+        except AwsError as exc:
+            raise _client_error(exc.code, shown, stage=stage, version_id=version_id) from None
         text = answer.get("SecretString")
         binary = answer.get("SecretBinary")
         if text is None and binary is None:

@@ -6,10 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from click.testing import CliRunner, Result
-from moto import mock_aws
 
 from s2s.cli import main
 from s2s.clock import FakeClock
@@ -268,10 +266,19 @@ def test_commands_on_an_empty_store_fail_in_one_line(cli: Cli) -> None:
     assert json.loads(cli("jwks").stdout) == {"keys": []}
 
 
-@pytest.mark.parametrize("url", ["s3://bucket/keys", "aws-sm://", "ftp://x"])
-def test_bad_store_url_is_one_line(cli: Cli, url: str) -> None:
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("s3://bucket/keys", "invalid_configuration"),
+        ("ftp://x", "invalid_configuration"),
+        ("aws-sm://", "invalid_secret_reference"),  # the aws-sm:// grammar names what is wrong
+        ("aws-sm://keys#field", "invalid_secret_reference"),  # a store owns the whole secret
+        ("aws-sm://keys?stage=AWSPREVIOUS", "invalid_secret_reference"),  # and works on AWSCURRENT
+    ],
+)
+def test_bad_store_url_is_one_line(cli: Cli, url: str, code: str) -> None:
     result = cli("keys", "list", "--store", url, store=False)
-    assert "invalid_configuration" in one_error_line(result)
+    assert code in one_error_line(result)
 
 
 def test_corrupt_store_is_one_line_without_its_content(cli: Cli) -> None:
@@ -293,27 +300,20 @@ def test_store_from_environment(cli: Cli) -> None:
     assert len(cli.keyset()) == 2
 
 
-def test_secrets_manager_store(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        url = "aws-sm://s2s/cli-test"
-        assert cli("keys", "init", "--store", url, store=False).exit_code == 0
-        listed = json.loads(cli("keys", "list", "--json", "--store", url, store=False).stdout)
-        assert [k["state"] for k in listed["keys"]] == ["current", "next"]
-        cli.clock.advance(POLICY.publish_lead)
-        assert cli("keys", "rotate", "--store", url, store=False).exit_code == 0
-        secret = json.loads(
-            boto3.client("secretsmanager", region_name="us-east-1").get_secret_value(
-                SecretId="s2s/cli-test", VersionStage="AWSCURRENT"
-            )["SecretString"]
-        )
-        assert len(secret["keys"]) == 3
-        printed = "\n".join(cli.printed)
-        for key in secret["keys"]:
-            assert key["private_jwk"]["d"] not in printed
+def test_secrets_manager_store(cli: Cli, sm: Any) -> None:
+    url = "aws-sm://s2s/cli-test"
+    assert cli("keys", "init", "--store", url, store=False).exit_code == 0
+    listed = json.loads(cli("keys", "list", "--json", "--store", url, store=False).stdout)
+    assert [k["state"] for k in listed["keys"]] == ["current", "next"]
+    cli.clock.advance(POLICY.publish_lead)
+    assert cli("keys", "rotate", "--store", url, store=False).exit_code == 0
+    secret = json.loads(
+        sm.get_secret_value(SecretId="s2s/cli-test", VersionStage="AWSCURRENT")["SecretString"]
+    )
+    assert len(secret["keys"]) == 3
+    printed = "\n".join(cli.printed)
+    for key in secret["keys"]:
+        assert key["private_jwk"]["d"] not in printed
 
 
 class _Broken:

@@ -5,28 +5,15 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from s2s.entra import EntraApp, EntraConfig
 from s2s.secrets import SecretNotFound, SecretsManagerSource
 from tests.entra.conftest import CLIENT_SECRET, ClientCert, FakeEntra, LocalCA, unverified_header
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def sm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        yield boto3.client("secretsmanager", region_name="us-east-1")
 
 
 def _env(entra: FakeEntra, **extra: str) -> dict[str, str]:

@@ -6,7 +6,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -14,8 +13,8 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from litestar.testing import TestClient
-from moto import mock_aws
 
+from s2s.aws import PENDING_STAGE, SecretsManager, SecretsManagerDocument
 from s2s.cli import main
 from s2s.client import AsyncTokenClient, TokenRequestError
 from s2s.clock import FakeClock
@@ -28,7 +27,6 @@ from s2s.issuer import (
     SecretsManagerClientRegistry,
     open_client_registry,
 )
-from s2s.keys.aws_sm import PENDING_STAGE, SecretsManagerDocument
 from s2s.keys.rotation import RotationPolicy
 from s2s.litestar.issuer import IssuerRuntime, create_issuer_app
 from tests.issuer.helpers import AUDIENCE, ISSUER, SECRET, SECRET_HASH, MemoryKeyStore, basic
@@ -36,16 +34,6 @@ from tests.issuer.helpers import AUDIENCE, ISSUER, SECRET, SECRET_HASH, MemoryKe
 NAME = "s2s/test-clients"
 URL = f"aws-sm://{NAME}"
 FORM = {"grant_type": "client_credentials"}
-
-
-@pytest.fixture
-def sm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield boto3.client("secretsmanager", region_name="us-east-1")
 
 
 def client(client_id: str, **options: Any) -> Client:
@@ -181,7 +169,7 @@ def test_background_reload_does_not_block_and_keeps_last_good(
     # A broken document keeps the last good clients in force, and the error is logged by code only.
     # Written through the CAS: moto 5.2 leaves two AWSCURRENT labels after a plain put_secret_value
     # that follows an update_secret_version_stage, and keeps answering the older one.
-    document = SecretsManagerDocument(NAME, sm)
+    document = SecretsManagerDocument(NAME, SecretsManager(sm), noun="test", error=S2SError)
     document.write('{"format": "s2s.clients/1", "clients": [{"oops": ' + SECRET_HASH, document.read()[1])
     clock.advance(11)
     deadline = time.monotonic() + 30

@@ -11,7 +11,6 @@ import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from moto import mock_aws
 
 from s2s.clock import FakeClock
 from s2s.errors import ConfigError
@@ -45,16 +44,10 @@ TABLE = "s2s-state"
 
 
 @pytest.fixture
-def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        assert create_state_table(TABLE, client) is True
-        yield client
+def dynamodb(mock_aws: None) -> Any:
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    assert create_state_table(TABLE, client) is True
+    return client
 
 
 def replica(dynamodb: Any, clock: FakeClock, *, rate: float = 100, burst: float = 100) -> DynamoDBState:

@@ -6,7 +6,6 @@ import asyncio
 import heapq
 import logging
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -14,7 +13,6 @@ import jwt
 import pytest
 from botocore.stub import Stubber
 from litestar.testing import TestClient
-from moto import mock_aws
 
 from s2s.clock import FakeClock
 from s2s.issuer import InMemoryClientRegistry, IssuerSettings, KeyManager
@@ -205,14 +203,8 @@ def test_ready_endpoint_and_tokens_while_the_store_is_down(
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        yield
+def aws(mock_aws: None) -> None:
+    """moto for the whole test (the shared ``mock_aws`` fixture of tests/conftest.py)."""
 
 
 def verify(token: str, jwks: dict[str, Any]) -> dict[str, Any]:

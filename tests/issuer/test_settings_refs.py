@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from s2s.errors import ConfigError
 from s2s.issuer import IssuerSettings
@@ -23,26 +20,16 @@ RATE_SECRET = "7"  # not secret at all, but shows numbers come through reference
 
 
 @pytest.fixture
-def sm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        client = boto3.client("secretsmanager", region_name="us-east-1")
-        client.create_secret(
-            Name="s2s/issuer-config",
-            SecretString=json.dumps(
-                {
-                    "issuer": "https://issuer.from-secret.example",
-                    "rate": RATE_SECRET,
-                    "hidden": "TOP-SECRET-42",
-                }
-            ),
-        )
-        client.create_secret(Name="s2s/state-url", SecretString="dynamodb://state-from-secret")
-        yield client
+def sm(sm: Any) -> Any:
+    """The shared moto Secrets Manager, with the secrets these tests reference."""
+    sm.create_secret(
+        Name="s2s/issuer-config",
+        SecretString=json.dumps(
+            {"issuer": "https://issuer.from-secret.example", "rate": RATE_SECRET, "hidden": "TOP-SECRET-42"}
+        ),
+    )
+    sm.create_secret(Name="s2s/state-url", SecretString="dynamodb://state-from-secret")
+    return sm
 
 
 class Refusing:

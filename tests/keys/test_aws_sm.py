@@ -3,28 +3,18 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
+from s2s.aws import PENDING_STAGE
 from s2s.errors import ConfigError, KeyStoreError, VersionConflict
-from s2s.keys.aws_sm import PENDING_STAGE, SecretsManagerKeyStore
+from s2s.keys.aws_sm import SecretsManagerKeyStore
 from s2s.keys.model import KeySet, KeyState, generate_key
 from s2s.keys.store import KeyStore, open_keystore, update_keyset
 
 NAME = "s2s/test-keyset"
-
-
-@pytest.fixture
-def sm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield boto3.client("secretsmanager", region_name="us-east-1")
 
 
 def retired(n: int = 1) -> KeySet:
