@@ -21,8 +21,9 @@ from typing import Any, TypeVar
 import click
 
 from s2s.cli import emit, main, table
+from s2s.cli.errors import EmptyKeyset, KeysetExists, KmsDeletionFailed
 from s2s.clock import Clock, system_clock
-from s2s.errors import ConfigError, RotationRefused, S2SError
+from s2s.errors import ConfigError, RotationRefused
 from s2s.keys._factories import SIGNERS, KeyFactories
 from s2s.keys.kms import KMS_ALGS
 from s2s.keys.model import SIGNING_ALGS, KeySet, KeyState, SigningKey
@@ -39,29 +40,11 @@ from s2s.keys.rotation import (
 )
 from s2s.keys.store import KeyStore, open_keystore, update_keyset
 
-__all__ = ["EmptyKeyset", "KeysetExists", "KmsDeletionFailed", "jwks_command", "keys_group"]
+__all__ = ["jwks_command", "keys_group"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_STORE = "file://keys"
-
-
-class KeysetExists(S2SError):
-    """The store already holds keys."""
-
-    error = "keyset_exists"
-
-
-class KmsDeletionFailed(S2SError):
-    """A pruned key's KMS key could not be scheduled for deletion."""
-
-    error = "kms_deletion_failed"
-
-
-class EmptyKeyset(S2SError):
-    """The store holds no keys."""
-
-    error = "empty_keyset"
 
 
 def _store_option(f: F) -> F:

@@ -1,4 +1,15 @@
-"""Errors of the token client. Messages never carry a secret, an assertion or a token."""
+"""Errors of the token client. Messages never carry a secret, an assertion or a token::
+
+    S2SError
+    └── TokenClientError              a token could not be obtained
+        ├── TokenRequestError         the endpoint refused (RFC 6749 §5.2 ``error``, ``status_code``)
+        ├── TokenEndpointUnreachable  no answer: connection, timeout, broken response
+        ├── InvalidTokenResponse      200, but not a usable bearer token response
+        └── DiscoveryError            the issuer's metadata names no usable token endpoint
+
+Bad arguments and settings are :class:`s2s.errors.ConfigError`; an ``aws-sm://`` secret that cannot
+be read is a :class:`s2s.secrets.SecretError`.
+"""
 
 from __future__ import annotations
 

@@ -1,20 +1,28 @@
-"""Entra ID (MSAL) client credentials and on-behalf-of for async services, and Microsoft Graph."""
+"""Entra ID (MSAL) client credentials and on-behalf-of for async services, and Microsoft Graph.
+
+Tokens come back as the one :class:`~s2s.oauth.AccessToken` (the s2s token client returns the same
+type), and a client secret is the one :class:`~s2s.client.ClientSecret`.
+"""
 
 from __future__ import annotations
 
+from s2s.client.credentials import ClientSecret
 from s2s.entra.app import (
     AZURE_CHINA,
     AZURE_PUBLIC_CLOUD,
     AZURE_US_GOVERNMENT,
-    AccessToken,
     EntraApp,
     EntraConfig,
 )
 from s2s.entra.cache import FileTokenCache, MemoryTokenCache, TokenCachePersistence
 from s2s.entra.challenge import claims_challenge_header, parse_claims_challenge
-from s2s.entra.credentials import CertificateCredential, ClientSecret, Credential, PfxCredential
+from s2s.entra.credentials import CertificateCredential, Credential, PfxCredential
 from s2s.entra.errors import (
     EntraError,
+    EntraInteractionRequired,
+    EntraInvalidClient,
+    EntraInvalidGrant,
+    EntraInvalidScope,
     EntraThrottled,
     EntraUnavailable,
     GraphError,
@@ -23,12 +31,9 @@ from s2s.entra.errors import (
     GraphThrottled,
     GraphUnauthorized,
     GraphUnavailable,
-    InteractionRequired,
-    InvalidClient,
-    InvalidGrant,
-    InvalidScope,
 )
 from s2s.entra.graph import GRAPH_V1, GraphClient
+from s2s.oauth import AccessToken
 
 __all__ = [
     "AZURE_CHINA",
@@ -42,6 +47,10 @@ __all__ = [
     "EntraApp",
     "EntraConfig",
     "EntraError",
+    "EntraInteractionRequired",
+    "EntraInvalidClient",
+    "EntraInvalidGrant",
+    "EntraInvalidScope",
     "EntraThrottled",
     "EntraUnavailable",
     "FileTokenCache",
@@ -52,10 +61,6 @@ __all__ = [
     "GraphThrottled",
     "GraphUnauthorized",
     "GraphUnavailable",
-    "InteractionRequired",
-    "InvalidClient",
-    "InvalidGrant",
-    "InvalidScope",
     "MemoryTokenCache",
     "PfxCredential",
     "TokenCachePersistence",

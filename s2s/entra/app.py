@@ -28,33 +28,28 @@ from urllib.parse import urlsplit
 import anyio
 import anyio.to_thread
 
+from s2s.client.credentials import ClientSecret
 from s2s.clock import Clock, system_clock
 from s2s.entra.cache import OboCache, TokenCachePersistence, obo_cache_key
 from s2s.entra.challenge import claims_challenge_header
-from s2s.entra.credentials import (
-    CertificateCredential,
-    ClientSecret,
-    Credential,
-    PfxCredential,
-    msal_credential,
-)
+from s2s.entra.credentials import CertificateCredential, Credential, PfxCredential, msal_credential
 from s2s.entra.errors import (
     EntraError,
+    EntraInteractionRequired,
+    EntraInvalidGrant,
     EntraThrottled,
     EntraUnavailable,
-    InteractionRequired,
-    InvalidGrant,
     error_from_result,
 )
 from s2s.entra.http import MsalHttpClient, RetryingHttpClient
 from s2s.errors import ConfigError, MissingExtra
+from s2s.oauth import AccessToken
 from s2s.secrets import SecretSource
 
 __all__ = [
     "AZURE_CHINA",
     "AZURE_PUBLIC_CLOUD",
     "AZURE_US_GOVERNMENT",
-    "AccessToken",
     "EntraApp",
     "EntraConfig",
 ]
@@ -82,21 +77,6 @@ _KNOWN_HOSTS = frozenset(
 _RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-
-
-@dataclass(frozen=True, slots=True)
-class AccessToken:
-    """An access token from Entra ID. The token is left out of ``repr``."""
-
-    token: str = field(repr=False)
-    expires_at: float
-    scopes: tuple[str, ...]
-    token_type: str = "Bearer"  # noqa: S105 - a token type, not a secret
-    from_cache: bool = False
-
-    def authorization(self) -> str:
-        """The ``Authorization`` header value."""
-        return f"{self.token_type} {self.token}"
 
 
 def _scopes(scopes: str | Sequence[str]) -> tuple[str, ...]:
@@ -307,7 +287,7 @@ class EntraApp:
     def authorization_uri(self) -> str:
         return f"{self.authority}/oauth2/v2.0/authorize"
 
-    def challenge_header(self, error: InteractionRequired | str) -> str:
+    def challenge_header(self, error: EntraInteractionRequired | str) -> str:
         """The 401 ``WWW-Authenticate`` value asking the client to step up with ``error.claims``."""
         claims = error if isinstance(error, str) else error.claims
         if not claims:
@@ -333,7 +313,7 @@ class EntraApp:
         cache (the caller is stepping up).
         """
         if not isinstance(user_token, str) or not user_token.strip():
-            raise InvalidGrant("no incoming user token to exchange")
+            raise EntraInvalidGrant("no incoming user token to exchange")
         wanted = tuple(s for s in _scopes(scopes) if s not in _RESERVED_SCOPES)
         if not wanted:
             raise ConfigError("ask for API scopes; MSAL adds openid, profile and offline_access itself")
@@ -477,9 +457,11 @@ class EntraApp:
                 expires_in = float(result.get("expires_in", 0))
             except (TypeError, ValueError):
                 expires_in = 0.0
+            now = self._clock.now()
             return AccessToken(
                 token=token,
-                expires_at=self._clock.now() + expires_in,
+                expires_at=now + expires_in,
+                issued_at=now,
                 scopes=scopes,
                 token_type=str(result.get("token_type") or "Bearer"),
                 from_cache=result.get("token_source") == "cache",

@@ -1,7 +1,8 @@
 """How an Entra ID application proves who it is: a client secret or a certificate.
 
 Each credential may hold its material directly or as an ``aws-sm://`` reference, resolved once
-through a :class:`~s2s.secrets.SecretSource` when the :class:`~s2s.entra.EntraApp` is built.
+through a :class:`~s2s.secrets.SecretSource` when the :class:`~s2s.entra.EntraApp` is built. A
+client secret is the same :class:`s2s.client.ClientSecret` the s2s token client uses.
 """
 
 from __future__ import annotations
@@ -15,22 +16,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from s2s.client.credentials import ClientSecret
 from s2s.errors import ConfigError
 from s2s.secrets import SecretsManagerSource, SecretSource, is_reference, resolve
 
-__all__ = ["CertificateCredential", "ClientSecret", "Credential", "PfxCredential", "msal_credential"]
-
-
-@dataclass(frozen=True, slots=True)
-class ClientSecret:
-    """A client secret, or an ``aws-sm://`` reference to one."""
-
-    value: str = field(repr=False)
-
-    def resolved(self, source: SecretSource | None) -> ClientSecret:
-        if not is_reference(self.value):
-            return self
-        return ClientSecret(resolve(self.value, source=source))
+__all__ = ["CertificateCredential", "Credential", "PfxCredential", "msal_credential"]
 
 
 @dataclass(frozen=True, slots=True)

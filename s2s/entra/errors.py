@@ -1,5 +1,21 @@
-"""Entra ID and Microsoft Graph errors.
+"""Entra ID and Microsoft Graph errors::
 
+    S2SError
+    ├── EntraError                    Entra ID refused or failed a token request
+    │   ├── EntraInvalidClient        invalid_client / unauthorized_client: our credentials
+    │   ├── EntraInvalidGrant         invalid_grant: e.g. the user token given for on-behalf-of
+    │   ├── EntraInvalidScope         invalid_scope
+    │   ├── EntraInteractionRequired  the user must step up; ``claims`` says with what
+    │   └── EntraUnavailable          unreachable or a server error
+    │       └── EntraThrottled        HTTP 429; ``retry_after`` when Entra said
+    └── GraphError                    Microsoft Graph refused or failed a call
+        ├── GraphUnauthorized         401 (expired, revoked, or a claims challenge in ``claims``)
+        ├── GraphForbidden            403
+        ├── GraphNotFound             404
+        ├── GraphThrottled            429
+        └── GraphUnavailable          5xx, unreachable, or an unreadable answer
+
+Entra errors carry a ``Entra`` prefix: the issuer has its own ``InvalidClient`` and friends.
 MSAL reports failures as dicts; :func:`error_from_result` turns them into these typed errors. The
 ``error`` attribute is the OAuth ``error`` code Entra sent (``invalid_client``, ``interaction_required``,
 ...). Descriptions come from Entra (``AADSTS...`` texts) with any token or secret we sent scrubbed out.
@@ -14,6 +30,10 @@ from s2s.errors import S2SError
 
 __all__ = [
     "EntraError",
+    "EntraInteractionRequired",
+    "EntraInvalidClient",
+    "EntraInvalidGrant",
+    "EntraInvalidScope",
     "EntraThrottled",
     "EntraUnavailable",
     "GraphError",
@@ -22,10 +42,6 @@ __all__ = [
     "GraphThrottled",
     "GraphUnauthorized",
     "GraphUnavailable",
-    "InteractionRequired",
-    "InvalidClient",
-    "InvalidGrant",
-    "InvalidScope",
     "error_from_result",
     "scrub",
 ]
@@ -66,25 +82,25 @@ class EntraError(S2SError):
         self.retry_after = retry_after
 
 
-class InvalidClient(EntraError):
+class EntraInvalidClient(EntraError):
     """Entra ID did not accept this application's credentials (secret or certificate)."""
 
     error = "invalid_client"
 
 
-class InvalidGrant(EntraError):
+class EntraInvalidGrant(EntraError):
     """Entra ID did not accept the grant, e.g. the incoming user token for on-behalf-of."""
 
     error = "invalid_grant"
 
 
-class InvalidScope(EntraError):
+class EntraInvalidScope(EntraError):
     """A requested scope is unknown or not allowed for this application."""
 
     error = "invalid_scope"
 
 
-class InteractionRequired(EntraError):
+class EntraInteractionRequired(EntraError):
     """The user must sign in again, consent, or satisfy a policy; ``claims`` says what to ask for."""
 
     error = "interaction_required"
@@ -103,13 +119,13 @@ class EntraThrottled(EntraUnavailable):
 
 
 _BY_CODE: dict[str, type[EntraError]] = {
-    "invalid_client": InvalidClient,
-    "unauthorized_client": InvalidClient,
-    "invalid_grant": InvalidGrant,
-    "invalid_scope": InvalidScope,
-    "interaction_required": InteractionRequired,
-    "consent_required": InteractionRequired,
-    "login_required": InteractionRequired,
+    "invalid_client": EntraInvalidClient,
+    "unauthorized_client": EntraInvalidClient,
+    "invalid_grant": EntraInvalidGrant,
+    "invalid_scope": EntraInvalidScope,
+    "interaction_required": EntraInteractionRequired,
+    "consent_required": EntraInteractionRequired,
+    "login_required": EntraInteractionRequired,
     "temporarily_unavailable": EntraUnavailable,
     "server_error": EntraUnavailable,
 }
@@ -131,8 +147,8 @@ def error_from_result(
         cls = EntraThrottled
     elif claims is not None:
         # Entra sends a claims challenge with invalid_grant too (Conditional Access on OBO):
-        # whatever the code, the caller must step up, so it is an InteractionRequired.
-        cls = InteractionRequired
+        # whatever the code, the caller must step up, so it is an EntraInteractionRequired.
+        cls = EntraInteractionRequired
     else:
         cls = _BY_CODE.get(code, EntraError)
     raw_description = result.get("error_description")

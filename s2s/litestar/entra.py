@@ -29,9 +29,11 @@ from litestar.config.app import AppConfig
 from litestar.di import NamedDependency, Provide
 from litestar.plugins import InitPlugin
 
-from s2s.entra.app import AccessToken, EntraApp
+from s2s.entra.app import EntraApp
 from s2s.entra.errors import (
     EntraError,
+    EntraInteractionRequired,
+    EntraInvalidGrant,
     EntraThrottled,
     EntraUnavailable,
     GraphError,
@@ -39,12 +41,11 @@ from s2s.entra.errors import (
     GraphNotFound,
     GraphThrottled,
     GraphUnauthorized,
-    InteractionRequired,
-    InvalidGrant,
 )
 from s2s.entra.graph import GRAPH_V1, GraphClient
 from s2s.errors import ConfigError
 from s2s.litestar.challenge import error_response
+from s2s.oauth import AccessToken
 from s2s.verify import extract_bearer
 from s2s.verify.errors import InvalidToken, MissingToken
 from s2s.verify.principal import Principal
@@ -156,9 +157,9 @@ class EntraOnBehalfOf:
         return {EntraError: self.handle_entra_error, GraphError: self.handle_graph_error}
 
     def handle_entra_error(self, request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-        if isinstance(exc, InteractionRequired) and exc.claims:
+        if isinstance(exc, EntraInteractionRequired) and exc.claims:
             return self._step_up(exc.claims, "the identity provider requires the user to step up")
-        if isinstance(exc, InvalidGrant):
+        if isinstance(exc, EntraInvalidGrant):
             return error_response(
                 InvalidToken("the token cannot be used on behalf of the caller"), self.realm
             )

@@ -1,4 +1,14 @@
-"""Secret errors. Each names the reference that failed and never carries the secret's value."""
+"""Secret errors. Each names the reference that failed and never carries the secret's value::
+
+S2SError
+└── ConfigError
+    └── SecretError                 a secret could not be read
+        ├── InvalidSecretReference  not a valid ``aws-sm://`` reference or location
+        ├── SecretNotFound          no such secret, or no version with that stage or id
+        ├── SecretFieldMissing      not JSON, or no such field
+        ├── SecretAccessDenied      not allowed to read or decrypt it, or no AWS credentials
+        └── SecretUnavailable       Secrets Manager unreachable or answering an unexpected error
+"""
 
 from __future__ import annotations
 

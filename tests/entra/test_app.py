@@ -18,11 +18,11 @@ from s2s.entra import (
     ClientSecret,
     EntraApp,
     EntraConfig,
+    EntraInteractionRequired,
+    EntraInvalidClient,
+    EntraInvalidGrant,
     EntraThrottled,
     EntraUnavailable,
-    InteractionRequired,
-    InvalidClient,
-    InvalidGrant,
     MemoryTokenCache,
     PfxCredential,
 )
@@ -86,7 +86,7 @@ async def test_on_behalf_of_only_reserved_scopes_is_a_config_error(make_app: Mak
 
 
 async def test_on_behalf_of_without_token_is_refused(entra: FakeEntra, make_app: MakeApp) -> None:
-    with pytest.raises(InvalidGrant):
+    with pytest.raises(EntraInvalidGrant):
         await make_app().on_behalf_of("  ", [GRAPH])
     assert entra.token_requests == []
 
@@ -212,7 +212,7 @@ async def test_invalid_client(entra: FakeEntra, make_app: MakeApp, caplog: pytes
     caplog.set_level(logging.DEBUG)
     wrong = "wrong-secret-value-123"
     app = make_app(ClientSecret(wrong))
-    with pytest.raises(InvalidClient) as info:
+    with pytest.raises(EntraInvalidClient) as info:
         await app.for_client("api://downstream/.default")
     assert info.value.error == "invalid_client"
     assert 7000215 in info.value.error_codes
@@ -228,7 +228,7 @@ async def test_interaction_required_keeps_the_claims_challenge(
     )
     app = make_app()
     incoming = user_token()
-    with pytest.raises(InteractionRequired) as info:
+    with pytest.raises(EntraInteractionRequired) as info:
         await app.on_behalf_of(incoming, [GRAPH])
     exc = info.value
     assert exc.error == "interaction_required" and exc.claims == claims
