@@ -190,3 +190,12 @@ def harness(jwks: JwksServer, clock: FakeClock) -> Harness:
 def client(harness: Harness) -> Iterator[TestClient[Litestar]]:
     with TestClient(harness.app) as client:
         yield client
+
+
+def close_code(client: TestClient[Litestar], path: str = "/ws", **kwargs: Any) -> tuple[int, str]:
+    """The close code and reason of a WebSocket the server refuses."""
+    from litestar.exceptions import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect(path, **kwargs) as ws:
+        ws.receive_json()
+    return info.value.code, str(info.value.detail)

@@ -1,25 +1,29 @@
-"""Fast paths of the plugin answer exactly as the slow ones: guards run by the middleware (no
-per-call handler copy) and the reused parse of a repeated Authorization header.
+"""Fast paths answer exactly as the slow ones, using only Litestar's public API.
 
-Each case runs on two apps: one where the plugin takes the guards over (only its middleware on the
-route) and one where it must not (another middleware sits in between), and the answers must match.
+A requirement is checked by the plugin's middleware when it sits in the route's ``opt``
+(``requires=...``) and by Litestar when it is a guard (``guards=[...]``, which Litestar runs with a
+copy of the route handler per guard). Each case runs on both placements, with and without another
+middleware in between, and the answers must match. The repeated-header parse is checked too.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar import Litestar, get
-from litestar._asgi.utils import get_route_handlers
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.testing import TestClient
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+import s2s.litestar
 from s2s.clock import FakeClock
+from s2s.errors import ConfigError
 from s2s.litestar import S2SAuthPlugin, requires_roles, requires_scopes
 from s2s.verify import VerifierConfig
 from tests.litestar.conftest import AUDIENCE, ISSUER, REALM, JwksServer, Mint
@@ -34,23 +38,28 @@ async def _other_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRo
     return None
 
 
-def _app(plugin: S2SAuthPlugin, calls: Counter[str], *, extra_middleware: bool) -> Litestar:
-    @get("/orders", guards=[requires_scopes("orders:read"), requires_roles("clerk")])
+def _app(plugin: S2SAuthPlugin, calls: Counter[str], *, placement: str, extra_middleware: bool) -> Litestar:
+    def needs(*requirements: Any, guards: tuple[Any, ...] = ()) -> dict[str, Any]:
+        if placement == "opt":
+            return {"requires": list(requirements), "guards": list(guards)}
+        return {"guards": [*guards, *requirements]}
+
+    @get("/orders", **needs(requires_scopes("orders:read"), requires_roles("clerk")))
     async def orders() -> str:
         calls["orders"] += 1
         return "ok"
 
-    @get("/items/{item_id:int}", guards=[requires_scopes("items:read")])
+    @get("/items/{item_id:int}", **needs(requires_scopes("items:read")))
     async def item(item_id: int) -> str:
         calls["item"] += 1
         return "ok"
 
-    @get("/opted-out", exclude_from_auth=True, guards=[requires_scopes("orders:read")])
+    @get("/opted-out", exclude_from_auth=True, **needs(requires_scopes("orders:read")))
     async def opted_out() -> str:
         calls["opted-out"] += 1
         return "ok"
 
-    @get("/mixed", guards=[_other_guard, requires_scopes("orders:read")])
+    @get("/mixed", **needs(requires_scopes("orders:read"), guards=(_other_guard,)))
     async def mixed() -> str:
         calls["mixed"] += 1
         return "ok"
@@ -63,10 +72,13 @@ def _app(plugin: S2SAuthPlugin, calls: Counter[str], *, extra_middleware: bool) 
     )
 
 
-@pytest.fixture(params=[False, True], ids=["taken-over", "litestar-guards"])
+@pytest.fixture(
+    params=[("opt", False), ("opt", True), ("guards", False), ("guards", True)],
+    ids=["requires-opt", "requires-opt+middleware", "guards", "guards+middleware"],
+)
 def setup(
     request: pytest.FixtureRequest, jwks: JwksServer, clock: FakeClock
-) -> tuple[Litestar, Counter[str], bool]:
+) -> tuple[Litestar, Counter[str]]:
     calls: Counter[str] = Counter()
     plugin = S2SAuthPlugin(
         VerifierConfig.for_s2s(ISSUER, AUDIENCE),
@@ -76,22 +88,8 @@ def setup(
         http_client=jwks.client(),
         clock=clock,
     )
-    return _app(plugin, calls, extra_middleware=request.param), calls, request.param
-
-
-def _handler(app: Litestar, name: str) -> BaseRouteHandler:
-    (handler,) = [h for route in app.routes for h in get_route_handlers(route) if h.handler_name == name]
-    return handler
-
-
-def test_guards_are_taken_over_only_when_nothing_sits_in_between(
-    setup: tuple[Litestar, Counter[str], bool],
-) -> None:
-    app, _, extra = setup
-    for name in ("orders", "item", "opted_out"):
-        assert bool(_handler(app, name).resolve_guards()) is extra
-    # A guard that is not ours keeps every guard of the handler with Litestar (order preserved).
-    assert len(_handler(app, "mixed").resolve_guards()) == 2
+    placement, extra = request.param
+    return _app(plugin, calls, placement=placement, extra_middleware=extra), calls
 
 
 @pytest.mark.parametrize(
@@ -104,16 +102,16 @@ def test_guards_are_taken_over_only_when_nothing_sits_in_between(
         ("/mixed", {"scope": "orders:read"}, 200, None),
     ],
 )
-def test_guard_answers(
+def test_requirement_answers(
     *,
-    setup: tuple[Litestar, Counter[str], bool],
+    setup: tuple[Litestar, Counter[str]],
     mint: Mint,
     path: str,
     claims: dict[str, Any],
     status: int,
     challenge: str | None,
 ) -> None:
-    app, calls, _ = setup
+    app, calls = setup
     token = mint(**claims)
     with TestClient(app) as client:
         response = client.get(path, headers={"Authorization": f"Bearer {token}"})
@@ -127,10 +125,10 @@ def test_guard_answers(
 
 
 @pytest.mark.parametrize("path", ["/opted-out", "/items/7"])
-def test_guard_on_an_excluded_request_fails_closed(
-    setup: tuple[Litestar, Counter[str], bool], path: str
+def test_requirement_on_an_excluded_request_fails_closed(
+    setup: tuple[Litestar, Counter[str]], path: str
 ) -> None:
-    app, calls, _ = setup
+    app, calls = setup
     with TestClient(app) as client:
         response = client.get(path)
     assert response.status_code == 401
@@ -139,11 +137,11 @@ def test_guard_on_an_excluded_request_fails_closed(
     assert sum(calls.values()) == 0
 
 
-def test_excluded_request_with_a_token_still_checks_the_guard(
-    setup: tuple[Litestar, Counter[str], bool], mint: Mint
+def test_excluded_request_with_a_token_still_checks_the_requirement(
+    setup: tuple[Litestar, Counter[str]], mint: Mint
 ) -> None:
     # On an excluded path the middleware verifies nothing, so there is no principal to check.
-    app, calls, _ = setup
+    app, calls = setup
     with TestClient(app) as client:
         response = client.get("/items/7", headers={"Authorization": f"Bearer {mint(scope='items:read')}"})
         assert response.status_code == 401
@@ -157,9 +155,9 @@ def test_excluded_request_with_a_token_still_checks_the_guard(
 
 
 def test_a_repeated_header_is_judged_like_a_new_one(
-    setup: tuple[Litestar, Counter[str], bool], mint: Mint, caplog: pytest.LogCaptureFixture
+    setup: tuple[Litestar, Counter[str]], mint: Mint, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app, calls, _ = setup
+    app, calls = setup
     token = mint(scope="orders:read", roles=["clerk"])
     good = {"Authorization": f"Bearer {token}"}
     with TestClient(app) as client:
@@ -178,3 +176,33 @@ def test_a_repeated_header_is_judged_like_a_new_one(
         assert token not in answer.text
         assert token not in str(answer.headers)
     assert token not in caplog.text
+
+
+def test_a_handler_keeps_its_guards(setup: tuple[Litestar, Counter[str]]) -> None:
+    # The plugin changes no handler's guards (it used to empty Litestar's private resolved list).
+    app, _ = setup
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            assert handler.resolve_guards() == [*(handler.guards or ())]
+
+
+def test_the_plugin_uses_only_litestars_public_api() -> None:
+    package = Path(s2s.litestar.__file__).parent
+    ours = ["plugin.py", "middleware.py", "guards.py", "challenge.py", "__init__.py"]
+    ours += [p.name for p in package.glob("_*.py") if p.name != "__init__.py"]
+    private = re.compile(
+        r"(?<!s2s\.)litestar\._|_resolved_\w+|ownership_layers|ASGIMiddleware|\._[a-z]\w*\s*=\s*\[\]"
+    )
+    for name in ours:
+        text = (package / name).read_text()
+        assert not private.findall(text), f"{name} uses {private.findall(text)}"
+
+
+def test_a_requirement_option_must_hold_requirements(jwks: JwksServer, clock: FakeClock) -> None:
+    @get("/x", requires="orders:read")
+    async def x() -> str:
+        return "ok"
+
+    plugin = S2SAuthPlugin(VerifierConfig.for_s2s(ISSUER, AUDIENCE), http_client=jwks.client(), clock=clock)
+    with pytest.raises(ConfigError, match="requires"):
+        Litestar([x], plugins=[plugin], logging_config=None)

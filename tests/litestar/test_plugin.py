@@ -26,7 +26,7 @@ from s2s.litestar import (
     requires_roles,
     requires_scopes,
 )
-from s2s.litestar.middleware import routed_path
+from s2s.litestar._paths import routed_path
 from s2s.verify import TokenVerifier, VerifierConfig
 from tests.litestar.conftest import AUDIENCE, ISSUER, JWKS_URL, REALM, Harness, JwksServer, Mint, build_app
 
@@ -134,12 +134,12 @@ def test_exclusion_of_a_mounted_app_by_its_full_path(jwks: JwksServer, clock: Fa
 
 
 def test_routed_path_of_a_mount_without_raw_path_is_unknown() -> None:
-    handler = _mounted_admin_app(Counter())
-    scope: Any = {"type": "http", "path": "/public/x/", "route_handler": handler, "root_path": ""}
-    assert routed_path(scope) is None  # unknown: no exclusion applies (fail closed)
+    scope: Any = {"type": "http", "path": "/public/x/", "root_path": ""}
+    assert routed_path(scope, mounted=True) is None  # unknown: no exclusion applies (fail closed)
     scope["raw_path"] = b"/api/admin/public%2Fx?q=1"
     scope["root_path"] = "/api"
-    assert routed_path(scope) == "/admin/public/x"
+    assert routed_path(scope, mounted=True) == "/admin/public/x"
+    assert routed_path(scope, mounted=False) == "/public/x/"
 
 
 def test_per_route_opt_out(client: TestClient[Litestar], harness: Harness) -> None:
