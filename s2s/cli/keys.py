@@ -14,7 +14,6 @@ concurrent-change race are scheduled the same way.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -77,13 +76,7 @@ def _policy(alg: str | None = None) -> RotationPolicy:
 
 def _factories(signer: str | None = None) -> KeyFactories:
     """The key factories: ``signer`` (an option), else ``S2S_SIGNER``, else follow the keyset."""
-    chosen = signer or os.environ.get("S2S_SIGNER", "").strip() or None
-    raw = os.environ.get("S2S_KMS_DELETION_WINDOW_DAYS", "30")
-    try:
-        window = int(raw)
-    except ValueError:
-        raise ConfigError("S2S_KMS_DELETION_WINDOW_DAYS must be a whole number of days (7-30)") from None
-    return KeyFactories(chosen, kms_deletion_window_days=window)
+    return KeyFactories.from_env(signer=signer)
 
 
 def _write(store: KeyStore, change: _Recorder, factories: KeyFactories) -> KeySet:
@@ -220,7 +213,7 @@ def init_command(store: str, as_json: bool, alg: str | None, signer: str | None)
     ks = open_keystore(store)
     policy = _policy(alg=alg)
     now = _clock().now()
-    factories = _factories(signer or os.environ.get("S2S_SIGNER", "").strip() or "local")
+    factories = KeyFactories.from_env(signer=signer, default="local")
     if factories.signer == "aws-kms" and alg_for(KeySet(), policy) not in KMS_ALGS:
         raise ConfigError(f"--signer aws-kms supports --alg {' or '.join(KMS_ALGS)}")
 

@@ -100,7 +100,8 @@ class AsyncTokenClient:
 
     @classmethod
     def from_env(cls, prefix: str = "S2S_", **options: Any) -> AsyncTokenClient:
-        return cls.from_settings(TokenClientSettings.from_env(prefix), **options)
+        settings = TokenClientSettings.from_env(prefix, secrets=options.get("secret_source"))
+        return cls.from_settings(settings, **options)
 
     def __repr__(self) -> str:
         where = self._flows.token_endpoint or self._flows.issuer

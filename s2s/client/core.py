@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random
 import re
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 
+from s2s._env import EnvReader
 from s2s.client.credentials import ClientCredential
 from s2s.client.errors import (
     DiscoveryError,
@@ -32,6 +32,9 @@ from s2s.clock import Clock
 from s2s.errors import ConfigError
 from s2s.http import parse_retry_after
 from s2s.oauth import FORM_TYPE, METADATA_PATH, SCOPE_TOKEN, AccessToken
+
+if TYPE_CHECKING:
+    from s2s.secrets import SecretSource
 
 __all__ = [
     "RETRYABLE_EXCEPTIONS",
@@ -58,6 +61,7 @@ _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 RETRYABLE_EXCEPTIONS: Final = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 CacheKey = tuple[str, frozenset[str]]
+_DEFAULT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +148,7 @@ class TokenClientSettings:
     issuer: str | None = None
     client_secret: str | None = field(default=None, repr=False)
     private_key: str | None = field(default=None, repr=False)
-    timeout: float = 10.0
+    timeout: float = _DEFAULT_TIMEOUT
 
     def __post_init__(self) -> None:
         if not self.client_id:
@@ -155,22 +159,28 @@ class TokenClientSettings:
             raise ConfigError("give exactly one of client_secret or private_key")
 
     @classmethod
-    def from_env(cls, prefix: str = "S2S_", environ: Mapping[str, str] | None = None) -> TokenClientSettings:
-        env = os.environ if environ is None else environ
-        endpoint = env.get(f"{prefix}TOKEN_ENDPOINT") or None
-        timeout = env.get(f"{prefix}TOKEN_TIMEOUT", "10")
-        try:
-            seconds = float(timeout)
-        except ValueError:
-            raise ConfigError(f"{prefix}TOKEN_TIMEOUT must be a number, not {timeout!r}") from None
-        return cls(
-            client_id=env.get(f"{prefix}CLIENT_ID", ""),
-            token_endpoint=endpoint,
-            issuer=None if endpoint else (env.get(f"{prefix}ISSUER") or None),
-            client_secret=env.get(f"{prefix}CLIENT_SECRET") or None,
-            private_key=env.get(f"{prefix}CLIENT_PRIVATE_KEY") or None,
-            timeout=seconds,
-        )
+    def from_env(
+        cls,
+        prefix: str = "S2S_",
+        environ: Mapping[str, str] | None = None,
+        *,
+        secrets: SecretSource | None = None,
+    ) -> TokenClientSettings:
+        """Read through the one settings reader: ``aws-sm://`` references are resolved (``secrets``
+        replaces the Secrets Manager source), and every missing setting is named in one line."""
+        env = EnvReader(prefix, environ, secrets=secrets)
+        client_id = env.require("CLIENT_ID")
+        where = env.one_of("TOKEN_ENDPOINT", "ISSUER")
+        env.one_of("CLIENT_SECRET", "CLIENT_PRIVATE_KEY")
+        values = {
+            "client_id": client_id,
+            "token_endpoint": env.text("TOKEN_ENDPOINT") if where == "TOKEN_ENDPOINT" else None,
+            "issuer": env.text("ISSUER") if where == "ISSUER" else None,
+            "client_secret": env.text("CLIENT_SECRET"),
+            "private_key": env.text("CLIENT_PRIVATE_KEY"),
+            "timeout": env.duration("TOKEN_TIMEOUT", _DEFAULT_TIMEOUT, minimum=0.001),
+        }
+        return env.build(cls, values, {"timeout": "TOKEN_TIMEOUT", "private_key": "CLIENT_PRIVATE_KEY"})
 
 
 def _http_url(url: str, what: str) -> str:

@@ -106,7 +106,8 @@ class TokenClient:
 
     @classmethod
     def from_env(cls, prefix: str = "S2S_", **options: Any) -> TokenClient:
-        return cls.from_settings(TokenClientSettings.from_env(prefix), **options)
+        settings = TokenClientSettings.from_env(prefix, secrets=options.get("secret_source"))
+        return cls.from_settings(settings, **options)
 
     def __repr__(self) -> str:
         where = self._flows.token_endpoint or self._flows.issuer
