@@ -321,11 +321,25 @@ def rotate_command(store: str, as_json: bool, dry_run: bool, force: bool) -> Non
 
 
 @keys_group.command("revoke")
-@click.argument("kid")
+@click.argument("kid", required=False)
+@click.option(
+    "--kid",
+    "kid_option",
+    metavar="KID",
+    help="The key to revoke; use this (or `--` before KID) for a kid that starts with '-'.",
+)
 @_store_option
 @_json_option
-def revoke_command(kid: str, store: str, as_json: bool) -> None:
-    """Emergency: remove KID from the JWKS now. Revoking the current key promotes the next key."""
+def revoke_command(kid: str | None, kid_option: str | None, store: str, as_json: bool) -> None:
+    """Emergency: remove KID from the JWKS now. Revoking the current key promotes the next key.
+
+    A kid is a base64url thumbprint and may start with '-', which would read as an option:
+    write `s2s keys revoke --kid KID` (or `s2s keys revoke -- KID`).
+    """
+    if (kid is None) == (kid_option is None):
+        raise click.UsageError("give the key to revoke once: KID or --kid KID")
+    kid = kid if kid is not None else kid_option
+    assert kid is not None
     ks = open_keystore(store)
     now = _clock().now()
     factories = _factories()
