@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import re
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Self
 
 import httpx
 
 from s2s._env import EnvReader
-from s2s.client.credentials import ClientCredential
+from s2s.client.credentials import ClientCredential, ClientSecret, PrivateKeyJWT, load_credential
 from s2s.client.errors import (
     DiscoveryError,
     InvalidTokenResponse,
@@ -47,6 +48,7 @@ __all__ = [
     "Send",
     "Sleep",
     "Step",
+    "TokenClientBase",
     "TokenClientSettings",
     "TokenFlows",
     "normalize_scopes",
@@ -428,3 +430,81 @@ class TokenFlows:
             audience=audience,
             issued_at=now,
         )
+
+
+class TokenClientBase:
+    """What the blocking and the async token client share besides their flows: construction from
+    settings or the environment, and the read-only view of their state. Each twin adds only how it
+    sends and sleeps."""
+
+    _flows: TokenFlows
+
+    def _setup(
+        self,
+        token_endpoint: str | None,
+        *,
+        client_id: str,
+        client_secret: str | ClientSecret | None,
+        private_key: str | os.PathLike[str] | PrivateKeyJWT | None,
+        issuer: str | None,
+        clock: Clock,
+        refresh: RefreshPolicy | None,
+        retry: RetryPolicy | None,
+        rng: Callable[[], float],
+        secret_source: SecretSource | None,
+        http_given: bool,
+        transport_given: bool,
+    ) -> RetryPolicy:
+        """Check the arguments both twins take and make the flows; the retry policy in force."""
+        if http_given and transport_given:
+            raise TypeError("give http_client or transport, not both")
+        retry = retry or RetryPolicy()
+        self._flows = TokenFlows(
+            client_id=client_id,
+            credential=load_credential(
+                client_secret=client_secret, private_key=private_key, secret_source=secret_source
+            ),
+            token_endpoint=token_endpoint,
+            issuer=issuer,
+            clock=clock,
+            refresh=refresh or RefreshPolicy(),
+            retry=retry,
+            rng=rng,
+        )
+        return retry
+
+    @classmethod
+    def from_settings(cls, settings: TokenClientSettings, **options: Any) -> Self:
+        retry = options.pop("retry", None) or RetryPolicy(timeout=settings.timeout)
+        make: Callable[..., Self] = cls  # each twin's own constructor
+        return make(
+            settings.token_endpoint,
+            issuer=settings.issuer,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            private_key=settings.private_key,
+            retry=retry,
+            **options,
+        )
+
+    @classmethod
+    def from_env(cls, prefix: str = "S2S_", **options: Any) -> Self:
+        settings = TokenClientSettings.from_env(prefix, secrets=options.get("secret_source"))
+        return cls.from_settings(settings, **options)
+
+    def __repr__(self) -> str:
+        where = self._flows.token_endpoint or self._flows.issuer
+        return f"{type(self).__name__}({self._flows.client_id!r}, {where!r}, {self._flows.credential.method})"
+
+    @property
+    def client_id(self) -> str:
+        return self._flows.client_id
+
+    @property
+    def token_endpoint(self) -> str | None:
+        """The token endpoint (``None`` until discovered, when built from an issuer)."""
+        return self._flows.token_endpoint
+
+    @property
+    def stats(self) -> ClientStats:
+        return self._flows.stats
