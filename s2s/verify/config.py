@@ -30,17 +30,19 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from s2s.errors import ConfigError
 from s2s.verify.algorithms import DEFAULT_ALGORITHMS, AlgorithmPolicy
 from s2s.verify.compact import DEFAULT_LIMITS, FORBIDDEN_HEADER_PARAMS, TokenLimits, normalize_typ
 from s2s.verify.principal import Principal
+
+if TYPE_CHECKING:
+    from s2s.secrets.source import SecretSource
 
 __all__ = [
     "DEFAULT_REQUIRED_CLAIMS",
@@ -302,46 +304,44 @@ class VerifierConfig:
 
     @classmethod
     def from_env(
-        cls, prefix: str = "S2S_VERIFIER_", environ: Mapping[str, str] | None = None
+        cls,
+        prefix: str = "S2S_VERIFIER_",
+        environ: Mapping[str, str] | None = None,
+        *,
+        secrets: SecretSource | None = None,
     ) -> VerifierConfig:
         """``{prefix}ISSUER`` and ``{prefix}AUDIENCE`` (comma or space separated) are required;
         JWKS_URI, ALGORITHMS, LEEWAY, REQUIRED_CLAIMS, TOKEN_TYPES, MAX_TOKEN_AGE, MAX_LIFETIME,
-        ALLOWED_TENANTS, JWKS_TTL, REFETCH_COOLDOWN, MAX_STALENESS, HTTP_TIMEOUT are optional."""
-        env = os.environ if environ is None else environ
+        ALLOWED_TENANTS, JWKS_TTL, REFETCH_COOLDOWN, MAX_STALENESS, HTTP_TIMEOUT are optional.
+        Read through the one settings reader (:mod:`s2s._env`): durations take units, ``aws-sm://``
+        references are resolved, and every missing or invalid variable is named in one line."""
+        from s2s._env import EnvReader  # noqa: PLC0415 - the reader is shared by every package
 
-        def get(name: str) -> str | None:
-            value = env.get(prefix + name)
-            return value.strip() if value is not None and value.strip() else None
-
-        issuer, audience = get("ISSUER"), get("AUDIENCE")
-        missing = [prefix + n for n, v in (("ISSUER", issuer), ("AUDIENCE", audience)) if v is None]
-        if missing:
-            raise ConfigError(f"missing setting: {', '.join(missing)}")
-        assert issuer is not None and audience is not None
-        options: dict[str, Any] = {}
-        try:
-            for name, conv in (
-                ("LEEWAY", float),
-                ("MAX_TOKEN_AGE", float),
-                ("MAX_LIFETIME", float),
-                ("JWKS_TTL", float),
-                ("REFETCH_COOLDOWN", float),
-                ("MAX_STALENESS", float),
-                ("HTTP_TIMEOUT", float),
-            ):
-                raw = get(name)
-                if raw is not None:
-                    options[name.lower()] = conv(raw)
-        except ValueError:
-            raise ConfigError(f"{prefix}{name} is not a number") from None
+        env = EnvReader(prefix, environ, secrets=secrets)
+        issuer = env.require("ISSUER").strip()
+        jwks_uri = (env.text("JWKS_URI") or "").strip() or None
+        audiences = env.strings("AUDIENCE")
+        if not audiences and env.given("AUDIENCE"):
+            env.invalid("AUDIENCE", "names no audience")
+        elif not audiences:
+            env.require("AUDIENCE")
+        # No JWKS_URI: the keys are found by discovery from the issuer (as from_discovery does).
+        values: dict[str, Any] = {"issuer": issuer, "audiences": audiences, "jwks_uri": jwks_uri}
+        durations = (
+            "LEEWAY",
+            "MAX_TOKEN_AGE",
+            "MAX_LIFETIME",
+            "JWKS_TTL",
+            "REFETCH_COOLDOWN",
+            "MAX_STALENESS",
+        )
+        for name in (*durations, "HTTP_TIMEOUT"):
+            if env.given(name):
+                # The config refuses what is out of range (NaN included) in its own words.
+                values[name.lower()] = env.duration(name, 0.0, checked=False)
         for name in ("ALGORITHMS", "REQUIRED_CLAIMS", "ALLOWED_TENANTS"):
-            raw = get(name)
-            if raw is not None:
-                options[name.lower()] = _strings(raw)
-        raw = get("TOKEN_TYPES")
-        if raw is not None:
-            options["token_types"] = tuple("" if t == "none" else t for t in _strings(raw))
-        jwks_uri = get("JWKS_URI")
-        if jwks_uri is None:
-            return cls.from_discovery(issuer, audience, **options)
-        return cls(issuer=issuer, audiences=_strings(audience), jwks_uri=jwks_uri, **options)
+            if env.given(name):
+                values[name.lower()] = env.strings(name)
+        if env.given("TOKEN_TYPES"):
+            values["token_types"] = tuple("" if t == "none" else t for t in env.strings("TOKEN_TYPES"))
+        return env.build(cls, values, {"audiences": "AUDIENCE"})
