@@ -247,6 +247,8 @@ SECTIONS: tuple[Section, ...] = (
             "GRAPH_SCOPES": "Scopes that `GET /me/graph` asks Entra ID for on behalf of the caller "
             "(space- or comma-separated).",
             "GRAPH_BASE_URL": "Microsoft Graph's base URL (national clouds, a test double).",
+            "TOKEN_URL": "The issuer's token endpoint: OpenAPI documents a client-credentials flow "
+            "with it (Swagger UI's Authorize).",
         },
     ),
 )
