@@ -22,7 +22,8 @@ import click
 
 from s2s.cli import emit, main, table
 from s2s.clock import Clock, system_clock
-from s2s.errors import ConfigError, RotationRefused, S2SError
+from s2s.errors import ConfigError, S2SError
+from s2s.keys.errors import RotationRefused
 from s2s.keys.kms import KMS_ALGS, KmsKeyFactory, uses_kms
 from s2s.keys.model import SIGNING_ALGS, KeySet, KeyState, SigningKey
 from s2s.keys.rotation import (

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from s2s.clock import Clock, system_clock
-from s2s.errors import ConfigError, S2SError, VersionConflict
+from s2s.errors import ConfigError, S2SError
 from s2s.issuer.clients import (
     Client,
     ClientRegistryError,
@@ -26,6 +26,7 @@ from s2s.issuer.clients import (
 )
 from s2s.issuer.token import TemporarilyUnavailable
 from s2s.keys.aws_sm import SecretsManagerDocument, parse_secret_url
+from s2s.keys.errors import VersionConflict
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from s2s.aws import aws_client, error_code, install_botocore_redaction
-from s2s.errors import ConfigError, KeyStoreError, S2SError, VersionConflict
+from s2s.errors import ConfigError, S2SError
+from s2s.keys.errors import KeyStoreError, VersionConflict
 from s2s.keys.model import KeySet
 
 if TYPE_CHECKING:

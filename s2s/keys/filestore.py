@@ -18,7 +18,8 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from s2s.errors import ConfigError, KeyStoreError, VersionConflict
+from s2s.errors import ConfigError
+from s2s.keys.errors import KeyStoreError, VersionConflict
 from s2s.keys.model import KeySet
 
 __all__ = ["FileKeyStore"]

@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 
-from s2s.errors import ConfigError, RotationRefused
+from s2s.errors import ConfigError
+from s2s.keys.errors import RotationRefused
 from s2s.keys.model import DEFAULT_ALG, SIGNING_ALGS, KeySet, KeyState, SigningKey, generate_key
 
 __all__ = [

@@ -14,8 +14,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc.jwk import ECKey
 
-from s2s.errors import KeyStoreError, VersionConflict
 from s2s.issuer import hash_secret
+from s2s.keys.errors import KeyStoreError, VersionConflict
 from s2s.keys.model import KeySet
 
 ISSUER = "https://issuer.test"

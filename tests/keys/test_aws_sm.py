@@ -10,8 +10,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from s2s.errors import ConfigError, KeyStoreError, VersionConflict
+from s2s.errors import ConfigError
 from s2s.keys.aws_sm import PENDING_STAGE, SecretsManagerKeyStore
+from s2s.keys.errors import KeyStoreError, VersionConflict
 from s2s.keys.model import KeySet, KeyState, generate_key
 from s2s.keys.store import KeyStore, open_keystore, update_keyset
 
