@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from joserfc.jwk import RSAKey
-
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError, S2SError
-from s2s.keys.model import public_jwk_of, thumbprint
+from s2s.issuer.assertion import client_public_key as _client_public_key
+from s2s.jose import CLIENT_ASSERTION_ALGS, algs_for_jwk
 
 __all__ = [
     "CLIENT_ASSERTION_ALGS",
@@ -54,17 +53,8 @@ __all__ = [
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
 # RFC 6749 §3.3 scope-token: printable ASCII except space, '"' and '\'.
 SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,128}$")
-_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 REGISTRY_FORMAT = "s2s.clients/1"
-
-# Asymmetric algorithms a client may sign its assertion with, by key type.
-CLIENT_ASSERTION_ALGS: Mapping[str, tuple[str, ...]] = {
-    "EC:P-256": ("ES256",),
-    "EC:P-384": ("ES384",),
-    "RSA": ("RS256", "PS256"),
-    "OKP:Ed25519": ("Ed25519", "EdDSA"),
-}
 
 # scrypt N=2^15, r=8, p=1: ~32 MiB and tens of ms per hash. The secrets are 256 random bits, so
 # the hash guards a leaked registry file; it is not what stops online guessing (rate limiting is).
@@ -124,50 +114,6 @@ def verify_secret(secret: str, encoded: str) -> bool:
     except (ValueError, UnicodeEncodeError):
         return False
     return hmac.compare_digest(actual, expected)
-
-
-def algs_for_jwk(jwk: Mapping[str, Any]) -> tuple[str, ...]:
-    """The assertion algorithms a client key may be used with."""
-    kty = jwk.get("kty")
-    kind = "RSA" if kty == "RSA" else f"{kty}:{jwk.get('crv')}"
-    algs = CLIENT_ASSERTION_ALGS.get(kind, ())
-    alg = jwk.get("alg")
-    if alg is not None:
-        return (alg,) if alg in algs else ()
-    return algs
-
-
-def _client_public_key(jwk: Any) -> dict[str, Any]:
-    if not isinstance(jwk, Mapping):
-        raise ConfigError("each client key must be a JSON object")
-    if _PRIVATE_MEMBERS & set(jwk):
-        # Never echo the key: it holds private material.
-        raise ConfigError("a client JWKS must hold public keys only (found private key members)")
-    kty = jwk.get("kty")
-    if kty not in ("EC", "RSA", "OKP"):
-        raise ConfigError(f"client key type {kty!r} is not supported (use EC, RSA or OKP)")
-    if jwk.get("use", "sig") != "sig":
-        raise ConfigError("client keys must be signing keys (use=sig)")
-    if not algs_for_jwk(jwk):
-        raise ConfigError(
-            f"client key ({kty}, {jwk.get('crv')}, alg {jwk.get('alg')!r}) has no allowed algorithm"
-        )
-    try:
-        public = public_jwk_of(jwk)
-        kid = str(jwk.get("kid") or thumbprint(public))
-        if kty == "RSA":
-            if RSAKey.import_key(public).raw_value.key_size < 2048:
-                raise ConfigError("client RSA keys must be at least 2048 bits")
-        else:
-            thumbprint(public)  # parses the key: a bad point or encoding fails here
-    except ConfigError:
-        raise
-    except Exception as exc:
-        raise ConfigError(f"client key is not a valid public key ({type(exc).__name__})") from None
-    entry: dict[str, Any] = {**public, "kid": kid}
-    if "alg" in jwk:
-        entry["alg"] = jwk["alg"]
-    return entry
 
 
 def _strings(value: Any, what: str, pattern: re.Pattern[str] | None = None) -> tuple[str, ...]:
