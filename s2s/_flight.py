@@ -120,11 +120,13 @@ class AsyncSingleFlight(Generic[K, T]):
         self.joined = 0
 
     def in_flight(self, key: K) -> bool:
-        return key in self._tasks
+        task = self._tasks.get(key)
+        return task is not None and not task.done()
 
     def _task(self, key: K, fn: Callable[[], Awaitable[T]]) -> tuple[asyncio.Task[T], bool]:
         task = self._tasks.get(key)
-        if task is not None:
+        # A task of an event loop that is gone (asyncio.run() per call in a script) is not joined.
+        if task is not None and task.get_loop() is asyncio.get_running_loop():
             return task, False
 
         async def run() -> T:
