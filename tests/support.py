@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from s2s.errors import KeyStoreError, VersionConflict
+from s2s.keys.errors import KeyStoreError, VersionConflict
 from s2s.keys.model import KeySet
 
 

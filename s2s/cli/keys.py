@@ -22,8 +22,9 @@ import click
 from s2s.cli import emit, main, table
 from s2s.cli.errors import EmptyKeyset, KeysetExists, KmsDeletionFailed
 from s2s.clock import Clock, system_clock
-from s2s.errors import ConfigError, RotationRefused
+from s2s.errors import ConfigError
 from s2s.keys._factories import SIGNERS, KeyFactories
+from s2s.keys.errors import RotationRefused
 from s2s.keys.kms import KMS_ALGS
 from s2s.keys.model import SIGNING_ALGS, KeySet, KeyState, SigningKey
 from s2s.keys.rotation import (

@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from s2s._env import EnvReader
-from s2s.errors import ConfigError, RotationRefused
+from s2s.errors import ConfigError
+from s2s.keys.errors import RotationRefused
 from s2s.keys.model import DEFAULT_ALG, SIGNING_ALGS, KeySet, KeyState, SigningKey, generate_key
 
 if TYPE_CHECKING:

@@ -37,8 +37,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from s2s.errors import ConfigError
-from s2s.verify.algorithms import DEFAULT_ALGORITHMS, AlgorithmPolicy
-from s2s.verify.compact import DEFAULT_LIMITS, FORBIDDEN_HEADER_PARAMS, TokenLimits, normalize_typ
+from s2s.jose import (
+    DEFAULT_LIMITS,
+    NEVER_ALLOWED,
+    VERIFIER_ALGORITHMS,
+    AlgorithmPolicy,
+    HeaderPolicy,
+    TokenLimits,
+    normalize_typ,
+)
 from s2s.verify.principal import Principal
 
 if TYPE_CHECKING:
@@ -50,6 +57,7 @@ __all__ = [
     "TENANT_PLACEHOLDER",
     "RevocationCheck",
     "VerifierConfig",
+    "check_discovered_url",
     "check_fetch_url",
     "is_loopback_host",
 ]
@@ -102,6 +110,19 @@ def check_fetch_url(url: str, what: str = "URL") -> str:
     raise ConfigError(f"{what} must use https (plain http only to a loopback address)")
 
 
+def check_discovered_url(url: str, issuer: str) -> str:
+    """A ``jwks_uri`` read from a discovery document: https; plain http (to loopback) only when the
+    configured issuer is itself an http loopback URL. A document served over https must not point
+    the verifier at plain http on this host (``http://127.0.0.1:6379/`` is somebody's Redis)."""
+    check_fetch_url(url, "discovered jwks_uri")
+    if urlsplit(url).scheme == "https":
+        return url
+    issuer_parts = urlsplit(issuer)
+    if issuer_parts.scheme == "http" and is_loopback_host(issuer_parts.hostname or ""):
+        return url
+    raise ConfigError("discovered jwks_uri must use https (the issuer is not an http loopback URL)")
+
+
 def _strings(value: str | tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -117,7 +138,7 @@ class VerifierConfig:
     issuer: str
     audiences: tuple[str, ...]
     jwks_uri: str | None = None
-    algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+    algorithms: tuple[str, ...] = VERIFIER_ALGORITHMS
     leeway: float = 30.0
     required_claims: tuple[str, ...] = DEFAULT_REQUIRED_CLAIMS
     token_types: tuple[str, ...] = ("at+jwt",)
@@ -133,7 +154,8 @@ class VerifierConfig:
     # At least one of these claims must be present (Entra: scp or roles).
     any_of_claims: tuple[str, ...] = ()
     revocation_check: RevocationCheck | None = field(default=None, compare=False)
-    # JWKS source
+    # JWKS source (see s2s.verify.jwks): TTL without Cache-Control; the floor under an issuer's
+    # max-age (never above jwks_ttl: a shorter jwks_ttl lowers it), and the ceiling.
     jwks_ttl: float = 600.0
     jwks_min_ttl: float = 60.0
     jwks_max_ttl: float = 86_400.0
@@ -144,6 +166,7 @@ class VerifierConfig:
     max_keys: int = 64
     limits: TokenLimits = DEFAULT_LIMITS
     policy: AlgorithmPolicy = field(init=False, repr=False, compare=False)
+    header_policy: HeaderPolicy = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -167,9 +190,10 @@ class VerifierConfig:
         if not self.token_types:
             raise ConfigError("token_types is empty: no token could be accepted")
         extra = _strings(self.extra_header_params)
-        if FORBIDDEN_HEADER_PARAMS.intersection(extra):
-            raise ConfigError("crit, b64, jwk, jku, x5u, x5c, zip, enc and cty are never allowed")
+        if NEVER_ALLOWED.intersection(extra):
+            raise ConfigError(f"{', '.join(sorted(NEVER_ALLOWED))} are never allowed in a token header")
         set_(self, "extra_header_params", extra)
+        set_(self, "header_policy", HeaderPolicy.closed(extra, types=frozenset(self.token_types)))
         set_(self, "claim_assertions", MappingProxyType(dict(self.claim_assertions)))
         set_(self, "forbidden_claims", _strings(self.forbidden_claims))
         set_(self, "any_of_claims", _strings(self.any_of_claims))
@@ -188,8 +212,14 @@ class VerifierConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"{name} must be positive")
-        if not 0 < self.jwks_min_ttl <= self.jwks_ttl <= self.jwks_max_ttl:
-            raise ConfigError("need 0 < jwks_min_ttl <= jwks_ttl <= jwks_max_ttl")
+        if not 0 < self.jwks_ttl <= self.jwks_max_ttl or self.jwks_min_ttl <= 0:
+            raise ConfigError(
+                "JWKS cache times must be positive, jwks_ttl at most jwks_max_ttl"
+                f" (jwks_ttl={self.jwks_ttl:g}, jwks_min_ttl={self.jwks_min_ttl:g},"
+                f" jwks_max_ttl={self.jwks_max_ttl:g})"
+            )
+        # An explicit short jwks_ttl is a wish for short caching: the floor follows it down.
+        set_(self, "jwks_min_ttl", min(self.jwks_min_ttl, self.jwks_ttl))
         if self.refetch_cooldown < 0 or self.max_staleness < 0 or self.http_timeout <= 0:
             raise ConfigError("refetch_cooldown, max_staleness and http_timeout must not be negative")
         if self.max_jwks_bytes <= 0 or self.max_keys <= 0:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from s2s.errors import KeyStoreError
+from s2s.keys.errors import KeyStoreError
 from s2s.keys.filestore import FileKeyStore
 from s2s.keys.model import KeySet, KeyState, generate_key
 from s2s.keys.store import open_keystore
