@@ -3,8 +3,10 @@
 ::
 
     S2SError
-     └── ConfigError              the configuration is invalid
-          └── MissingExtra        an optional dependency is not installed
+     ├── ConfigError              the configuration is invalid
+     │    └── MissingExtra        an optional dependency is not installed
+     └── VersionConflict          a stored document changed since it was read (compare-and-swap
+                                  lost: key stores, client registries); reload and retry
 
 Each package has its own ``errors`` module under this root (``s2s.jose.errors``,
 ``s2s.keys.errors``, ``s2s.verify.errors``, ...). Descriptions name the problem and never carry a
@@ -13,7 +15,7 @@ token, a secret or key material.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "MissingExtra", "S2SError"]
+__all__ = ["ConfigError", "MissingExtra", "S2SError", "VersionConflict"]
 
 
 class S2SError(Exception):
@@ -31,6 +33,12 @@ class ConfigError(S2SError):
     """The configuration is invalid."""
 
     error = "invalid_configuration"
+
+
+class VersionConflict(S2SError):
+    """The document changed since it was read; reload and retry."""
+
+    error = "version_conflict"
 
 
 class MissingExtra(ConfigError):

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from s2s.keys.errors import KeyStoreError, VersionConflict
+from s2s.errors import VersionConflict
+from s2s.keys.errors import KeyStoreError
 from s2s.keys.model import KeySet
 
 

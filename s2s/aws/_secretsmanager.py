@@ -22,8 +22,7 @@ from typing import Any
 
 from s2s.aws._client import AwsService
 from s2s.aws.errors import AwsError
-from s2s.errors import S2SError
-from s2s.keys.errors import VersionConflict
+from s2s.errors import S2SError, VersionConflict
 
 __all__ = ["CURRENT_STAGE", "PENDING_STAGE", "SecretsManager", "SecretsManagerDocument"]
 

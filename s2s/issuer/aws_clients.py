@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from s2s.aws import AwsSettings, SecretsManager, SecretsManagerDocument
 from s2s.clock import Clock, system_clock
-from s2s.errors import ConfigError, S2SError
+from s2s.errors import ConfigError, S2SError, VersionConflict
 from s2s.issuer._registry import add_change, dump_registry, parse_registry, remove_change
 from s2s.issuer.clients import Client
 from s2s.issuer.errors import RegistryError, RegistryUnavailable
-from s2s.keys.errors import VersionConflict
 from s2s.secrets.references import parse_location
 
 if TYPE_CHECKING:

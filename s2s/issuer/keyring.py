@@ -34,10 +34,9 @@ import threading
 from collections.abc import Awaitable, Callable
 
 from s2s.clock import Clock, system_clock
-from s2s.errors import S2SError
+from s2s.errors import S2SError, VersionConflict
 from s2s.issuer.metrics import IssuerMetrics
 from s2s.keys._factories import KeyFactories
-from s2s.keys.errors import VersionConflict
 from s2s.keys.model import KeySet, SigningKey
 from s2s.keys.rotation import RotationPolicy, ensure_keys, safe_at, scheduled_step
 from s2s.keys.store import KeyStore

@@ -4,32 +4,26 @@
 
     S2SError                      (s2s.errors)
      ├── KeyStoreError            the key store could not be read or written
-     │    └── VersionConflict     the keyset changed since it was read (compare-and-swap lost)
      ├── KeyNotFound              no key has that kid
      └── RotationRefused          the rotation would break verifiers (``safe_at``: when it would not)
 
 A malformed key record or keyset document is a :class:`~s2s.errors.ConfigError`; a JWK that cannot
 be loaded is a :class:`~s2s.jose.KeyRejected` where it is met, turned into ConfigError by the
-record that holds it. Descriptions never carry key material.
+record that holds it. A lost compare-and-swap is the shared :class:`~s2s.errors.VersionConflict`
+(key stores and client registries alike). Descriptions never carry key material.
 """
 
 from __future__ import annotations
 
 from s2s.errors import S2SError
 
-__all__ = ["KeyNotFound", "KeyStoreError", "RotationRefused", "VersionConflict"]
+__all__ = ["KeyNotFound", "KeyStoreError", "RotationRefused"]
 
 
 class KeyStoreError(S2SError):
     """The key store could not be read or written."""
 
     error = "keystore_error"
-
-
-class VersionConflict(KeyStoreError):
-    """The keyset changed since it was read; reload and retry."""
-
-    error = "version_conflict"
 
 
 class KeyNotFound(S2SError):

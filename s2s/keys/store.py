@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from s2s.errors import ConfigError
-from s2s.keys.errors import VersionConflict
+from s2s.errors import ConfigError, VersionConflict
 from s2s.keys.model import KeySet
 
 __all__ = ["KeyStore", "VersionConflict", "open_keystore", "update_keyset"]

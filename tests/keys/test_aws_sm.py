@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from s2s.aws import PENDING_STAGE
-from s2s.errors import ConfigError
+from s2s.errors import ConfigError, VersionConflict
 from s2s.keys.aws_sm import SecretsManagerKeyStore
-from s2s.keys.errors import KeyStoreError, VersionConflict
+from s2s.keys.errors import KeyStoreError
 from s2s.keys.model import KeySet, KeyState, generate_key
 from s2s.keys.store import open_keystore
 

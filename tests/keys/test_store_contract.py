@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
+from s2s.errors import VersionConflict
 from s2s.keys import (
     FileKeyStore,
     KeySet,
@@ -21,7 +22,6 @@ from s2s.keys import (
     generate_key,
     update_keyset,
 )
-from s2s.keys.errors import VersionConflict
 from tests.support import MemoryKeyStore
 
 OpenStore = Callable[[], KeyStore]
