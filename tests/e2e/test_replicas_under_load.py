@@ -340,7 +340,12 @@ def test_replicas_rotate_under_load_without_a_failed_request(replicas: Replicas)
         f"keys lost or invented: created {sorted(created)}, store holds {sorted(store)}"
     )
     states = {kid: rec["state"] for kid, rec in store.items()}
-    assert [states[k] for k in order] == ["previous"] * rotations + ["current"], states
+    # A demoted key stays "previous" until every token it signed has expired, then the schedule
+    # retires it: on a slow machine the early rotations are that old by the end. Retirement goes
+    # oldest first, so the states in rotation order are: retired..., previous..., current.
+    seen = [states[k] for k in order]
+    retired = seen.count("retired")
+    assert seen == ["retired"] * retired + ["previous"] * (rotations - retired) + ["current"], states
     assert states[next_key["kid"]] == "next", states
     kms_ids = {rec.get("kms_key_id") for rec in store.values()}
     if replicas.signer == "aws-kms":
