@@ -368,7 +368,13 @@ class TokenVerifier:
             entry = None
         if entry is not None and entry.revocation is None:
             return entry.principal
-        return await self._drive(self._core.verify_flow(token, entry))
+        flow = self._core.verify_flow(token, entry)
+        try:
+            step = next(flow)
+        except StopIteration as done:  # no I/O needed: the usual cold path, in this frame
+            principal: Principal = done.value
+            return principal
+        return await self._drive(flow, step)
 
     async def verify_id_token(
         self, token: str, *, nonce: str | None = None, client_id: str | None = None
@@ -379,9 +385,13 @@ class TokenVerifier:
         return await self._drive(self._core.id_token_flow(token, nonce, client_id))
 
     @staticmethod
-    async def _drive(flow: VerifyFlow[AsyncJWKSSource]) -> Principal:
+    async def _drive(
+        flow: VerifyFlow[AsyncJWKSSource], step: NeedKey[AsyncJWKSSource] | CheckRevocation | None = None
+    ) -> Principal:
+        """Serve ``flow``'s steps (from ``step``, when the caller already started it)."""
         try:
-            step = next(flow)
+            if step is None:
+                step = next(flow)
             while True:
                 result: StepResult = False
                 error: Exception | None = None
@@ -457,7 +467,13 @@ class SyncTokenVerifier:
             entry = None
         if entry is not None and entry.revocation is None:
             return entry.principal
-        return self._drive(self._core.verify_flow(token, entry))
+        flow = self._core.verify_flow(token, entry)
+        try:
+            step = next(flow)
+        except StopIteration as done:  # no I/O needed: the usual cold path, in this frame
+            principal: Principal = done.value
+            return principal
+        return self._drive(flow, step)
 
     def verify_id_token(
         self, token: str, *, nonce: str | None = None, client_id: str | None = None
@@ -466,9 +482,13 @@ class SyncTokenVerifier:
         return self._drive(self._core.id_token_flow(token, nonce, client_id))
 
     @staticmethod
-    def _drive(flow: VerifyFlow[SyncJWKSSource]) -> Principal:
+    def _drive(
+        flow: VerifyFlow[SyncJWKSSource], step: NeedKey[SyncJWKSSource] | CheckRevocation | None = None
+    ) -> Principal:
+        """Serve ``flow``'s steps (from ``step``, when the caller already started it)."""
         try:
-            step = next(flow)
+            if step is None:
+                step = next(flow)
             while True:
                 result: StepResult = False
                 error: Exception | None = None
