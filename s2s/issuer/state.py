@@ -20,28 +20,29 @@ from typing import Protocol
 
 from s2s.clock import Clock, system_clock
 from s2s.issuer.assertion import InMemoryReplayCache
-from s2s.issuer.ratelimit import TokenBucketLimiter
+from s2s.issuer.ratelimit import FailureBudget, RateLimiter, TokenBucketLimiter
 from s2s.issuer.settings import parse_state_url
 
 __all__ = ["InMemoryState", "IssuerState", "open_state", "parse_state_url"]
 
 
-class IssuerState(Protocol):
+class IssuerState(RateLimiter, Protocol):
+    """A replay cache and a :class:`~s2s.issuer.ratelimit.RateLimiter` (issuance and failure
+    budgets, see :mod:`s2s.issuer.ratelimit`) in one store."""
+
     def seen_or_add(self, key: str, expires_at: float) -> bool:
         """True if ``key`` was recorded and has not expired; otherwise record it until ``expires_at``."""
-        ...
-
-    def acquire(self, key: str) -> float:
-        """0.0 when a request for ``key`` may proceed, else the seconds to wait."""
         ...
 
 
 class InMemoryState:
     """The single-replica default: a replay cache and token buckets in this process."""
 
-    def __init__(self, rate: float, burst: float, *, clock: Clock = system_clock) -> None:
+    def __init__(
+        self, rate: float, burst: float, *, clock: Clock = system_clock, failures: FailureBudget | None = None
+    ) -> None:
         self.replay = InMemoryReplayCache(clock)
-        self.limiter = TokenBucketLimiter(rate, burst, clock=clock)
+        self.limiter = TokenBucketLimiter(rate, burst, clock=clock, failures=failures)
         self.url = "memory"
 
     def seen_or_add(self, key: str, expires_at: float) -> bool:
@@ -49,6 +50,12 @@ class InMemoryState:
 
     def acquire(self, key: str) -> float:
         return self.limiter.acquire(key)
+
+    def failure_wait(self, key: str) -> float:
+        return self.limiter.failure_wait(key)
+
+    def record_failure(self, key: str) -> float:
+        return self.limiter.record_failure(key)
 
 
 def open_state(url: str, *, rate: float, burst: float, clock: Clock = system_clock) -> IssuerState:

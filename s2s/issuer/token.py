@@ -38,7 +38,7 @@ from s2s.issuer.errors import (
 from s2s.issuer.keyring import KeyManager
 from s2s.issuer.metrics import IssuerMetrics
 from s2s.issuer.minter import Minter
-from s2s.issuer.ratelimit import RateLimiter, TokenBucketLimiter
+from s2s.issuer.ratelimit import RateLimiter, TokenBucketLimiter, failure_key
 from s2s.issuer.settings import IssuerSettings
 from s2s.keys.kms import SigningUnavailable
 from s2s.keys.signing import LocalSigner, Signer
@@ -85,7 +85,7 @@ def _is_absolute_uri(value: str) -> bool:
 
 @dataclass(slots=True)
 class _Pending:
-    """An identified client whose secret (if any) still has to be checked."""
+    """A client whose credentials were presented; ``secret`` still needs the slow hash when set."""
 
     client: Client
     params: Mapping[str, str]
@@ -95,10 +95,12 @@ class _Pending:
 class TokenEndpoint:
     """Issues client-credentials tokens. Thread-safe; cheap per request once a secret is cached.
 
-    Order of checks: request shape and grant type, then client identification, the per-client
-    rate limit (before any slow secret hash, so guessing is throttled per client), then client
-    authentication, then audience and scope (after authentication, so unauthenticated callers
-    learn nothing about a client's configuration).
+    Order of checks (see :mod:`s2s.issuer.ratelimit`): request shape and grant type, then the
+    failure budget of the presented (client id, source address) pair (read only), then client
+    authentication; a failure is charged to the failure budgets, a success to the client's
+    issuance budget; then audience and scope (after authentication, so unauthenticated callers
+    learn nothing about a client's configuration). Nothing an unauthenticated caller sends can
+    spend a client's issuance budget.
     """
 
     def __init__(
@@ -129,16 +131,14 @@ class TokenEndpoint:
             max_lifetime=settings.assertion_max_lifetime,
         )
 
-    # -- the two phases --------------------------------------------------------------------------
-    def _authenticate(self, params: Mapping[str, str], authorization: str | None) -> _Pending:
-        """Identify the client and check what can be checked without the slow hash."""
-        client_id, secret, assertion = presented_credentials(params, authorization)
+    # -- the phases ------------------------------------------------------------------------------
+    def _authenticate(
+        self, params: Mapping[str, str], client_id: str, secret: str | None, assertion: str | None
+    ) -> _Pending:
+        """Check what can be checked without the slow hash; :class:`InvalidClient` on failure."""
         client = self.registry.get(client_id)
         if client is None:
             raise InvalidClient()
-        wait = self.limiter.acquire(client.client_id)
-        if wait > 0:
-            raise SlowDown(wait)
         if assertion is not None:
             try:
                 self.assertions.verify(assertion, client)
@@ -150,6 +150,11 @@ class TokenEndpoint:
         if self.secrets.cached(client, secret or ""):
             return _Pending(client, params)
         return _Pending(client, params, secret)
+
+    def _failed(self, key: str, exc: InvalidClient) -> InvalidClient | SlowDown:
+        """Charge a failed authentication to the failure budgets; what to answer."""
+        wait = self.limiter.record_failure(key)
+        return SlowDown(wait) if wait > 0 else exc
 
     def _issue(self, pending: _Pending) -> TokenResponse:
         """Audience, scope, signing: after client authentication succeeded."""
@@ -229,16 +234,30 @@ class TokenEndpoint:
         content_type: str | None,
         authorization: str | None,
         run_sync: Callable[[Callable[[], bool]], Awaitable[bool]],
+        source: str | None = None,
     ) -> TokenResponse:
-        """Never raises: the one call an HTTP adapter makes. A slow secret hash (a secret not seen
-        recently) goes through ``run_sync`` (a worker thread); with the secret in the cache (the
-        usual case) there is no await at all, so nothing leaves the event loop."""
+        """Never raises: the one call an HTTP adapter makes. ``source`` is the caller's address
+        (failure budgets are kept per client id and address). A slow secret hash (a secret not
+        seen recently) goes through ``run_sync`` (a worker thread); with the secret in the cache
+        (the usual case) there is no await at all, so nothing leaves the event loop."""
         try:
-            pending = self._authenticate(self._params(body, content_type), authorization)
-            if pending.secret is not None:
-                client, secret = pending.client, pending.secret
-                if not await run_sync(lambda: self.secrets.verify_slow(client, secret)):
-                    raise InvalidClient()
+            params = self._params(body, content_type)
+            client_id, secret, assertion = presented_credentials(params, authorization)
+            key = failure_key(client_id, source)
+            wait = self.limiter.failure_wait(key)
+            if wait > 0:
+                raise SlowDown(wait)
+            try:
+                pending = self._authenticate(params, client_id, secret, assertion)
+                if pending.secret is not None:
+                    client, presented = pending.client, pending.secret
+                    if not await run_sync(lambda: self.secrets.verify_slow(client, presented)):
+                        raise InvalidClient()
+            except InvalidClient as exc:
+                raise self._failed(key, exc) from None
+            wait = self.limiter.acquire(pending.client.client_id)
+            if wait > 0:
+                raise SlowDown(wait)
             return self._issue(pending)
         except Exception as exc:
             return self.error_response(exc)

@@ -188,7 +188,9 @@ def create_issuer_app(
             if not message.get("more_body", False):
                 break
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        await _send(send, await endpoint.process(body, content_type, authorization, run_sync))
+        peer = scope.get("client")
+        source = peer[0] if peer else None
+        await _send(send, await endpoint.process(body, content_type, authorization, run_sync, source))
 
     @get(JWKS_PATH, include_in_schema=False)
     async def jwks() -> Response[bytes]:
