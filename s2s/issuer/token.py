@@ -13,14 +13,15 @@ import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from json.encoder import encode_basestring_ascii as _json_string
 from urllib.parse import urlsplit
 
 from s2s.clock import Clock, system_clock
+from s2s.errors import ConfigError
 from s2s.issuer._form import FormReader, presented_credentials
 from s2s.issuer._registry import ClientRegistry
-from s2s.issuer._secret_hash import SecretVerifier
+from s2s.issuer._secret_hash import SecretVerifier, hash_secret
 from s2s.issuer.assertion import AssertionVerifier, InMemoryReplayCache, InvalidAssertion, ReplayCache
 from s2s.issuer.clients import Client
 from s2s.issuer.errors import (
@@ -147,9 +148,46 @@ class TokenEndpoint:
             return _Pending(client, params)
         if client.secret_hash is None:
             raise InvalidClient("this client authenticates with private_key_jwt")
-        if self.secrets.cached(client, secret or ""):
-            return _Pending(client, params)
-        return _Pending(client, params, secret)
+        decided = self.secrets.check(client, secret or "")
+        if decided is None:  # an scrypt hash from an earlier version: the slow path, once
+            return _Pending(client, params, secret)
+        if not decided:
+            raise InvalidClient()
+        return _Pending(client, params)
+
+    def _verify_slow(self, client: Client, secret: str) -> bool:
+        """The scrypt check (a worker thread); on success the hash is replaced by the fast one."""
+        if not self.secrets.verify_slow(client, secret):
+            return False
+        self._upgrade(client, secret)
+        return True
+
+    def _upgrade(self, client: Client, secret: str) -> None:
+        """Best effort: write the fast hash back through the registry's compare-and-swap update
+        (only if the stored hash is still the one just verified). Failures are only logged."""
+        update = getattr(self.registry, "update", None)
+        old = client.secret_hash
+        if update is None or old is None:
+            return
+        try:
+            new = hash_secret(secret)
+        except ConfigError:
+            log.warning("client %s has a weak legacy secret: rotate it (s2s clients add)", client.client_id)
+            return
+
+        def change(clients: dict[str, Client]) -> None:
+            current = clients.get(client.client_id)
+            if current is not None and current.secret_hash == old:
+                clients[client.client_id] = replace(current, secret_hash=new)
+
+        try:
+            update(change)
+        except Exception as exc:  # the registry's own error: the token is still issued
+            log.warning(
+                "could not upgrade the secret hash of client %s: %s", client.client_id, type(exc).__name__
+            )
+        else:
+            log.info("client %s: secret hash upgraded from scrypt to sha256", client.client_id)
 
     def _failed(self, key: str, exc: InvalidClient) -> InvalidClient | SlowDown:
         """Charge a failed authentication to the failure budgets; what to answer."""
@@ -251,7 +289,7 @@ class TokenEndpoint:
                 pending = self._authenticate(params, client_id, secret, assertion)
                 if pending.secret is not None:
                     client, presented = pending.client, pending.secret
-                    if not await run_sync(lambda: self.secrets.verify_slow(client, presented)):
+                    if not await run_sync(lambda: self._verify_slow(client, presented)):
                         raise InvalidClient()
             except InvalidClient as exc:
                 raise self._failed(key, exc) from None

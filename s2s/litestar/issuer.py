@@ -32,6 +32,7 @@ from s2s.issuer import (
     KeyManager,
     RateLimiter,
     ReplayCache,
+    TemporarilyUnavailable,
     build_issuer,
     server_metadata,
 )
@@ -58,19 +59,28 @@ def configure_host_logging() -> None:
 
 
 class _HashPool:
-    """Runs slow secret hashes in worker threads, at most ``size`` at once.
-
-    Each scrypt check holds ~32 MiB: anyio's default of 40 threads could hold over a gigabyte.
+    """Runs slow secret hashes (scrypt hashes of earlier versions, until upgraded) in worker
+    threads: at most ``size`` at once and ``queue`` waiting. When both are full the request is
+    answered ``503 temporarily_unavailable`` + ``Retry-After`` at once, so a flood of wrong secrets
+    cannot build a queue that delays everyone (each scrypt check holds ~32 MiB and tens of ms).
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, queue: int) -> None:
         self._size = size
+        self._max_pending = size + queue
+        self._pending = 0
         self._limiter: anyio.CapacityLimiter | None = None
 
     async def __call__(self, fn: Callable[[], bool]) -> bool:
+        if self._pending >= self._max_pending:
+            raise TemporarilyUnavailable("the issuer is busy; retry later")
         if self._limiter is None:  # created lazily: it belongs to the running event loop
             self._limiter = anyio.CapacityLimiter(self._size)
-        return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+        self._pending += 1  # one event loop: no lock needed between the check and the count
+        try:
+            return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+        finally:
+            self._pending -= 1
 
 
 def _response(out: TokenResponse, extra: dict[str, str] | None = None) -> Response[bytes]:
@@ -143,7 +153,8 @@ def create_issuer_app(
     public_cache = {"Cache-Control": f"public, max-age={settings.jwks_max_age}"}
     no_store = {"Cache-Control": "no-store"}
     max_body = settings.max_body_bytes
-    run_sync = _HashPool(max(1, min(4, os.cpu_count() or 1)))
+    workers = max(1, min(4, os.cpu_count() or 1))
+    run_sync = _HashPool(workers, queue=4 * workers)
 
     def refuse(description: str) -> TokenResponse:
         return endpoint.error_response(InvalidTokenRequest(description))

@@ -16,6 +16,7 @@ from joserfc.jwk import ECKey
 
 from s2s.errors import KeyStoreError, VersionConflict
 from s2s.issuer import hash_secret
+from s2s.issuer._secret_hash import hash_secret_scrypt
 from s2s.keys.model import KeySet
 
 ISSUER = "https://issuer.test"
@@ -24,9 +25,10 @@ AUDIENCE = "https://orders.internal"
 OTHER_AUDIENCE = "https://billing.internal"
 FORM = "application/x-www-form-urlencoded"
 
-# One scrypt hash for the whole session: each costs tens of milliseconds.
 SECRET = "s3cr3t-Test-Value-0123456789abcdefghijklmnop"
 SECRET_HASH = hash_secret(SECRET)
+# The scrypt hash of earlier versions, once for the whole session: each costs tens of milliseconds.
+LEGACY_HASH = hash_secret_scrypt(SECRET)
 
 
 class MemoryKeyStore:
