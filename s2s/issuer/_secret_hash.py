@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MIN_SECRET_BITS",
     "SecretVerifier",
+    "dummy_check",
     "generate_secret",
     "hash_secret",
     "hash_secret_scrypt",

@@ -9,6 +9,7 @@ the infrastructure's own errors (registry not loaded, state store or signer unav
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -17,11 +18,13 @@ from dataclasses import dataclass, field, replace
 from json.encoder import encode_basestring_ascii as _json_string
 from urllib.parse import urlsplit
 
+from joserfc.jwk import ECKey
+
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError
 from s2s.issuer._form import FormReader, presented_credentials
 from s2s.issuer._registry import ClientRegistry
-from s2s.issuer._secret_hash import SecretVerifier, hash_secret
+from s2s.issuer._secret_hash import SecretVerifier, dummy_check, hash_secret
 from s2s.issuer.assertion import AssertionVerifier, InMemoryReplayCache, InvalidAssertion, ReplayCache
 from s2s.issuer.clients import Client
 from s2s.issuer.errors import (
@@ -50,6 +53,24 @@ __all__ = ["NO_STORE", "TokenEndpoint", "TokenResponse", "error_response"]
 log = logging.getLogger("s2s.issuer.token")
 
 NO_STORE: Mapping[str, str] = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_GENERIC_CLIENT_FAILURE = InvalidClient().description
+
+
+def _printable(client_id: str) -> str:
+    """A presented client id for a log line: callers choose it, so it is cut and escaped."""
+    return ascii(client_id[:128])
+
+
+@functools.cache
+def _dummy_assertion_client() -> Client:
+    """A private_key_jwt client nobody holds the key of: assertions naming an unknown client (or
+    one without keys) are read against it, at the cost a real client's would be."""
+    key = ECKey.generate_key("P-256", private=False)
+    public = dict(key.as_dict(private=False))
+    public["kid"] = key.thumbprint()
+    return Client(client_id="-", audiences=("-",), jwks=(public,))
+
+
 # Infrastructure errors whose description is safe and meant for the caller, answered as 503.
 _UNAVAILABLE = (StateUnavailable, RegistryUnavailable)
 
@@ -136,23 +157,36 @@ class TokenEndpoint:
     def _authenticate(
         self, params: Mapping[str, str], client_id: str, secret: str | None, assertion: str | None
     ) -> _Pending:
-        """Check what can be checked without the slow hash; :class:`InvalidClient` on failure."""
+        """Check what can be checked without the slow hash; :class:`InvalidClient` on failure.
+
+        Every failure costs about the same, whatever the reason: an unknown id, or a client
+        presenting the other method, still gets its secret hashed (against a dummy) or its
+        assertion read by the verifier (against a dummy key), so timing tells nothing either.
+        The reason travels in the exception's description, for the log only.
+        """
         client = self.registry.get(client_id)
-        if client is None:
-            raise InvalidClient()
         if assertion is not None:
             try:
+                if client is None or not client.jwks:
+                    self.assertions.verify(assertion, _dummy_assertion_client())
+                    raise InvalidAssertion(
+                        "unknown client" if client is None else "client has no registered keys"
+                    )
                 self.assertions.verify(assertion, client)
             except InvalidAssertion as exc:
-                raise InvalidClient(exc.description) from None
+                raise InvalidClient(f"private_key_jwt: {exc.description}") from None
             return _Pending(client, params)
-        if client.secret_hash is None:
-            raise InvalidClient("this client authenticates with private_key_jwt")
-        decided = self.secrets.check(client, secret or "")
+        presented = secret or ""
+        if client is None or client.secret_hash is None:
+            dummy_check(presented)
+            raise InvalidClient(
+                "client_secret: " + ("unknown client" if client is None else "client has no secret")
+            )
+        decided = self.secrets.check(client, presented)
         if decided is None:  # an scrypt hash from an earlier version: the slow path, once
             return _Pending(client, params, secret)
         if not decided:
-            raise InvalidClient()
+            raise InvalidClient("client_secret: wrong secret")
         return _Pending(client, params)
 
     def _verify_slow(self, client: Client, secret: str) -> bool:
@@ -189,10 +223,20 @@ class TokenEndpoint:
         else:
             log.info("client %s: secret hash upgraded from scrypt to sha256", client.client_id)
 
-    def _failed(self, key: str, exc: InvalidClient) -> InvalidClient | SlowDown:
-        """Charge a failed authentication to the failure budgets; what to answer."""
+    def _failed(self, key: str, exc: InvalidClient, client_id: str, source: str | None) -> OAuthError:
+        """Charge a failed authentication to the failure budgets, log its reason (while the
+        issuer-wide failure budget lasts, which bounds these lines too) and answer the one
+        ``invalid_client`` every failure gets, or ``slow_down`` once a budget is spent."""
         wait = self.limiter.record_failure(key)
-        return SlowDown(wait) if wait > 0 else exc
+        if wait > 0:
+            return SlowDown(wait)
+        log.info(
+            "client authentication failed: client_id %s from %s: %s",
+            _printable(client_id),
+            source or "-",
+            exc.description,
+        )
+        return InvalidClient()
 
     def _issue(self, pending: _Pending) -> TokenResponse:
         """Audience, scope, signing: after client authentication succeeded."""
@@ -261,6 +305,11 @@ class TokenEndpoint:
             # The message of an unexpected error is not trusted to be secret-free: type only.
             log.error("token endpoint fault: %s", type(exc).__name__)
             exc = ServerError()
+        elif isinstance(exc, InvalidClient) and exc.description != _GENERIC_CLIENT_FAILURE:
+            # A malformed or missing credential (before any client id is known): one answer for
+            # every client-authentication failure, the reason for the log only.
+            log.info("client authentication failed: %s", exc.description)
+            exc = InvalidClient()
         else:
             log.debug("token request refused: %s: %s", exc.error, exc.description)
         self.metrics.error(exc.error)
@@ -290,9 +339,9 @@ class TokenEndpoint:
                 if pending.secret is not None:
                     client, presented = pending.client, pending.secret
                     if not await run_sync(lambda: self._verify_slow(client, presented)):
-                        raise InvalidClient()
+                        raise InvalidClient("client_secret: wrong secret")
             except InvalidClient as exc:
-                raise self._failed(key, exc) from None
+                raise self._failed(key, exc, client_id, source) from None
             wait = self.limiter.acquire(pending.client.client_id)
             if wait > 0:
                 raise SlowDown(wait)

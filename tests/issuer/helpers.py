@@ -101,6 +101,14 @@ def assert_refused(
     return dict(body)
 
 
+def refusal_reason(caplog: pytest.LogCaptureFixture) -> str:
+    """The precise reason of the last client-authentication failure: the answer is the same
+    ``invalid_client`` for every reason (no enumeration), the reason is in the server's log."""
+    lines = [r.getMessage() for r in caplog.records if "client authentication failed:" in r.getMessage()]
+    assert lines, "no client authentication failure was logged"
+    return lines[-1]
+
+
 def assert_no_leak(response: httpx.Response, caplog: pytest.LogCaptureFixture, *secrets: str) -> None:
     headers = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
     # The test's own HTTP client logs the URLs it requests; everything else is the server's.
