@@ -115,8 +115,8 @@ def state_group() -> None:
 def state_init_command(state_url: str) -> None:
     """Create the DynamoDB table (on-demand, TTL on `ttl`) if it does not exist."""
     kind, table, region = parse_state_url(state_url)
-    if kind == "memory" or table is None:
-        click.echo("S2S_STATE is memory: nothing to create")
+    if kind != "dynamodb" or table is None:
+        click.echo(f"S2S_STATE is {kind}: nothing to create (a SQLite file is created on first use)")
         return
     from s2s.issuer.dynamodb import create_state_table  # noqa: PLC0415 - needs boto3
 

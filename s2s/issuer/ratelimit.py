@@ -54,6 +54,12 @@ class FailureBudget:
         if min(self.rate, self.global_rate) <= 0 or min(self.burst, self.global_burst) < 1:
             raise ValueError("failure rates must be > 0 and bursts >= 1")
 
+    def rate_burst(self) -> tuple[float, float]:
+        return float(self.rate), float(self.burst)
+
+    def global_rate_burst(self) -> tuple[float, float]:
+        return float(self.global_rate), float(self.global_burst)
+
 
 class RateLimiter(Protocol):
     def acquire(self, key: str) -> float:

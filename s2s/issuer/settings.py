@@ -24,7 +24,14 @@ from s2s.oauth import JWKS_PATH, TOKEN_PATH
 if TYPE_CHECKING:
     from s2s.secrets.source import SecretSource
 
-__all__ = ["LOCATION_SETTINGS", "SIGNERS", "IssuerSettings", "parse_state_url", "resolve_references"]
+__all__ = [
+    "LOCATION_SETTINGS",
+    "SIGNERS",
+    "IssuerSettings",
+    "default_state",
+    "parse_state_url",
+    "resolve_references",
+]
 
 # Settings whose aws-sm:// value names a store rather than a secret holding the value.
 LOCATION_SETTINGS = ("KEYSTORE", "CLIENTS")
@@ -34,10 +41,16 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 
 def parse_state_url(url: str) -> tuple[str, str | None, str | None]:
-    """``(kind, table, region)`` for ``memory`` or ``dynamodb://TABLE[?region=R]``."""
+    """``(kind, location, region)`` for ``memory``, ``sqlite://PATH`` or
+    ``dynamodb://TABLE[?region=R]`` (location: the file or the table)."""
     text = url.strip()
-    if text in ("", "memory", "memory://"):
+    if text in ("memory", "memory://"):
         return "memory", None, None
+    if text.startswith("sqlite://"):
+        path = text.removeprefix("sqlite://")
+        if not path:
+            raise ConfigError("S2S_STATE: write sqlite://PATH (the default is beside the key store)")
+        return "sqlite", path, None
     if text.startswith("dynamodb://"):
         parts = urlsplit(text)
         table = parts.netloc + parts.path
@@ -46,8 +59,19 @@ def parse_state_url(url: str) -> tuple[str, str | None, str | None]:
         region = parse_qs(parts.query).get("region", [None])[0]
         return "dynamodb", table, region
     raise ConfigError(
-        f"S2S_STATE: unknown state store {text.split('://', 1)[0]!r}; use memory or dynamodb://TABLE"
+        f"S2S_STATE: unknown state store {text.split('://', 1)[0]!r}; "
+        "use sqlite://PATH, dynamodb://TABLE or memory (tests only)"
     )
+
+
+def default_state(keystore: str) -> str:
+    """Where state lives when ``S2S_STATE`` is unset: SQLite beside a file key store
+    (``keys/state.sqlite3`` for ``file://keys``); ``keys/state.sqlite3`` otherwise."""
+    if keystore.startswith("file://") or "://" not in keystore:
+        directory = keystore.removeprefix("file://") or "."
+    else:
+        directory = "keys"
+    return f"sqlite://{directory.rstrip('/') or '/'}/state.sqlite3"
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
@@ -94,7 +118,9 @@ class IssuerSettings:
     assertion_max_lifetime: float = 300
     host: str = "127.0.0.1"
     port: int = 8000
-    # memory | dynamodb://TABLE[?region=R]: where replay and rate-limit state lives.
+    # sqlite://PATH | dynamodb://TABLE[?region=R] | memory: where replay and rate-limit state
+    # lives. from_env defaults to SQLite beside the key store (default_state); settings built in
+    # code (tests, embedding) default to memory.
     state: str = "memory"
     signer: str | None = None
     kms_deletion_window_days: int = 30
@@ -188,7 +214,7 @@ class IssuerSettings:
             assertion_max_lifetime=_number(env, f"{prefix}ASSERTION_MAX_LIFETIME", d.assertion_max_lifetime),
             host=env.get(f"{prefix}HOST", d.host),
             port=int(port),
-            state=env.get(f"{prefix}STATE", d.state),
+            state=env.get(f"{prefix}STATE") or default_state(env.get(f"{prefix}KEYSTORE", d.keystore)),
             signer=signer,
             kms_deletion_window_days=int(window),
         )
