@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def check_private_file(path: Path, error: Callable[[str], Exception] = ConfigErr
         return
     except OSError:
         return  # unreadable: the caller's own read reports it
-    if mode & 0o077 and os.environ.get(ALLOW_INSECURE_ENV) != "1":
+    if stat.S_ISREG(mode) and mode & 0o077 and os.environ.get(ALLOW_INSECURE_ENV) != "1":
         raise error(
             f"{path} is accessible by group or others (mode {mode & 0o777:o}): run `chmod 600 {path}` "
             f"(or set {ALLOW_INSECURE_ENV}=1 to allow it)"

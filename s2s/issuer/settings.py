@@ -115,6 +115,8 @@ class IssuerSettings:
     rate_limit: float = 20.0
     rate_burst: float = 40.0
     max_body_bytes: int = 16 * 1024
+    # Seconds to receive a token request's whole body (a trickling body gets 408, not a worker).
+    body_timeout: float = 10.0
     assertion_max_lifetime: float = 300
     host: str = "127.0.0.1"
     port: int = 8000
@@ -144,6 +146,8 @@ class IssuerSettings:
             raise ConfigError("rate_limit must be > 0 and rate_burst >= 1")
         if not 256 <= self.max_body_bytes <= 1024 * 1024:
             raise ConfigError("max_body_bytes must be between 256 and 1048576")
+        if not 0 < self.body_timeout <= 300:
+            raise ConfigError("body_timeout must be > 0 and <= 300 seconds")
         if not 0 < self.assertion_max_lifetime <= 3600:
             raise ConfigError("assertion_max_lifetime must be > 0 and <= 3600 seconds")
         if not 0 < self.port < 65536:
@@ -185,7 +189,8 @@ class IssuerSettings:
         secrets: SecretSource | None = None,
     ) -> IssuerSettings:
         """``S2S_ISSUER``, ``S2S_KEYSTORE``, ``S2S_CLIENTS``, ``S2S_TOKEN_TTL``, ``S2S_RUN_ROTATION``,
-        ``S2S_CREATE_KEYS``, ``S2S_RATE_LIMIT``, ``S2S_RATE_BURST``, ``S2S_MAX_BODY_BYTES``, ``S2S_HOST``,
+        ``S2S_CREATE_KEYS``, ``S2S_RATE_LIMIT``, ``S2S_RATE_BURST``, ``S2S_MAX_BODY_BYTES``,
+        ``S2S_BODY_TIMEOUT``, ``S2S_HOST``,
         ``S2S_PORT``, ``S2S_STATE``, ``S2S_SIGNER``, ``S2S_KMS_DELETION_WINDOW_DAYS``; rotation timing
         (``S2S_JWKS_MAX_AGE``, ``S2S_POLL_INTERVAL``, ``S2S_MAX_TOKEN_TTL``, ...) via
         :meth:`RotationPolicy.from_env`. ``aws-sm://`` references are resolved first (``secrets``
@@ -211,6 +216,7 @@ class IssuerSettings:
             rate_limit=_number(env, f"{prefix}RATE_LIMIT", d.rate_limit),
             rate_burst=_number(env, f"{prefix}RATE_BURST", d.rate_burst),
             max_body_bytes=int(max_body),
+            body_timeout=_number(env, f"{prefix}BODY_TIMEOUT", d.body_timeout),
             assertion_max_lifetime=_number(env, f"{prefix}ASSERTION_MAX_LIFETIME", d.assertion_max_lifetime),
             host=env.get(f"{prefix}HOST", d.host),
             port=int(port),

@@ -153,6 +153,7 @@ def create_issuer_app(
     public_cache = {"Cache-Control": f"public, max-age={settings.jwks_max_age}"}
     no_store = {"Cache-Control": "no-store"}
     max_body = settings.max_body_bytes
+    body_timeout = settings.body_timeout
     workers = max(1, min(4, os.cpu_count() or 1))
     run_sync = _HashPool(workers, queue=4 * workers)
 
@@ -186,18 +187,26 @@ def create_issuer_app(
             return
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > max_body:
-                await _send(send, refuse("the token request is too large"))
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        try:
+            # One deadline over the whole body: a body trickling a byte at a time gets 408, it
+            # does not hold the route (uvicorn has no body timeout of its own).
+            async with asyncio.timeout(body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return  # the client went away
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > max_body:
+                        await _send(send, refuse("the token request is too large"))
+                        return
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            out = refuse("the token request body was not received in time")
+            await _send(send, TokenResponse(408, out.body, {**out.headers, "Connection": "close"}))
+            return
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         peer = scope.get("client")
         source = peer[0] if peer else None
