@@ -54,7 +54,7 @@ def test_secrets_below_128_bits_are_refused(weak: str) -> None:
 def test_random_secrets_of_128_bits_or_more_are_accepted() -> None:
     import secrets
 
-    for secret in (secrets.token_urlsafe(17), secrets.token_hex(32), SECRET):
+    for secret in (secrets.token_urlsafe(20), secrets.token_hex(32), SECRET):
         assert verify_secret(secret, hash_secret(secret))
 
 
