@@ -153,7 +153,24 @@ class SQLiteState:
         return changed == 0
 
     # -- budgets ---------------------------------------------------------------------------------
-    def _bucket(self, kind: str, key: str, *, take: bool) -> float:
+    def _peek(self, kind: str, key: str) -> float:
+        # A plain read (no write lock): the token endpoint peeks on every request.
+        rate, burst = self._budgets[kind]
+        now = self._clock.now()
+        with self._lock:
+            try:
+                row = (
+                    self._connect()
+                    .execute("SELECT tokens, at FROM bucket WHERE k = ?", (_digest(kind, key),))
+                    .fetchone()
+                )
+            except (sqlite3.Error, ConfigError) as exc:
+                log.error("SQLite state %s: rate limit failed: %s", self.path, type(exc).__name__)
+                raise StateUnavailable() from None
+        tokens = burst if row is None else min(burst, row[0] + max(0.0, now - row[1]) * rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / rate
+
+    def _take(self, kind: str, key: str) -> float:
         rate, burst = self._budgets[kind]
         now = self._clock.now()
         k = _digest(kind, key)
@@ -162,28 +179,26 @@ class SQLiteState:
             tokens = burst if row is None else min(burst, row[0] + max(0.0, now - row[1]) * rate)
             if tokens >= 1.0:
                 wait = 0.0
-                if take:
-                    tokens -= 1.0
+                tokens -= 1.0
             else:
                 wait = (1.0 - tokens) / rate
-            if take:
-                self._maybe_purge(conn, now)
-                conn.execute(
-                    "INSERT INTO bucket (k, tokens, at, full_at) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (k) DO UPDATE SET tokens = excluded.tokens, at = excluded.at,"
-                    " full_at = excluded.full_at",
-                    (k, tokens, now, now + (burst - tokens) / rate),
-                )
+            self._maybe_purge(conn, now)
+            conn.execute(
+                "INSERT INTO bucket (k, tokens, at, full_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (k) DO UPDATE SET tokens = excluded.tokens, at = excluded.at,"
+                " full_at = excluded.full_at",
+                (k, tokens, now, now + (burst - tokens) / rate),
+            )
         return wait
 
     def acquire(self, key: str) -> float:
-        return self._bucket("i", key, take=True)
+        return self._take("i", key)
 
     def failure_wait(self, key: str) -> float:
-        return self._bucket("f", key, take=False)
+        return self._peek("f", key)
 
     def record_failure(self, key: str) -> float:
-        return max(self._bucket("f", key, take=True), self._bucket("g", GLOBAL_FAILURES, take=True))
+        return max(self._take("f", key), self._take("g", GLOBAL_FAILURES))
 
     def close(self) -> None:
         with self._lock:

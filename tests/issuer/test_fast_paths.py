@@ -129,9 +129,8 @@ class CountingRunSync:
         return fn()
 
 
-@pytest.mark.anyio
-async def test_a_fast_hash_never_leaves_the_event_loop(runtime: IssuerRuntime) -> None:
-    """Fast (sha256) hashes are checked inline, right or wrong: no worker thread, no queue."""
+async def three_tokens_then_a_wrong_secret(runtime: IssuerRuntime) -> list[int]:
+    """run_sync calls after three right secrets, and after one wrong secret more."""
     runtime.keys.refresh()
     endpoint = runtime.endpoint
     run_sync = CountingRunSync()
@@ -140,31 +139,29 @@ async def test_a_fast_hash_never_leaves_the_event_loop(runtime: IssuerRuntime) -
         out = await endpoint.process(body, FORM, basic("svc", SECRET), run_sync)
         assert out.status == 200
         assert json.loads(out.body)["scope"] == "orders:read"
+    calls = [run_sync.calls]
     refused = await endpoint.process(body, FORM, basic("svc", "wrong-secret"), run_sync)
-    assert refused.status == 401 and run_sync.calls == 0
+    assert refused.status == 401
     assert b"wrong-secret" not in refused.body and SECRET.encode() not in refused.body
+    return [*calls, run_sync.calls]
+
+
+@pytest.mark.anyio
+async def test_a_fast_hash_never_leaves_the_event_loop(runtime: IssuerRuntime) -> None:
+    """Fast (sha256) hashes are checked inline, right or wrong: no worker thread, no queue."""
+    assert await three_tokens_then_a_wrong_secret(runtime) == [0, 0]
 
 
 @pytest.mark.anyio
 async def test_a_cached_legacy_secret_never_leaves_the_event_loop(
     runtime: IssuerRuntime, registry: InMemoryClientRegistry
 ) -> None:
-    """Only the first request runs the slow scrypt hash (in run_sync); the rest are answered inline."""
+    """Only the first request runs the slow scrypt hash (in run_sync); the rest are answered inline;
+    a failure is never cached."""
     registry.put(
         Client(client_id="svc", audiences=(AUDIENCE,), scopes=("orders:read",), secret_hash=LEGACY_HASH)
     )
-    runtime.keys.refresh()
-    endpoint = runtime.endpoint
-    run_sync = CountingRunSync()
-    body = urlencode({"grant_type": "client_credentials", "scope": "orders:read"}).encode()
-    for _ in range(3):
-        out = await endpoint.process(body, FORM, basic("svc", SECRET), run_sync)
-        assert out.status == 200
-        assert json.loads(out.body)["scope"] == "orders:read"
-    assert run_sync.calls == 1
-    refused = await endpoint.process(body, FORM, basic("svc", "wrong-secret"), run_sync)
-    assert refused.status == 401 and run_sync.calls == 2  # a failure is never cached
-    assert b"wrong-secret" not in refused.body and SECRET.encode() not in refused.body
+    assert await three_tokens_then_a_wrong_secret(runtime) == [1, 2]
 
 
 @pytest.fixture
