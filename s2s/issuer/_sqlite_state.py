@@ -170,35 +170,37 @@ class SQLiteState:
         tokens = burst if row is None else min(burst, row[0] + max(0.0, now - row[1]) * rate)
         return 0.0 if tokens >= 1.0 else (1.0 - tokens) / rate
 
-    def _take(self, kind: str, key: str) -> float:
-        rate, burst = self._budgets[kind]
+    def _take(self, *buckets: tuple[str, str]) -> float:
+        """Take one token from each ``(kind, key)`` bucket in one transaction; the longest wait."""
         now = self._clock.now()
-        k = _digest(kind, key)
+        longest = 0.0
         with self._transaction("rate limit") as conn:
-            row = conn.execute("SELECT tokens, at FROM bucket WHERE k = ?", (k,)).fetchone()
-            tokens = burst if row is None else min(burst, row[0] + max(0.0, now - row[1]) * rate)
-            if tokens >= 1.0:
-                wait = 0.0
-                tokens -= 1.0
-            else:
-                wait = (1.0 - tokens) / rate
             self._maybe_purge(conn, now)
-            conn.execute(
-                "INSERT INTO bucket (k, tokens, at, full_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (k) DO UPDATE SET tokens = excluded.tokens, at = excluded.at,"
-                " full_at = excluded.full_at",
-                (k, tokens, now, now + (burst - tokens) / rate),
-            )
-        return wait
+            for kind, key in buckets:
+                rate, burst = self._budgets[kind]
+                k = _digest(kind, key)
+                row = conn.execute("SELECT tokens, at FROM bucket WHERE k = ?", (k,)).fetchone()
+                tokens = burst if row is None else min(burst, row[0] + max(0.0, now - row[1]) * rate)
+                if tokens >= 1.0:
+                    tokens -= 1.0
+                else:
+                    longest = max(longest, (1.0 - tokens) / rate)
+                conn.execute(
+                    "INSERT INTO bucket (k, tokens, at, full_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (k) DO UPDATE SET tokens = excluded.tokens, at = excluded.at,"
+                    " full_at = excluded.full_at",
+                    (k, tokens, now, now + (burst - tokens) / rate),
+                )
+        return longest
 
     def acquire(self, key: str) -> float:
-        return self._take("i", key)
+        return self._take(("i", key))
 
     def failure_wait(self, key: str) -> float:
         return self._peek("f", key)
 
     def record_failure(self, key: str) -> float:
-        return max(self._take("f", key), self._take("g", GLOBAL_FAILURES))
+        return self._take(("f", key), ("g", GLOBAL_FAILURES))
 
     def close(self) -> None:
         with self._lock:
