@@ -134,13 +134,17 @@ SECTIONS: tuple[Section, ...] = (
             "RUN_ROTATION": "Run the rotation schedule inside this replica (`true`/`false`).",
             "CREATE_KEYS": "Let the issuer app create a keyset at startup if the store has none. "
             "(`s2s serve` itself creates first keys in an empty store before it starts the app.)",
-            "RATE_LIMIT": "Token requests per second allowed per client (token bucket).",
+            "RATE_LIMIT": "Tokens per second issued per client (token bucket), charged only after the "
+            "client authenticated; failed attempts have their own budgets (docs/security.md).",
             "RATE_BURST": "Burst size of that bucket.",
             "MAX_BODY_BYTES": "Largest token request body accepted (256 to 1048576).",
+            "BODY_TIMEOUT": "Seconds to receive a token request's whole body; slower gets 408 (<= 300).",
             "ASSERTION_MAX_LIFETIME": "Longest `private_key_jwt` assertion lifetime accepted (<= 3600).",
             "HOST": "Address `s2s serve` binds to.",
             "PORT": "Port `s2s serve` binds to.",
-            "STATE": "Replay and rate-limit state: `memory` (one replica) or `dynamodb://TABLE[?region=R]`.",
+            "STATE": "Replay and rate-limit state: `sqlite://PATH` (default: `state.sqlite3` beside the "
+            "key store, shared by the issuer processes of one host), `dynamodb://TABLE[?region=R]` "
+            "(several hosts) or `memory` (tests only).",
             "SIGNER": "Where new private keys live: `local` (in the keyset) or `aws-kms`; unset: follow "
             "the keyset.",
             "KMS_DELETION_WINDOW_DAYS": "Days before a pruned KMS key is deleted (7 to 30).",

@@ -10,10 +10,33 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["exclusive_lock", "fsync_directory", "write_atomic"]
+from s2s.errors import ConfigError
+
+__all__ = ["ALLOW_INSECURE_ENV", "check_private_file", "exclusive_lock", "fsync_directory", "write_atomic"]
+
+# As ssh does with a private key, a key file others can read is refused, unless this says "1".
+ALLOW_INSECURE_ENV = "S2S_ALLOW_INSECURE_KEY_FILES"
+
+
+def check_private_file(path: Path, error: Callable[[str], Exception] = ConfigError) -> None:
+    """Refuse ``path`` (raise ``error(one line)``) when group or others may read or write it:
+    keysets, client registries and the state file hold secrets or their hashes. A missing file
+    passes (it will be created 0600). ``S2S_ALLOW_INSECURE_KEY_FILES=1`` lifts the check."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError:
+        return  # unreadable: the caller's own read reports it
+    if stat.S_ISREG(mode) and mode & 0o077 and os.environ.get(ALLOW_INSECURE_ENV) != "1":
+        raise error(
+            f"{path} is accessible by group or others (mode {mode & 0o777:o}): run `chmod 600 {path}` "
+            f"(or set {ALLOW_INSECURE_ENV}=1 to allow it)"
+        )
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """``s2s clients add|list|remove``: the issuer's client registry.
 
-A new client's secret is printed once by ``add`` and stored only as a salted scrypt hash; no
-command ever prints a hash.
+A new client's secret is printed once by ``add`` and stored only as a hash (SHA-256: the secret
+is 256 random bits); no command ever prints a hash.
 """
 
 from __future__ import annotations

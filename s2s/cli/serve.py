@@ -12,9 +12,10 @@ from dataclasses import replace
 
 import click
 
+from s2s._files import check_private_file
 from s2s.cli import main
 from s2s.clock import system_clock
-from s2s.issuer import IssuerSettings, create_first_keys, new_client, open_client_registry
+from s2s.issuer import FileClientRegistry, IssuerSettings, create_first_keys, new_client, open_client_registry
 from s2s.issuer.state import parse_state_url
 
 __all__ = [
@@ -40,9 +41,13 @@ def prepare(settings: IssuerSettings, *, demo: bool) -> str | None:
     store, keyset = create_first_keys(settings)
     current = keyset.current
     click.echo(f"key store {store.url}: signing key {current.kid if current else '(none)'}")
+    registry = open_client_registry(settings.clients)
+    if isinstance(registry, FileClientRegistry):
+        # The issuer keeps the last good clients when the file cannot be read: at startup a
+        # file others can read must stop it with one line instead.
+        check_private_file(registry.path)
     if not demo:
         return None
-    registry = open_client_registry(settings.clients)
     if registry.get(DEMO_CLIENT_ID) is not None:
         return None
     client, secret = new_client(
@@ -74,12 +79,42 @@ def _demo_instructions(settings: IssuerSettings, secret: str | None) -> None:
     )
 
 
+# uvicorn limits `s2s serve` sets (docs/deployment.md, "Limits"). uvicorn has no deadline for a
+# request's headers: a client trickling them holds one connection until it gives up, so the number
+# of connections and tasks is capped (uvicorn answers 503 beyond it) and idle keep-alive
+# connections are closed quickly; the token route has its own deadline for the body
+# (S2S_BODY_TIMEOUT). Headers are limited by the HTTP parser (httptools: 80 KiB; h11: below).
+LIMIT_CONCURRENCY = 1024
+TIMEOUT_KEEP_ALIVE = 5
+MAX_INCOMPLETE_EVENT = 16 * 1024
+BACKLOG = 1024
+GRACEFUL_SHUTDOWN = 10
+
+
 @main.command("serve")
 @click.option("--host", envvar="S2S_HOST", default="127.0.0.1", show_default=True)
 @click.option("--port", envvar="S2S_PORT", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--demo", is_flag=True, help="Create a demo client (if missing) and print how to get a token.")
 @click.option("--access-log", is_flag=True, help="Log every request (off by default: it costs throughput).")
-def serve_command(host: str, port: int, demo: bool, access_log: bool) -> None:
+@click.option(
+    "--limit-concurrency",
+    envvar="S2S_LIMIT_CONCURRENCY",
+    type=click.IntRange(1),
+    default=LIMIT_CONCURRENCY,
+    show_default=True,
+    help="Most connections and requests at once; beyond it uvicorn answers 503.",
+)
+@click.option(
+    "--timeout-keep-alive",
+    envvar="S2S_TIMEOUT_KEEP_ALIVE",
+    type=click.IntRange(1, 300),
+    default=TIMEOUT_KEEP_ALIVE,
+    show_default=True,
+    help="Seconds an idle keep-alive connection stays open.",
+)
+def serve_command(
+    *, host: str, port: int, demo: bool, access_log: bool, limit_concurrency: int, timeout_keep_alive: int
+) -> None:
     """Run the issuer (settings from S2S_* variables; the issuer URL defaults to http://HOST:PORT)."""
     import uvicorn  # noqa: PLC0415 - lazy: the server stack loads only for `serve`
 
@@ -96,7 +131,19 @@ def serve_command(host: str, port: int, demo: bool, access_log: bool) -> None:
     if demo:
         _demo_instructions(settings, secret)
     app = create_issuer_app(settings)
-    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info", lifespan="on")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        access_log=access_log,
+        log_level="info",
+        lifespan="on",
+        limit_concurrency=limit_concurrency,
+        timeout_keep_alive=timeout_keep_alive,
+        h11_max_incomplete_event_size=MAX_INCOMPLETE_EVENT,
+        backlog=BACKLOG,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+    )
 
 
 @main.group("state")
@@ -115,8 +162,8 @@ def state_group() -> None:
 def state_init_command(state_url: str) -> None:
     """Create the DynamoDB table (on-demand, TTL on `ttl`) if it does not exist."""
     kind, table, region = parse_state_url(state_url)
-    if kind == "memory" or table is None:
-        click.echo("S2S_STATE is memory: nothing to create")
+    if kind != "dynamodb" or table is None:
+        click.echo(f"S2S_STATE is {kind}: nothing to create (a SQLite file is created on first use)")
         return
     from s2s.issuer.dynamodb import create_state_table  # noqa: PLC0415 - needs boto3
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from s2s._files import exclusive_lock, write_atomic
+from s2s._files import check_private_file, exclusive_lock, write_atomic
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError, S2SError
 from s2s.issuer.clients import Client
@@ -107,6 +107,7 @@ class FileClientRegistry:
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _read(self) -> dict[str, Client]:
+        check_private_file(self.path, RegistryError)  # it holds secret hashes: 0600, as the keyset
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:

@@ -1,6 +1,6 @@
 """The client model: who may obtain tokens, for which audiences and scopes, and how it authenticates.
 
-A client authenticates either with a secret (stored only as a salted scrypt hash, see
+A client authenticates either with a secret (stored only as a SHA-256 hash, see
 :mod:`s2s.issuer._secret_hash`) or with ``private_key_jwt`` (its public keys are registered; it
 never shares a secret with us). Where clients are kept: :mod:`s2s.issuer._registry`.
 """

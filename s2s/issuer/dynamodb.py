@@ -9,7 +9,9 @@ Table: partition key ``pk`` (string), no sort key, on-demand billing, TTL on the
   sees ``ConditionalCheckFailedException`` and refuses the assertion. DynamoDB TTL deletes expired
   items only eventually (typically within days), so the condition compares ``exp`` itself and an
   expired item is simply overwritten.
-* Rate limit (``acquire``): a fixed-window counter per client. Each window lasts
+* Rate limits: fixed-window counters, the same for the issuance budget (``acquire``, items
+  ``r#...``) and the failure budgets (``record_failure`` / ``failure_wait``, items ``f#...``, see
+  :mod:`s2s.issuer.ratelimit`). Issuance: a fixed-window counter per client. Each window lasts
   ``burst / rate`` seconds and admits ``floor(burst)`` requests, so the long-run rate is ``rate``
   per second, as with the in-memory token bucket. One ``UpdateItem`` of ``r#<digest>#<window>``
   with ``ADD #n :one`` under ``attribute_not_exists(#n) OR #n < :limit``: the increment and the
@@ -33,6 +35,7 @@ from s2s.aws import AwsError, AwsService, AwsSettings
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError
 from s2s.issuer.errors import StateUnavailable
+from s2s.issuer.ratelimit import GLOBAL_FAILURES, FailureBudget
 
 if TYPE_CHECKING:
     import boto3
@@ -70,6 +73,7 @@ class DynamoDBState:
         region: str | None = None,
         session: boto3.Session | None = None,
         aws: AwsSettings | None = None,
+        failures: FailureBudget | None = None,
     ) -> None:
         if not table:
             raise ConfigError("the DynamoDB state store needs a table name")
@@ -79,6 +83,11 @@ class DynamoDBState:
         self.url = f"dynamodb://{table}"
         self.limit = math.floor(burst)
         self.window = burst / rate
+        failures = failures or FailureBudget()
+        self._failure_limit = math.floor(failures.burst)
+        self._failure_window = failures.burst / failures.rate
+        self._global_limit = math.floor(failures.global_burst)
+        self._global_window = failures.global_burst / failures.global_rate
         self._clock = clock
         self._db = _DynamoDB(client, region=region, session=session, settings=aws)
 
@@ -116,20 +125,45 @@ class DynamoDBState:
         return False
 
     def acquire(self, key: str) -> float:
+        return self._take("r#", key, self.limit, self.window)
+
+    def failure_wait(self, key: str) -> float:
+        return self._peek("f#", key, self._failure_limit, self._failure_window)
+
+    def record_failure(self, key: str) -> float:
+        mine = self._take("f#", key, self._failure_limit, self._failure_window)
+        every = self._take("f#", GLOBAL_FAILURES, self._global_limit, self._global_window)
+        return max(mine, every)
+
+    def _window(self, key: str, prefix: str, window: float) -> tuple[str, float, float]:
         now = self._clock.now()
-        index = math.floor(now / self.window)
-        ends = (index + 1) * self.window
+        index = math.floor(now / window)
+        return f"{prefix}{_digest(key)}#{index}", now, (index + 1) * window
+
+    def _peek(self, prefix: str, key: str, limit: int, window: float) -> float:
+        pk, now, ends = self._window(key, prefix, window)
+        try:
+            item = self._db.call(
+                "get_item", TableName=self.table, Key={"pk": {"S": pk}}, ConsistentRead=True
+            ).get("Item")
+        except AwsError as exc:
+            raise self._unavailable("rate limit", exc) from None
+        used = int(item["n"]["N"]) if item and "n" in item else 0
+        return 0.0 if used < limit else max(ends - now, 0.001)
+
+    def _take(self, prefix: str, key: str, limit: int, window: float) -> float:
+        pk, now, ends = self._window(key, prefix, window)
         try:
             self._db.call(
                 "update_item",
                 TableName=self.table,
-                Key={"pk": {"S": f"r#{_digest(key)}#{index}"}},
+                Key={"pk": {"S": pk}},
                 UpdateExpression="ADD #n :one SET #ttl = :ttl",
                 ConditionExpression="attribute_not_exists(#n) OR #n < :limit",
                 ExpressionAttributeNames={"#n": "n", "#ttl": TTL_ATTRIBUTE},
                 ExpressionAttributeValues={
                     ":one": {"N": "1"},
-                    ":limit": {"N": str(self.limit)},
+                    ":limit": {"N": str(limit)},
                     ":ttl": {"N": str(math.ceil(ends) + _TTL_MARGIN)},
                 },
             )

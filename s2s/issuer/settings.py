@@ -24,14 +24,20 @@ from s2s.oauth import JWKS_PATH, TOKEN_PATH
 if TYPE_CHECKING:
     from s2s.secrets.source import SecretSource
 
-__all__ = ["IssuerSettings", "parse_state_url"]
+__all__ = ["IssuerSettings", "default_state", "parse_state_url"]
 
 
 def parse_state_url(url: str) -> tuple[str, str | None, str | None]:
-    """``(kind, table, region)`` for ``memory`` or ``dynamodb://TABLE[?region=R]``."""
+    """``(kind, location, region)`` for ``memory``, ``sqlite://PATH`` or
+    ``dynamodb://TABLE[?region=R]`` (location: the file or the table)."""
     text = url.strip()
-    if text in ("", "memory", "memory://"):
+    if text in ("memory", "memory://"):
         return "memory", None, None
+    if text.startswith("sqlite://"):
+        path = text.removeprefix("sqlite://")
+        if not path:
+            raise ConfigError("S2S_STATE: write sqlite://PATH (the default is beside the key store)")
+        return "sqlite", path, None
     if text.startswith("dynamodb://"):
         parts = urlsplit(text)
         table = parts.netloc + parts.path
@@ -40,8 +46,19 @@ def parse_state_url(url: str) -> tuple[str, str | None, str | None]:
         region = parse_qs(parts.query).get("region", [None])[0]
         return "dynamodb", table, region
     raise ConfigError(
-        f"S2S_STATE: unknown state store {text.split('://', 1)[0]!r}; use memory or dynamodb://TABLE"
+        f"S2S_STATE: unknown state store {text.split('://', 1)[0]!r}; "
+        "use sqlite://PATH, dynamodb://TABLE or memory (tests only)"
     )
+
+
+def default_state(keystore: str) -> str:
+    """Where state lives when ``S2S_STATE`` is unset: SQLite beside a file key store
+    (``keys/state.sqlite3`` for ``file://keys``); ``keys/state.sqlite3`` otherwise."""
+    if keystore.startswith("file://") or "://" not in keystore:
+        directory = keystore.removeprefix("file://") or "."
+    else:
+        directory = "keys"
+    return f"sqlite://{directory.rstrip('/') or '/'}/state.sqlite3"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +80,14 @@ class IssuerSettings:
     rate_limit: float = 20.0
     rate_burst: float = 40.0
     max_body_bytes: int = 16 * 1024
+    # Seconds to receive a token request's whole body (a trickling body gets 408, not a worker).
+    body_timeout: float = 10.0
     assertion_max_lifetime: float = 300
     host: str = "127.0.0.1"
     port: int = 8000
-    # memory | dynamodb://TABLE[?region=R]: where replay and rate-limit state lives.
+    # sqlite://PATH | dynamodb://TABLE[?region=R] | memory: where replay and rate-limit state
+    # lives. from_env defaults to SQLite beside the key store (default_state); settings built in
+    # code (tests, embedding) default to memory.
     state: str = "memory"
     signer: str | None = None
     kms_deletion_window_days: int = 30
@@ -90,6 +111,8 @@ class IssuerSettings:
             raise ConfigError("rate_limit must be > 0 and rate_burst >= 1")
         if not 256 <= self.max_body_bytes <= 1024 * 1024:
             raise ConfigError("max_body_bytes must be between 256 and 1048576")
+        if not 0 < self.body_timeout <= 300:
+            raise ConfigError("body_timeout must be > 0 and <= 300 seconds")
         if not 0 < self.assertion_max_lifetime <= 3600:
             raise ConfigError("assertion_max_lifetime must be > 0 and <= 3600 seconds")
         if not 0 < self.port < 65536:
@@ -131,7 +154,8 @@ class IssuerSettings:
         secrets: SecretSource | None = None,
     ) -> IssuerSettings:
         """``S2S_ISSUER``, ``S2S_KEYSTORE``, ``S2S_CLIENTS``, ``S2S_TOKEN_TTL``, ``S2S_RUN_ROTATION``,
-        ``S2S_CREATE_KEYS``, ``S2S_RATE_LIMIT``, ``S2S_RATE_BURST``, ``S2S_MAX_BODY_BYTES``, ``S2S_HOST``,
+        ``S2S_CREATE_KEYS``, ``S2S_RATE_LIMIT``, ``S2S_RATE_BURST``, ``S2S_MAX_BODY_BYTES``,
+        ``S2S_BODY_TIMEOUT``, ``S2S_HOST``,
         ``S2S_PORT``, ``S2S_STATE``, ``S2S_SIGNER``, ``S2S_KMS_DELETION_WINDOW_DAYS``; rotation timing
         (``S2S_JWKS_MAX_AGE``, ``S2S_POLL_INTERVAL``, ``S2S_MAX_TOKEN_TTL``, ...) as
         :meth:`RotationPolicy.from_env` reads it. ``aws-sm://`` references are resolved (``secrets``
@@ -139,9 +163,10 @@ class IssuerSettings:
         env = EnvReader(prefix, environ, secrets=secrets)
         d = cls()
         rotation = RotationPolicy.read(env)
+        keystore = env.location("KEYSTORE", d.keystore)
         values = {
             "issuer": env.text("ISSUER", d.issuer),
-            "keystore": env.location("KEYSTORE", d.keystore),
+            "keystore": keystore,
             "clients": env.location("CLIENTS", d.clients),
             "token_ttl": env.duration("TOKEN_TTL", d.token_ttl),
             "run_rotation": env.flag("RUN_ROTATION", d.run_rotation),
@@ -151,10 +176,12 @@ class IssuerSettings:
             "max_body_bytes": env.integer(
                 "MAX_BODY_BYTES", d.max_body_bytes, minimum=256, maximum=1024 * 1024
             ),
+            "body_timeout": env.duration("BODY_TIMEOUT", d.body_timeout),
             "assertion_max_lifetime": env.duration("ASSERTION_MAX_LIFETIME", d.assertion_max_lifetime),
             "host": env.text("HOST", d.host),
             "port": env.integer("PORT", d.port, minimum=1, maximum=65535),
-            "state": env.text("STATE", d.state),
+            # Unset: SQLite beside a file key store (shared by the issuer processes of this host).
+            "state": env.text("STATE", None) or default_state(keystore),
             "signer": env.choice("SIGNER", SIGNERS),
             # Its range is checked once, by KeyFactories.validate (the variable is named by build).
             "kms_deletion_window_days": env.integer("KMS_DELETION_WINDOW_DAYS", d.kms_deletion_window_days),

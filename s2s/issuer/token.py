@@ -9,18 +9,22 @@ the infrastructure's own errors (registry not loaded, state store or signer unav
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from json.encoder import encode_basestring_ascii as _json_string
 from urllib.parse import urlsplit
 
+from joserfc.jwk import ECKey
+
 from s2s.clock import Clock, system_clock
+from s2s.errors import ConfigError
 from s2s.issuer._form import FormReader, presented_credentials
 from s2s.issuer._registry import ClientRegistry
-from s2s.issuer._secret_hash import SecretVerifier
+from s2s.issuer._secret_hash import SecretVerifier, dummy_check, hash_secret
 from s2s.issuer.assertion import AssertionVerifier, InMemoryReplayCache, InvalidAssertion, ReplayCache
 from s2s.issuer.clients import Client
 from s2s.issuer.errors import (
@@ -38,7 +42,7 @@ from s2s.issuer.errors import (
 from s2s.issuer.keyring import KeyManager
 from s2s.issuer.metrics import IssuerMetrics
 from s2s.issuer.minter import Minter
-from s2s.issuer.ratelimit import RateLimiter, TokenBucketLimiter
+from s2s.issuer.ratelimit import RateLimiter, TokenBucketLimiter, failure_key
 from s2s.issuer.settings import IssuerSettings
 from s2s.keys.kms import SigningUnavailable
 from s2s.keys.signing import LocalSigner, Signer
@@ -49,6 +53,24 @@ __all__ = ["NO_STORE", "TokenEndpoint", "TokenResponse", "error_response"]
 log = logging.getLogger("s2s.issuer.token")
 
 NO_STORE: Mapping[str, str] = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_GENERIC_CLIENT_FAILURE = InvalidClient().description
+
+
+def _printable(client_id: str) -> str:
+    """A presented client id for a log line: callers choose it, so it is cut and escaped."""
+    return ascii(client_id[:128])
+
+
+@functools.cache
+def _dummy_assertion_client() -> Client:
+    """A private_key_jwt client nobody holds the key of: assertions naming an unknown client (or
+    one without keys) are read against it, at the cost a real client's would be."""
+    key = ECKey.generate_key("P-256", private=False)
+    public = dict(key.as_dict(private=False))
+    public["kid"] = key.thumbprint()
+    return Client(client_id="-", audiences=("-",), jwks=(public,))
+
+
 # Infrastructure errors whose description is safe and meant for the caller, answered as 503.
 _UNAVAILABLE = (StateUnavailable, RegistryUnavailable)
 
@@ -85,7 +107,7 @@ def _is_absolute_uri(value: str) -> bool:
 
 @dataclass(slots=True)
 class _Pending:
-    """An identified client whose secret (if any) still has to be checked."""
+    """A client whose credentials were presented; ``secret`` still needs the slow hash when set."""
 
     client: Client
     params: Mapping[str, str]
@@ -95,10 +117,12 @@ class _Pending:
 class TokenEndpoint:
     """Issues client-credentials tokens. Thread-safe; cheap per request once a secret is cached.
 
-    Order of checks: request shape and grant type, then client identification, the per-client
-    rate limit (before any slow secret hash, so guessing is throttled per client), then client
-    authentication, then audience and scope (after authentication, so unauthenticated callers
-    learn nothing about a client's configuration).
+    Order of checks (see :mod:`s2s.issuer.ratelimit`): request shape and grant type, then the
+    failure budget of the presented (client id, source address) pair (read only), then client
+    authentication; a failure is charged to the failure budgets, a success to the client's
+    issuance budget; then audience and scope (after authentication, so unauthenticated callers
+    learn nothing about a client's configuration). Nothing an unauthenticated caller sends can
+    spend a client's issuance budget.
     """
 
     def __init__(
@@ -129,27 +153,90 @@ class TokenEndpoint:
             max_lifetime=settings.assertion_max_lifetime,
         )
 
-    # -- the two phases --------------------------------------------------------------------------
-    def _authenticate(self, params: Mapping[str, str], authorization: str | None) -> _Pending:
-        """Identify the client and check what can be checked without the slow hash."""
-        client_id, secret, assertion = presented_credentials(params, authorization)
+    # -- the phases ------------------------------------------------------------------------------
+    def _authenticate(
+        self, params: Mapping[str, str], client_id: str, secret: str | None, assertion: str | None
+    ) -> _Pending:
+        """Check what can be checked without the slow hash; :class:`InvalidClient` on failure.
+
+        Every failure costs about the same, whatever the reason: an unknown id, or a client
+        presenting the other method, still gets its secret hashed (against a dummy) or its
+        assertion read by the verifier (against a dummy key), so timing tells nothing either.
+        The reason travels in the exception's description, for the log only.
+        """
         client = self.registry.get(client_id)
-        if client is None:
-            raise InvalidClient()
-        wait = self.limiter.acquire(client.client_id)
-        if wait > 0:
-            raise SlowDown(wait)
         if assertion is not None:
             try:
+                if client is None or not client.jwks:
+                    self.assertions.verify(assertion, _dummy_assertion_client())
+                    raise InvalidAssertion(
+                        "unknown client" if client is None else "client has no registered keys"
+                    )
                 self.assertions.verify(assertion, client)
             except InvalidAssertion as exc:
-                raise InvalidClient(exc.description) from None
+                raise InvalidClient(f"private_key_jwt: {exc.description}") from None
             return _Pending(client, params)
-        if client.secret_hash is None:
-            raise InvalidClient("this client authenticates with private_key_jwt")
-        if self.secrets.cached(client, secret or ""):
-            return _Pending(client, params)
-        return _Pending(client, params, secret)
+        presented = secret or ""
+        if client is None or client.secret_hash is None:
+            dummy_check(presented)
+            raise InvalidClient(
+                "client_secret: " + ("unknown client" if client is None else "client has no secret")
+            )
+        decided = self.secrets.check(client, presented)
+        if decided is None:  # an scrypt hash from an earlier version: the slow path, once
+            return _Pending(client, params, secret)
+        if not decided:
+            raise InvalidClient("client_secret: wrong secret")
+        return _Pending(client, params)
+
+    def _verify_slow(self, client: Client, secret: str) -> bool:
+        """The scrypt check (a worker thread); on success the hash is replaced by the fast one."""
+        if not self.secrets.verify_slow(client, secret):
+            return False
+        self._upgrade(client, secret)
+        return True
+
+    def _upgrade(self, client: Client, secret: str) -> None:
+        """Best effort: write the fast hash back through the registry's compare-and-swap update
+        (only if the stored hash is still the one just verified). Failures are only logged."""
+        update = getattr(self.registry, "update", None)
+        old = client.secret_hash
+        if update is None or old is None:
+            return
+        try:
+            new = hash_secret(secret)
+        except ConfigError:
+            log.warning("client %s has a weak legacy secret: rotate it (s2s clients add)", client.client_id)
+            return
+
+        def change(clients: dict[str, Client]) -> None:
+            current = clients.get(client.client_id)
+            if current is not None and current.secret_hash == old:
+                clients[client.client_id] = replace(current, secret_hash=new)
+
+        try:
+            update(change)
+        except Exception as exc:  # the registry's own error: the token is still issued
+            log.warning(
+                "could not upgrade the secret hash of client %s: %s", client.client_id, type(exc).__name__
+            )
+        else:
+            log.info("client %s: secret hash upgraded from scrypt to sha256", client.client_id)
+
+    def _failed(self, key: str, exc: InvalidClient, client_id: str, source: str | None) -> OAuthError:
+        """Charge a failed authentication to the failure budgets, log its reason (while the
+        issuer-wide failure budget lasts, which bounds these lines too) and answer the one
+        ``invalid_client`` every failure gets, or ``slow_down`` once a budget is spent."""
+        wait = self.limiter.record_failure(key)
+        if wait > 0:
+            return SlowDown(wait)
+        log.info(
+            "client authentication failed: client_id %s from %s: %s",
+            _printable(client_id),
+            source or "-",
+            exc.description,
+        )
+        return InvalidClient()
 
     def _issue(self, pending: _Pending) -> TokenResponse:
         """Audience, scope, signing: after client authentication succeeded."""
@@ -218,6 +305,11 @@ class TokenEndpoint:
             # The message of an unexpected error is not trusted to be secret-free: type only.
             log.error("token endpoint fault: %s", type(exc).__name__)
             exc = ServerError()
+        elif isinstance(exc, InvalidClient) and exc.description != _GENERIC_CLIENT_FAILURE:
+            # A malformed or missing credential (before any client id is known): one answer for
+            # every client-authentication failure, the reason for the log only.
+            log.info("client authentication failed: %s", exc.description)
+            exc = InvalidClient()
         else:
             log.debug("token request refused: %s: %s", exc.error, exc.description)
         self.metrics.error(exc.error)
@@ -229,16 +321,30 @@ class TokenEndpoint:
         content_type: str | None,
         authorization: str | None,
         run_sync: Callable[[Callable[[], bool]], Awaitable[bool]],
+        source: str | None = None,
     ) -> TokenResponse:
-        """Never raises: the one call an HTTP adapter makes. A slow secret hash (a secret not seen
-        recently) goes through ``run_sync`` (a worker thread); with the secret in the cache (the
-        usual case) there is no await at all, so nothing leaves the event loop."""
+        """Never raises: the one call an HTTP adapter makes. ``source`` is the caller's address
+        (failure budgets are kept per client id and address). A slow secret hash (a secret not
+        seen recently) goes through ``run_sync`` (a worker thread); with the secret in the cache
+        (the usual case) there is no await at all, so nothing leaves the event loop."""
         try:
-            pending = self._authenticate(self._params(body, content_type), authorization)
-            if pending.secret is not None:
-                client, secret = pending.client, pending.secret
-                if not await run_sync(lambda: self.secrets.verify_slow(client, secret)):
-                    raise InvalidClient()
+            params = self._params(body, content_type)
+            client_id, secret, assertion = presented_credentials(params, authorization)
+            key = failure_key(client_id, source)
+            wait = self.limiter.failure_wait(key)
+            if wait > 0:
+                raise SlowDown(wait)
+            try:
+                pending = self._authenticate(params, client_id, secret, assertion)
+                if pending.secret is not None:
+                    client, presented = pending.client, pending.secret
+                    if not await run_sync(lambda: self._verify_slow(client, presented)):
+                        raise InvalidClient("client_secret: wrong secret")
+            except InvalidClient as exc:
+                raise self._failed(key, exc, client_id, source) from None
+            wait = self.limiter.acquire(pending.client.client_id)
+            if wait > 0:
+                raise SlowDown(wait)
             return self._issue(pending)
         except Exception as exc:
             return self.error_response(exc)

@@ -1,6 +1,8 @@
 """The default key store: one JSON file in a local directory.
 
-``DIR/keyset.json`` (mode 0600) holds the keyset, private keys included; its version is the
+``DIR/keyset.json`` (mode 0600, in a directory created 0700) holds the keyset, private keys
+included; a keyset file group or others may access is refused (``chmod 600``, or
+``S2S_ALLOW_INSECURE_KEY_FILES=1``, see :func:`s2s._files.check_private_file`). Its version is the
 SHA-256 of its bytes. :meth:`FileKeyStore.save` is a compare-and-swap under an exclusive
 ``flock`` on ``DIR/.keyset.lock``; the new content goes to a temporary file in the same directory
 that is fsynced and then renamed over the old one, so a writer killed at any instant leaves
@@ -16,7 +18,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from s2s._files import exclusive_lock, write_atomic
+from s2s._files import check_private_file, exclusive_lock, write_atomic
 from s2s.errors import ConfigError, VersionConflict
 from s2s.keys.errors import KeyStoreError
 from s2s.keys.model import KeySet
@@ -63,6 +65,7 @@ class FileKeyStore:
         return _version(data)
 
     def _read(self) -> bytes | None:
+        check_private_file(self.path, KeyStoreError)
         try:
             return self.path.read_bytes()
         except FileNotFoundError:

@@ -27,6 +27,7 @@ from s2s.issuer import (
     IssuerParts,
     IssuerRuntime,
     IssuerSettings,
+    TemporarilyUnavailable,
     build_issuer,
     server_metadata,
 )
@@ -53,19 +54,28 @@ def configure_host_logging() -> None:
 
 
 class _HashPool:
-    """Runs slow secret hashes in worker threads, at most ``size`` at once.
-
-    Each scrypt check holds ~32 MiB: anyio's default of 40 threads could hold over a gigabyte.
+    """Runs slow secret hashes (scrypt hashes of earlier versions, until upgraded) in worker
+    threads: at most ``size`` at once and ``queue`` waiting. When both are full the request is
+    answered ``503 temporarily_unavailable`` + ``Retry-After`` at once, so a flood of wrong secrets
+    cannot build a queue that delays everyone (each scrypt check holds ~32 MiB and tens of ms).
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, queue: int) -> None:
         self._size = size
+        self._max_pending = size + queue
+        self._pending = 0
         self._limiter: anyio.CapacityLimiter | None = None
 
     async def __call__(self, fn: Callable[[], bool]) -> bool:
+        if self._pending >= self._max_pending:
+            raise TemporarilyUnavailable("the issuer is busy; retry later")
         if self._limiter is None:  # created lazily: it belongs to the running event loop
             self._limiter = anyio.CapacityLimiter(self._size)
-        return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+        self._pending += 1  # one event loop: no lock needed between the check and the count
+        try:
+            return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+        finally:
+            self._pending -= 1
 
 
 def _response(out: TokenResponse, extra: dict[str, str] | None = None) -> Response[bytes]:
@@ -116,7 +126,9 @@ def create_issuer_app(
     public_cache = {"Cache-Control": f"public, max-age={settings.jwks_max_age}"}
     no_store = {"Cache-Control": "no-store"}
     max_body = settings.max_body_bytes
-    run_sync = _HashPool(max(1, min(4, os.cpu_count() or 1)))
+    body_timeout = settings.body_timeout
+    workers = max(1, min(4, os.cpu_count() or 1))
+    run_sync = _HashPool(workers, queue=4 * workers)
 
     def refuse(description: str) -> TokenResponse:
         return endpoint.error_response(InvalidTokenRequest(description))
@@ -148,20 +160,30 @@ def create_issuer_app(
             return
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > max_body:
-                await _send(send, refuse("the token request is too large"))
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        try:
+            # One deadline over the whole body: a body trickling a byte at a time gets 408, it
+            # does not hold the route (uvicorn has no body timeout of its own).
+            async with asyncio.timeout(body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return  # the client went away
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > max_body:
+                        await _send(send, refuse("the token request is too large"))
+                        return
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            out = refuse("the token request body was not received in time")
+            await _send(send, TokenResponse(408, out.body, {**out.headers, "Connection": "close"}))
+            return
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        await _send(send, await endpoint.process(body, content_type, authorization, run_sync))
+        peer = scope.get("client")
+        source = peer[0] if peer else None
+        await _send(send, await endpoint.process(body, content_type, authorization, run_sync, source))
 
     @get(JWKS_PATH, include_in_schema=False)
     async def jwks() -> Response[bytes]:

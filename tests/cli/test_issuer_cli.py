@@ -37,7 +37,7 @@ def test_clients_add_list_remove(registry_env: Path) -> None:
     secret = next(line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("client_secret: "))
     assert len(secret) >= 43
     stored = registry_env.read_text()
-    assert secret not in stored and "scrypt$" in stored
+    assert secret not in stored and "sha256$" in stored
     hash_value = json.loads(stored)["clients"][0]["secret_hash"]
 
     code, out, _ = run("clients", "list")

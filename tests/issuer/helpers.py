@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc.jwk import ECKey
 
 from s2s.issuer import hash_secret
+from s2s.issuer._secret_hash import hash_secret_scrypt
 
 ISSUER = "https://issuer.test"
 TOKEN_URL = f"{ISSUER}/oauth2/token"
@@ -22,9 +23,10 @@ AUDIENCE = "https://orders.internal"
 OTHER_AUDIENCE = "https://billing.internal"
 FORM = "application/x-www-form-urlencoded"
 
-# One scrypt hash for the whole session: each costs tens of milliseconds.
 SECRET = "s3cr3t-Test-Value-0123456789abcdefghijklmnop"
 SECRET_HASH = hash_secret(SECRET)
+# The scrypt hash of earlier versions, once for the whole session: each costs tens of milliseconds.
+LEGACY_HASH = hash_secret_scrypt(SECRET)
 
 
 @dataclass
@@ -69,6 +71,14 @@ def assert_refused(
         assert response.headers["www-authenticate"].startswith('Basic realm="')
     assert_no_leak(response, caplog, *secrets)
     return dict(body)
+
+
+def refusal_reason(caplog: pytest.LogCaptureFixture) -> str:
+    """The precise reason of the last client-authentication failure: the answer is the same
+    ``invalid_client`` for every reason (no enumeration), the reason is in the server's log."""
+    lines = [r.getMessage() for r in caplog.records if "client authentication failed:" in r.getMessage()]
+    assert lines, "no client authentication failure was logged"
+    return lines[-1]
 
 
 def assert_no_leak(response: httpx.Response, caplog: pytest.LogCaptureFixture, *secrets: str) -> None:

@@ -21,16 +21,41 @@ from s2s.issuer import (
     open_client_registry,
     verify_secret,
 )
-from tests.issuer.helpers import SECRET, SECRET_HASH
+from s2s.issuer._secret_hash import hash_secret_scrypt, is_legacy_hash, secret_entropy_bits
+from tests.issuer.helpers import LEGACY_HASH, SECRET, SECRET_HASH
 
 
-def test_hash_is_salted_scrypt_and_verifies() -> None:
-    assert SECRET_HASH.startswith("scrypt$ln=15,r=8,p=1$")
+def test_hash_is_fast_sha256_and_verifies() -> None:
+    assert SECRET_HASH.startswith("sha256$")
     assert SECRET not in SECRET_HASH
     assert verify_secret(SECRET, SECRET_HASH)
     assert not verify_secret(SECRET + "x", SECRET_HASH)
     assert not verify_secret("", SECRET_HASH)
-    assert hash_secret(SECRET) != SECRET_HASH  # a fresh salt every time
+    _, secret = new_client("svc-2", audiences=["https://a"])
+    assert secret is not None and hash_secret(secret).startswith("sha256$")
+
+
+def test_legacy_scrypt_hashes_still_verify() -> None:
+    assert LEGACY_HASH.startswith("scrypt$ln=15,r=8,p=1$") and is_legacy_hash(LEGACY_HASH)
+    assert verify_secret(SECRET, LEGACY_HASH) and not verify_secret(SECRET + "x", LEGACY_HASH)
+    assert not is_legacy_hash(SECRET_HASH)
+
+
+@pytest.mark.parametrize(
+    "weak",
+    ["", "password", "correct-horse-battery", "a" * 60, "0123456789abcdef0123456789abcde", "Ab1!" * 8],
+)
+def test_secrets_below_128_bits_are_refused(weak: str) -> None:
+    assert secret_entropy_bits(weak) < 128
+    with pytest.raises(ConfigError, match="128 bits"):
+        hash_secret(weak)
+
+
+def test_random_secrets_of_128_bits_or_more_are_accepted() -> None:
+    import secrets
+
+    for secret in (secrets.token_urlsafe(20), secrets.token_hex(32), SECRET):
+        assert verify_secret(secret, hash_secret(secret))
 
 
 @pytest.mark.parametrize(
@@ -41,6 +66,8 @@ def test_hash_is_salted_scrypt_and_verifies() -> None:
         "scrypt$ln=30,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$" + "A" * 43,
         "bcrypt$x$y$z",
         "scrypt$ln=x$a$b",
+        "sha256$short",
+        "sha256$!!",
     ],
 )
 def test_malformed_or_abusive_hashes_are_config_errors(bad: str) -> None:
@@ -161,7 +188,7 @@ def test_open_client_registry_urls(tmp_path: Path) -> None:
 
 
 def test_secret_verifier_caches_success_only(clock: FakeClock) -> None:
-    client = Client(client_id="svc", audiences=("a",), secret_hash=SECRET_HASH)
+    client = Client(client_id="svc", audiences=("a",), secret_hash=LEGACY_HASH)
     verifier = SecretVerifier(clock, ttl=60)
     assert not verifier.cached(client, SECRET)
     assert not verifier.verify(client, "wrong")
@@ -169,7 +196,7 @@ def test_secret_verifier_caches_success_only(clock: FakeClock) -> None:
     assert verifier.verify(client, SECRET)
     assert verifier.cached(client, SECRET)
     # A new secret (new hash) for the same client id misses the cache.
-    rotated = Client(client_id="svc", audiences=("a",), secret_hash=hash_secret("new-secret"))
+    rotated = Client(client_id="svc", audiences=("a",), secret_hash=hash_secret_scrypt("new-secret"))
     assert not verifier.cached(rotated, SECRET)
     clock.advance(60)
     assert not verifier.cached(client, SECRET)

@@ -11,13 +11,20 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 
 from s2s.clock import FakeClock
-from s2s.issuer import InMemoryClientRegistry, InvalidTokenRequest, SecretVerifier, new_client, parse_form
+from s2s.issuer import (
+    Client,
+    InMemoryClientRegistry,
+    InvalidTokenRequest,
+    SecretVerifier,
+    new_client,
+    parse_form,
+)
 from s2s.issuer._form import MAX_FIELDS
 from s2s.issuer.minter import Minter
 from s2s.issuer.token import _token_body
 from s2s.keys.signing import LocalSigner
 from s2s.litestar.issuer import IssuerRuntime
-from tests.issuer.helpers import SECRET, basic
+from tests.issuer.helpers import AUDIENCE, LEGACY_HASH, SECRET, basic
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -122,9 +129,8 @@ class CountingRunSync:
         return fn()
 
 
-@pytest.mark.anyio
-async def test_a_cached_secret_never_leaves_the_event_loop(runtime: IssuerRuntime) -> None:
-    """Only the first request runs the slow hash (in run_sync); the rest are answered inline."""
+async def three_tokens_then_a_wrong_secret(runtime: IssuerRuntime) -> list[int]:
+    """run_sync calls after three right secrets, and after one wrong secret more."""
     runtime.keys.refresh()
     endpoint = runtime.endpoint
     run_sync = CountingRunSync()
@@ -133,10 +139,29 @@ async def test_a_cached_secret_never_leaves_the_event_loop(runtime: IssuerRuntim
         out = await endpoint.process(body, FORM, basic("svc", SECRET), run_sync)
         assert out.status == 200
         assert json.loads(out.body)["scope"] == "orders:read"
-    assert run_sync.calls == 1
+    calls = [run_sync.calls]
     refused = await endpoint.process(body, FORM, basic("svc", "wrong-secret"), run_sync)
-    assert refused.status == 401 and run_sync.calls == 2  # a failure is never cached
+    assert refused.status == 401
     assert b"wrong-secret" not in refused.body and SECRET.encode() not in refused.body
+    return [*calls, run_sync.calls]
+
+
+@pytest.mark.anyio
+async def test_a_fast_hash_never_leaves_the_event_loop(runtime: IssuerRuntime) -> None:
+    """Fast (sha256) hashes are checked inline, right or wrong: no worker thread, no queue."""
+    assert await three_tokens_then_a_wrong_secret(runtime) == [0, 0]
+
+
+@pytest.mark.anyio
+async def test_a_cached_legacy_secret_never_leaves_the_event_loop(
+    runtime: IssuerRuntime, registry: InMemoryClientRegistry
+) -> None:
+    """Only the first request runs the slow scrypt hash (in run_sync); the rest are answered inline;
+    a failure is never cached."""
+    registry.put(
+        Client(client_id="svc", audiences=(AUDIENCE,), scopes=("orders:read",), secret_hash=LEGACY_HASH)
+    )
+    assert await three_tokens_then_a_wrong_secret(runtime) == [1, 2]
 
 
 @pytest.fixture

@@ -159,7 +159,11 @@ def test_signer_state_and_kms_window_settings() -> None:
         7,
     )
     defaults = IssuerSettings.from_env(environ={})
-    assert (defaults.signer, defaults.state, defaults.kms_deletion_window_days) == (None, "memory", 30)
+    assert (defaults.signer, defaults.state, defaults.kms_deletion_window_days) == (
+        None,
+        "sqlite://keys/state.sqlite3",  # SQLite beside the default key store
+        30,
+    )
     for env, fragment in (
         ({"S2S_SIGNER": "hsm"}, "S2S_SIGNER='hsm' must be one of local, aws-kms"),
         ({"S2S_KMS_DELETION_WINDOW_DAYS": "0"}, "between 7 and 30"),

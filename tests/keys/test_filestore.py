@@ -76,6 +76,7 @@ def test_corrupt_file_is_a_clear_error_without_its_content(tmp_path: Path) -> No
         text.replace(key.kid, "x" * 43),
     ):
         store.path.write_text(broken)
+        store.path.chmod(0o600)
         with pytest.raises(KeyStoreError) as info:
             store.load()
         assert str(store.path) in str(info.value)
