@@ -92,11 +92,20 @@ class FileClientRegistry:
         self._clients: dict[str, Client] = {}
         self._stamp: tuple[int, int, int] | None = None
         self._checked_at: float | None = None
+        self._loaded = False
         self._mutex = threading.Lock()
 
     @property
     def url(self) -> str:
         return f"file://{self.path}"
+
+    def probe(self) -> None:
+        """Raise unless the registry has been read once (the readiness probe); reads it if not."""
+        if self._loaded:
+            return
+        with self._mutex:
+            stamp = self._file_stamp()
+            self._clients, self._stamp, self._loaded = self._read(), stamp, True
 
     # -- reading -----------------------------------------------------------------------------
     def _file_stamp(self) -> tuple[int, int, int] | None:
@@ -127,7 +136,7 @@ class FileClientRegistry:
             # A broken file keeps the last good clients (the error surfaces in `s2s clients list`).
             with contextlib.suppress(S2SError):
                 self._clients = self._read()
-                self._stamp = stamp
+                self._stamp, self._loaded = stamp, True
 
     def get(self, client_id: str) -> Client | None:
         self._refresh()

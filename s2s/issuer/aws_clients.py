@@ -110,6 +110,11 @@ class SecretsManagerClientRegistry:
             self._maybe_reload()
         return self._clients.get(client_id)
 
+    def probe(self) -> None:
+        """Raise unless the clients are loaded (the readiness probe); loads them if not yet."""
+        if not self._loaded:
+            self._first_load()  # shares the token path's back-off between failed first loads
+
     def _first_load(self) -> None:
         now = self._clock.monotonic()
         with self._mutex:

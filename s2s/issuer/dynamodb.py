@@ -94,6 +94,13 @@ class DynamoDBState:
         log.error("DynamoDB state %s: %s failed: %s", self.table, action, exc.reason)
         return StateUnavailable()
 
+    def probe(self) -> None:
+        """Raise :class:`StateUnavailable` unless the table answers a read (the readiness probe)."""
+        try:
+            self._db.call("get_item", TableName=self.table, Key={"pk": {"S": "h#probe"}})
+        except AwsError as exc:
+            raise StateUnavailable(f"DynamoDB table {self.table!r}: {exc.reason}") from None
+
     def seen_or_add(self, key: str, expires_at: float) -> bool:
         now = self._clock.now()
         try:

@@ -41,7 +41,7 @@ from s2s.keys.model import KeySet, SigningKey
 from s2s.keys.rotation import RotationPolicy, ensure_keys, safe_at, scheduled_step
 from s2s.keys.store import KeyStore
 
-__all__ = ["DEFAULT_JITTER", "KeyManager", "Readiness"]
+__all__ = ["DEFAULT_JITTER", "KeyManager", "Readiness", "unsignable"]
 
 DEFAULT_JITTER = 0.2
 
@@ -63,6 +63,23 @@ class Readiness:
 
 
 log = logging.getLogger("s2s.issuer.keys")
+
+
+def unsignable(keyset: KeySet) -> str | None:
+    """Why ``keyset`` cannot sign (its current or next key has no private part), or None.
+
+    Each key must name where its private key is: a local private JWK or a KMS key id. A keyset
+    whose signer has neither would load, publish a JWKS and fail every token request.
+    """
+    for key in (keyset.current, keyset.next):
+        if key is not None and key.private_jwk is None and not key.kms_key_id:
+            return f"key {key.kid} ({key.state}) has neither a private key nor a KMS key id"
+    return None
+
+
+def _detail(exc: BaseException) -> str:
+    # S2SError descriptions are written to be safe; other messages are not trusted: type only.
+    return exc.description if isinstance(exc, S2SError) else type(exc).__name__
 
 
 class KeyManager:
@@ -107,6 +124,8 @@ class KeyManager:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._jitter = jitter
         self._loaded_at: float | None = None  # wall time of the last successful load
+        self._problem: str | None = None  # why the last reload did not install the store's keyset
+        self._save_error: str | None = None  # why the last scheduled rotation was not saved
 
     # -- state read on every request -----------------------------------------------------------
     @property
@@ -130,6 +149,11 @@ class KeyManager:
         """Wall time of the last successful load of the store."""
         return self._loaded_at
 
+    @property
+    def problem(self) -> str | None:
+        """Why the last reload did not install the store's keyset (None after a good one)."""
+        return self._problem
+
     def usable_until(self) -> float | None:
         """When the current key would be past its use if the store stays unreachable (module doc)."""
         key, keyset, loaded = self.current, self._keyset, self._loaded_at
@@ -148,11 +172,16 @@ class KeyManager:
 
     def readiness(self) -> Readiness:
         if self.current is None:
-            return Readiness(False, "no signing key loaded")
+            return Readiness(False, self._problem or "no signing key loaded")
         until = self.usable_until()
         if until is not None and self._clock.now() >= until:
-            return Readiness(False, "key store unreachable and the current key may be past its use")
+            problem = self._problem or "key store unreachable"
+            return Readiness(False, f"{problem}; the current key may be past its use")
         return Readiness(True)
+
+    def warnings(self) -> tuple[str, ...]:
+        """Problems that do not stop signing yet (a scheduled rotation that could not be saved)."""
+        return (self._save_error,) if self._save_error else ()
 
     @property
     def jwks_bytes(self) -> bytes:
@@ -172,34 +201,64 @@ class KeyManager:
         return keyset
 
     def refresh(self) -> bool:
-        """Load (and maybe rotate and save) the keyset. On failure keep the last keys; return False."""
+        """Load (and maybe rotate and save) the keyset. On failure keep the last keys; return False.
+
+        A keyset that cannot sign (its current or next key has neither a private key nor a KMS key
+        id) is refused like an unreachable store: the last good keys stay. A scheduled rotation
+        that cannot be saved (a read-only store) keeps the loaded keyset, which is what every
+        replica and verifier sees, and is reported as such (:meth:`warnings`), not as a failed load.
+        """
         with self._refresh_lock:
             try:
                 keyset, version = self.store.load()
                 loaded_at = self._clock.now()
-                changed = self._step(keyset)
-                if changed is not keyset and changed != keyset:
-                    try:
-                        version = self.store.save(changed, version)
-                        # A failure is logged; `s2s keys prune` schedules it again later.
-                        self.factories.retire(keyset, changed)
-                        keyset = changed
-                    except VersionConflict:
-                        # Another writer got there first: its keyset is as good as ours.
-                        keyset, version = self.store.load()
+                refused = unsignable(keyset)
+                if refused:
+                    self.metrics.keyset_reload_failures += 1
+                    self._problem = f"keyset refused: {refused}"
+                    log.error("keyset in %s refused, keeping the last good keys: %s", self.store.url, refused)
+                    return False
+                keyset, version = self._apply_step(keyset, version)
                 # KMS keys made for a keyset that did not win are scheduled for deletion.
                 self.factories.settle(keyset)
             except Exception as exc:
                 self.metrics.keyset_reload_failures += 1
                 # One line, no key material: S2SError descriptions are written to be safe; other
                 # messages are not trusted, so only their type is logged.
-                detail = exc.description if isinstance(exc, S2SError) else type(exc).__name__
+                detail = _detail(exc)
+                self._problem = "key store unreachable"
                 log.warning("keyset reload from %s failed, keeping the last keys: %s", self.store.url, detail)
                 return False
             self.metrics.keyset_reloads += 1
+            self._problem = None
             self._loaded_at = loaded_at
             self._install(keyset, version)
             return True
+
+    def _apply_step(self, keyset: KeySet, version: str | None) -> tuple[KeySet, str | None]:
+        """The schedule's change to ``keyset``, saved with a compare-and-swap when there is one."""
+        changed = self._step(keyset)
+        if changed is keyset or changed == keyset:
+            self._save_error = None
+            return keyset, version
+        try:
+            version = self.store.save(changed, version)
+        except VersionConflict:
+            # Another writer got there first: its keyset is as good as ours.
+            return self.store.load()
+        except Exception as exc:
+            # A read-only or failing store: the loaded keyset stays authoritative (nobody else
+            # could save a rotation either); the keys made for the unsaved one are settled away.
+            detail = _detail(exc)
+            if self._save_error is None:
+                log.error("scheduled rotation could not be saved to %s: %s", self.store.url, detail)
+            self._save_error = f"scheduled rotation could not be saved: {detail}"
+            self.factories.settle(keyset)
+            return keyset, version
+        self._save_error = None
+        # A failure is logged; `s2s keys prune` schedules it again later.
+        self.factories.retire(keyset, changed)
+        return changed, version
 
     def _install(self, keyset: KeySet, version: str | None) -> None:
         if keyset == self._keyset and version == self._version:
