@@ -20,6 +20,11 @@ With ``L`` the wall time of the last successful load and ``K`` the current key t
   rotation (``s2s keys rotate``) right after ``L`` leaves every JWKS ``previous_keep`` later, so
   past that point tokens signed with ``K`` may verify nowhere.
 
+An emptied store (no current key: deleted, wiped, restored from an empty backup, a moto restarted
+empty) counts as unreachable, never as "make new keys": a replica that has loaded a keyset keeps
+it, logs at ERROR, and goes not ready by the rules above. Keys are created only by ``s2s keys init``
+or on a first start with ``create_keys`` (``S2S_CREATE_KEYS``).
+
 While the store answers, ``L`` stays within one poll interval of now and neither condition can
 hold: a loaded keyset is authoritative even if its key is overdue (no replica runs the schedule).
 """
@@ -65,6 +70,9 @@ class Readiness:
 log = logging.getLogger("s2s.issuer.keys")
 
 
+_EMPTIED = "key store is empty or missing"
+
+
 def unsignable(keyset: KeySet) -> str | None:
     """Why ``keyset`` cannot sign (its current or next key has no private part), or None.
 
@@ -86,8 +94,10 @@ class KeyManager:
     """Holds the current keyset for minting and for the JWKS.
 
     ``run_rotation``: apply the rotation schedule on every reload and save it with a
-    compare-and-swap (a replica that loses the race takes the winner's keyset).
-    ``create_keys``: an empty store gets its first keys on start (also a CAS save).
+    compare-and-swap (a replica that loses the race takes the winner's keyset). The schedule never
+    creates a keyset: a store without a current key is not rotated.
+    ``create_keys``: an empty store gets its first keys on this process's *first* load (also a CAS
+    save); never once a keyset has been loaded.
     ``factories``: how new keys are made (:class:`~s2s.keys.KeyFactories`; by default they follow
     the keyset: KMS keys when it signs with KMS, local keys otherwise). KMS keys made for a save
     that lost the compare-and-swap, and KMS keys that leave the JWKS, are scheduled for deletion.
@@ -194,11 +204,29 @@ class KeyManager:
     # -- loading -------------------------------------------------------------------------------
     def _step(self, keyset: KeySet) -> KeySet:
         now = self._clock.now()
+        if keyset.current is None:
+            # Only a first start may create keys (module doc: an emptied store never replaces them).
+            if self._create_keys and self._keyset is None:
+                return ensure_keys(keyset, now, self.policy, self.factories.for_keyset(keyset))
+            return keyset
         if self._run_rotation:
             return scheduled_step(keyset, now, self.policy, self.factories.for_keyset(keyset))
-        if self._create_keys and len(keyset) == 0:
-            return ensure_keys(keyset, now, self.policy, self.factories.for_keyset(keyset))
         return keyset
+
+    def _emptied(self, keyset: KeySet) -> bool:
+        """True (and an ERROR line) when the store lost the keyset this replica signs with."""
+        if keyset.current is not None or self.current is None:
+            return False
+        self.metrics.keyset_reload_failures += 1
+        first = self._problem != _EMPTIED
+        self._problem = _EMPTIED
+        (log.error if first else log.debug)(
+            "key store %s has no signing key any more (emptied, deleted or restored from an old "
+            "backup?): keeping the last good keys (%s); restore the keyset, see docs/rotate-keys.md",
+            self.store.url,
+            self.current.kid,
+        )
+        return True
 
     def refresh(self) -> bool:
         """Load (and maybe rotate and save) the keyset. On failure keep the last keys; return False.
@@ -212,6 +240,8 @@ class KeyManager:
             try:
                 keyset, version = self.store.load()
                 loaded_at = self._clock.now()
+                if self._emptied(keyset):
+                    return False
                 refused = unsignable(keyset)
                 if refused:
                     self.metrics.keyset_reload_failures += 1

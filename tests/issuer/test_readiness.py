@@ -87,7 +87,7 @@ def test_unsignable_keyset_on_first_load_is_not_ready_and_refuses_to_start(clock
 
 
 def test_serve_refuses_an_unsignable_keyset_with_one_line(tmp_path: Any, clock: FakeClock) -> None:
-    path = tmp_path / "keys" / "keyset.json"
+    path = tmp_path / "keys"
     store = FileKeyStore(path)
     update_keyset(store, lambda ks: without_signer_key(ensure_keys(ks, clock.now(), POLICY)))
     settings = IssuerSettings(issuer=ISSUER, keystore=str(path), rotation=POLICY, create_keys=False)
