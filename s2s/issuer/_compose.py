@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from s2s.aws import AwsSettings
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError
+from s2s.issuer._offload import BlockingPool
 from s2s.issuer._readiness import Probe, ReadinessMonitor
 from s2s.issuer._registry import ClientRegistry, open_client_registry
 from s2s.issuer.assertion import ReplayCache
@@ -64,6 +66,7 @@ class IssuerRuntime:
     metrics: IssuerMetrics
     state: IssuerState
     readiness: ReadinessMonitor
+    pool: BlockingPool | None = None
 
 
 def build_issuer(
@@ -116,7 +119,24 @@ def build_issuer(
         if callable(probe):
             probes[name] = probe
     readiness = ReadinessMonitor(keys, probes, clock=clock)
-    return IssuerRuntime(settings, keys, endpoint, registry, keys.metrics, state, readiness)
+    pool = None
+    if _blocks_on_io(settings, registry, state):
+        aws = AwsSettings.from_env()
+        # A caller waits about one AWS read timeout, then gets 503 + Retry-After (issue 10).
+        pool = BlockingPool(deadline=aws.read_timeout + aws.connect_timeout)
+        endpoint.offload = pool
+    return IssuerRuntime(settings, keys, endpoint, registry, keys.metrics, state, readiness, pool)
+
+
+def _blocks_on_io(settings: IssuerSettings, registry: ClientRegistry, state: IssuerState) -> bool:
+    """Whether a token request may wait on the network: DynamoDB state, a Secrets Manager registry,
+    KMS signing (a KMS signer, or keys kept in Secrets Manager, which may be KMS keys)."""
+    return (
+        getattr(state, "blocks_on_io", False)
+        or getattr(registry, "blocks_on_io", False)
+        or settings.signer is not None
+        or settings.keystore.startswith("aws-sm://")
+    )
 
 
 def create_first_keys(settings: IssuerSettings, *, clock: Clock = system_clock) -> tuple[KeyStore, KeySet]:

@@ -37,6 +37,9 @@ class SecretsManagerClientRegistry:
     ``background=False`` reloads inline instead of in a thread (deterministic tests, scripts).
     """
 
+    # Calls go over the network: the issuer runs its token requests in a worker pool.
+    blocks_on_io = True
+
     def __init__(
         self,
         secret_name: str,

@@ -59,6 +59,9 @@ def _digest(key: str) -> str:
 class DynamoDBState:
     """Replay cache and rate limiter in the DynamoDB table ``table``."""
 
+    # Calls go over the network: the issuer runs its token requests in a worker pool.
+    blocks_on_io = True
+
     def __init__(
         self,
         table: str,

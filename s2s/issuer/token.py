@@ -128,6 +128,9 @@ class TokenEndpoint:
             clock=clock,
             max_lifetime=settings.assertion_max_lifetime,
         )
+        # Set by the composition root when the state, registry or signer block on network I/O:
+        # then each request runs in this bounded pool (s2s.issuer._offload), never on the loop.
+        self.offload: Callable[[Callable[[], TokenResponse]], Awaitable[TokenResponse]] | None = None
 
     # -- the two phases --------------------------------------------------------------------------
     def _authenticate(self, params: Mapping[str, str], authorization: str | None) -> _Pending:
@@ -232,13 +235,31 @@ class TokenEndpoint:
     ) -> TokenResponse:
         """Never raises: the one call an HTTP adapter makes. A slow secret hash (a secret not seen
         recently) goes through ``run_sync`` (a worker thread); with the secret in the cache (the
-        usual case) there is no await at all, so nothing leaves the event loop."""
+        usual case) there is no await at all, so nothing leaves the event loop. With ``offload``
+        set, the whole request runs there instead (:meth:`process_blocking`)."""
+        if self.offload is not None:
+            try:
+                return await self.offload(lambda: self.process_blocking(body, content_type, authorization))
+            except Exception as exc:
+                return self.error_response(exc)
         try:
             pending = self._authenticate(self._params(body, content_type), authorization)
             if pending.secret is not None:
                 client, secret = pending.client, pending.secret
                 if not await run_sync(lambda: self.secrets.verify_slow(client, secret)):
                     raise InvalidClient()
+            return self._issue(pending)
+        except Exception as exc:
+            return self.error_response(exc)
+
+    def process_blocking(
+        self, body: bytes, content_type: str | None, authorization: str | None
+    ) -> TokenResponse:
+        """:meth:`process` in the calling thread, slow hash included (for a worker thread)."""
+        try:
+            pending = self._authenticate(self._params(body, content_type), authorization)
+            if pending.secret is not None and not self.secrets.verify_slow(pending.client, pending.secret):
+                raise InvalidClient()
             return self._issue(pending)
         except Exception as exc:
             return self.error_response(exc)

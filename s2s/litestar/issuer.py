@@ -265,6 +265,8 @@ def create_issuer_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if runtime.pool is not None:
+                runtime.pool.close()
 
     return Litestar(
         route_handlers=[token, jwks, metadata, health, ready, metrics_route],
