@@ -237,3 +237,16 @@ def test_a_rotation_that_cannot_be_saved_is_reported_as_that(
     store.read_only = False
     assert manager.refresh() and manager.warnings() == ()
     assert manager.current is not None and manager.current.kid != first.kid  # type: ignore[union-attr]
+
+
+def test_the_dynamodb_probe_reads_the_table(mock_aws: None) -> None:
+    import boto3
+
+    from s2s.issuer.dynamodb import DynamoDBState, create_state_table
+
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    state = DynamoDBState("probed", rate=10, burst=10, client=client)
+    with pytest.raises(StateUnavailable, match="ResourceNotFoundException"):
+        state.probe()  # no table (a region restored empty, a wrong name): not ready
+    create_state_table("probed", client)
+    state.probe()
