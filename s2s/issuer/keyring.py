@@ -245,8 +245,11 @@ class KeyManager:
                 refused = unsignable(keyset)
                 if refused:
                     self.metrics.keyset_reload_failures += 1
-                    self._problem = f"keyset refused: {refused}"
-                    log.error("keyset in %s refused, keeping the last good keys: %s", self.store.url, refused)
+                    problem, self._problem = self._problem, f"keyset refused: {refused}"
+                    # Once per episode at ERROR: the store is polled every few seconds.
+                    (log.error if problem != self._problem else log.debug)(
+                        "keyset in %s refused, keeping the last good keys: %s", self.store.url, refused
+                    )
                     return False
                 keyset, version = self._apply_step(keyset, version)
                 # KMS keys made for a keyset that did not win are scheduled for deletion.
