@@ -228,7 +228,8 @@ SECTIONS: tuple[Section, ...] = (
         required={},
         attributes={},
         intro="Per call to AWS. Tight on purpose: when AWS hangs, a token request gets `503` with "
-        "`Retry-After` within about `MAX_ATTEMPTS x (CONNECT_TIMEOUT + READ_TIMEOUT)`, not after a minute. "
+        "`Retry-After` within `CONNECT_TIMEOUT + READ_TIMEOUT` (the issuer's worker-pool deadline), "
+        "not after a minute, and repeated failures open a circuit breaker that fails fast. "
         "Credentials, region and endpoint come from the standard AWS environment (`AWS_PROFILE`, "
         "`AWS_REGION`, `AWS_ENDPOINT_URL`...).",
         descriptions={
@@ -236,6 +237,10 @@ SECTIONS: tuple[Section, ...] = (
             "READ_TIMEOUT": "Seconds to wait for AWS's answer, per attempt.",
             "MAX_ATTEMPTS": "Attempts per call, the first included (botocore `standard` retries: "
             "throttling and transient errors, with backoff; 1 to 10).",
+            "BREAKER_THRESHOLD": "Calls in a row that find AWS unreachable (timeouts, refused "
+            "connections, 5xx codes) before that service's circuit breaker opens (1 to 100).",
+            "BREAKER_COOLDOWN": "Seconds an open circuit breaker fails calls at once before it lets one "
+            "trial call through; the trial's success closes it.",
         },
     ),
     Section(

@@ -88,19 +88,24 @@ class RetryPolicy:
     """Retries of transient failures (network errors, 429, 5xx).
 
     Exponential backoff with full jitter (``base_delay * 2**n``, capped at ``max_delay``), or the
-    server's ``Retry-After`` when it sends one; at most ``attempts`` tries, and never past
-    ``deadline`` seconds after the first try (a wait that would end past it is not started).
-    ``timeout`` bounds each HTTP request.
+    server's ``Retry-After`` when it sends one, until ``deadline`` seconds after the first try (a
+    wait that would end past it is not started); ``attempts`` bounds the tries too when set (by
+    default only the deadline does). ``timeout`` bounds each HTTP request. The defaults ride out an
+    issuer restart (1-3 s of refused connections) with a few seconds to spare.
+
+    A refresh ahead of expiry, while the cached token is still valid, is one try only, bounded by
+    the token's remaining life: on failure the caller gets the cached token, and the next refresh
+    is tried ``max_delay`` later (:meth:`TokenFlows.defer`).
     """
 
-    attempts: int = 4
+    attempts: int | None = None
     base_delay: float = 0.2
-    max_delay: float = 5.0
+    max_delay: float = 2.0
     deadline: float = 20.0
     timeout: float = 10.0
 
     def __post_init__(self) -> None:
-        if self.attempts < 1 or self.base_delay < 0 or self.max_delay < 0:
+        if (self.attempts is not None and self.attempts < 1) or self.base_delay < 0 or self.max_delay < 0:
             raise ConfigError("retry attempts must be >= 1 and delays >= 0")
         if self.deadline <= 0 or self.timeout <= 0:
             raise ConfigError("retry deadline and timeout must be > 0")
@@ -280,6 +285,19 @@ class TokenFlows:
                 del self._cache[k]
         self._cache[key] = (token, now + lifetime - self.refresh.margin(lifetime), now + lifetime)
 
+    def defer(self, key: CacheKey, seconds: float) -> None:
+        """After a failed refresh: serve the cached token without trying again for ``seconds``
+        (never past its expiry), so callers do not all retry against a failing issuer."""
+        entry = self._cache.get(key)
+        if entry is not None:
+            token, _, expires_at = entry
+            self._cache[key] = (token, min(self.clock.monotonic() + seconds, expires_at), expires_at)
+
+    def remaining(self, key: CacheKey) -> float:
+        """Seconds the cached token for ``key`` stays valid (0 when there is none)."""
+        entry = self._cache.get(key)
+        return max(0.0, entry[2] - self.clock.monotonic()) if entry is not None else 0.0
+
     def drop(self, key: CacheKey, token: AccessToken | None = None) -> bool:
         """Forget the cached token for ``key`` (only if it is ``token``, when given)."""
         entry = self._cache.get(key)
@@ -330,8 +348,11 @@ class TokenFlows:
         request = httpx.Request("POST", self.token_endpoint, data=form, headers=headers)
         return request, sensitive
 
-    def fetch(self, key: CacheKey) -> Flow:
-        """Yields the token request(s) and waits; returns the :class:`AccessToken` (not cached)."""
+    def fetch(self, key: CacheKey, *, within: float | None = None) -> Flow:
+        """Yields the token request(s) and waits; returns the :class:`AccessToken` (not cached).
+
+        ``within``: a refresh while a valid token is cached: one try, done within that many seconds.
+        """
         audience, scopes = key
         assert self.token_endpoint is not None
         sent: list[tuple[str, ...]] = []
@@ -341,22 +362,25 @@ class TokenFlows:
             sent.append(sensitive)
             return request
 
-        response = yield from self._exchange(build, self.token_endpoint)
+        response = yield from self._exchange(build, self.token_endpoint, within=within)
         secrets_sent = [value for group in sent for value in group]
         if response.status_code != 200:
             raise self._refusal(response, secrets_sent)
         return self._parse(response, audience, scopes)
 
     def _exchange(
-        self, build: Callable[[], httpx.Request], url: str
+        self, build: Callable[[], httpx.Request], url: str, *, within: float | None = None
     ) -> Generator[Step, Outcome, httpx.Response]:
         """Send with retries; the final response: a success, a non-transient refusal, or the last
-        transient one once attempts or the deadline run out (network failures raise instead)."""
+        transient one once attempts or the deadline run out (network failures raise instead).
+        ``within``: one try only, bounded by that many seconds."""
         started = self.clock.monotonic()
+        deadline = self.retry.deadline if within is None else max(0.001, min(within, self.retry.deadline))
+        attempts = self.retry.attempts if within is None else 1
         retry = 0
         while True:
             request = build()
-            remaining = self.retry.deadline - (self.clock.monotonic() - started)
+            remaining = deadline - (self.clock.monotonic() - started)
             timeout = max(0.001, min(self.retry.timeout, remaining))
             request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
             self.stats.requests += 1
@@ -376,7 +400,7 @@ class TokenFlows:
             wait = retry_after if retry_after is not None else self.retry.backoff(retry, self.rng)
             elapsed = self.clock.monotonic() - started
             retry += 1
-            if retry >= self.retry.attempts or elapsed + wait >= self.retry.deadline:
+            if (attempts is not None and retry >= attempts) or elapsed + wait >= deadline:
                 if isinstance(outcome, httpx.Response):
                     # Transient, but out of attempts or time: the caller gets the typed refusal.
                     return outcome

@@ -150,11 +150,18 @@ class TokenClient(TokenClientBase):
                 with self._discovery_lock:  # one metadata request, whatever the number of keys
                     if self._flows.token_endpoint is None:
                         self._run(self._flows.discovery())
-            token: AccessToken = self._run(self._flows.fetch(key))
+            # A refresh while a valid token is cached is one try within that token's life: the
+            # caller is never kept waiting on, nor failed by, an issuer that is down.
+            with self._lock:
+                within = self._flows.remaining(key) if stale is not None else None
+            token: AccessToken = self._run(self._flows.fetch(key, within=within or None))
         except TokenClientError as exc:
             if stale is None or self._flows.lookup(key)[0] is None:
                 raise
-            # A refresh ahead of expiry failed, but the cached token is still valid: use it.
+            # A refresh ahead of expiry failed, but the cached token is still valid: use it, and
+            # let the next caller try again only after a backoff.
+            with self._lock:
+                self._flows.defer(key, self._flows.retry.max_delay)
             log.warning("token refresh for %s failed (%s); using the cached token", key[0], exc.error)
             return stale
         with self._lock:

@@ -8,21 +8,27 @@ shares the key half: :meth:`IssuerSettings.key_factories`.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
+from s2s.aws import AwsSettings
 from s2s.clock import Clock, system_clock
+from s2s.errors import ConfigError
+from s2s.issuer._offload import BlockingPool
+from s2s.issuer._readiness import Probe, ReadinessMonitor
 from s2s.issuer._registry import ClientRegistry, open_client_registry
 from s2s.issuer.assertion import ReplayCache
-from s2s.issuer.keyring import KeyManager
+from s2s.issuer.keyring import KeyManager, unsignable
 from s2s.issuer.metrics import IssuerMetrics
 from s2s.issuer.ratelimit import RateLimiter
 from s2s.issuer.settings import IssuerSettings
 from s2s.issuer.state import IssuerState, open_state
 from s2s.issuer.token import TokenEndpoint
 from s2s.keys._factories import KeyFactories
-from s2s.keys.kms import RoutingSigner
-from s2s.keys.model import KeySet
+from s2s.keys.kms import RoutingSigner, SigningUnavailable
+from s2s.keys.model import KeySet, SigningKey
 from s2s.keys.rotation import ensure_keys
 from s2s.keys.signing import Signer
 from s2s.keys.store import KeyStore, open_keystore, update_keyset
@@ -31,6 +37,25 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 __all__ = ["IssuerParts", "IssuerRuntime", "build_issuer", "create_first_keys"]
+
+log = logging.getLogger("s2s.issuer.keys")
+
+
+class _SignerGuard:
+    """A signer whose configuration errors (a key it cannot use) are "signing unavailable".
+
+    The key manager refuses keysets that cannot sign, so this is the last line: a token request
+    that meets such a key answers 503 ``temporarily_unavailable``, never 500.
+    """
+
+    def __init__(self, signer: Signer) -> None:
+        self.signer = signer
+
+    def sign(self, key: SigningKey, header: Mapping[str, Any], claims: Mapping[str, Any]) -> str:
+        try:
+            return self.signer.sign(key, header, claims)
+        except ConfigError as exc:
+            raise SigningUnavailable(f"the signer cannot use key {key.kid}: {exc.description}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +68,8 @@ class IssuerRuntime:
     registry: ClientRegistry
     metrics: IssuerMetrics
     state: IssuerState
+    readiness: ReadinessMonitor
+    pool: BlockingPool | None = None
 
 
 class IssuerParts(TypedDict, total=False):
@@ -89,18 +116,43 @@ def build_issuer(settings: IssuerSettings, **parts: Unpack[IssuerParts]) -> Issu
         registry,
         keys,
         clock=clock,
-        signer=parts.get("signer") or RoutingSigner(),
+        signer=_SignerGuard(parts.get("signer") or RoutingSigner()),
         replay=parts.get("replay") or state,
         limiter=parts.get("limiter") or state,
         metrics=keys.metrics,
     )
-    return IssuerRuntime(settings, keys, endpoint, registry, keys.metrics, state)
+    probes: dict[str, Probe] = {}
+    for name, part in (("client registry", registry), ("state store", state)):
+        probe = getattr(part, "probe", None)
+        if callable(probe):
+            probes[name] = probe
+    readiness = ReadinessMonitor(keys, probes, clock=clock)
+    pool = None
+    if _blocks_on_io(settings, registry, state):
+        aws = AwsSettings.from_env()
+        # A caller waits about one AWS read timeout, then gets 503 + Retry-After (issue 10).
+        pool = BlockingPool(deadline=aws.read_timeout + aws.connect_timeout)
+        endpoint.offload = pool
+    return IssuerRuntime(settings, keys, endpoint, registry, keys.metrics, state, readiness, pool)
+
+
+def _blocks_on_io(settings: IssuerSettings, registry: ClientRegistry, state: IssuerState) -> bool:
+    """Whether a token request may wait on the network: DynamoDB state, a Secrets Manager registry,
+    KMS signing (a KMS signer, or keys kept in Secrets Manager, which may be KMS keys)."""
+    return (
+        getattr(state, "blocks_on_io", False)
+        or getattr(registry, "blocks_on_io", False)
+        or settings.signer is not None
+        or settings.keystore.startswith("aws-sm://")
+    )
 
 
 def create_first_keys(settings: IssuerSettings, *, clock: Clock = system_clock) -> tuple[KeyStore, KeySet]:
     """Give an empty key store its first keys, unless ``create_keys`` is off; the store and its keyset.
 
     With ``S2S_CREATE_KEYS=false`` keys come only from ``s2s keys init`` (a deployment's init job).
+    A keyset that cannot sign (:func:`~s2s.issuer.keyring.unsignable`) refuses the start:
+    :class:`ConfigError`, one line.
     """
     store = open_keystore(settings.keystore)
     factories = settings.key_factories()
@@ -113,4 +165,7 @@ def create_first_keys(settings: IssuerSettings, *, clock: Clock = system_clock) 
 
     keyset = update_keyset(store, first_keys)
     factories.settle(keyset)
+    refused = unsignable(keyset)
+    if refused:
+        raise ConfigError(f"the keyset in {store.url} cannot sign: {refused}")
     return store, keyset

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -24,6 +25,7 @@ from s2s.issuer.clients import Client
 from s2s.issuer.errors import RegistryError
 
 __all__ = [
+    "CLEARED_MARKER",
     "REGISTRY_FORMAT",
     "ClientRegistry",
     "FileClientRegistry",
@@ -33,10 +35,33 @@ __all__ = [
     "dump_registry",
     "open_client_registry",
     "parse_registry",
+    "read_registry",
+    "refuse_emptying",
     "remove_change",
 ]
 
 REGISTRY_FORMAT = "s2s.clients/1"
+# Written by the CLI when a change leaves no client: the one way an empty registry is adopted by an
+# issuer that had clients (a missing or blank registry is a lost one until an operator says so).
+CLEARED_MARKER = "cleared_by"
+
+log = logging.getLogger("s2s.issuer.clients")
+
+
+def refuse_emptying(
+    before: Mapping[str, Client], after: Mapping[str, Client], explicit: bool, where: str
+) -> bool:
+    """True (and one ERROR line) when a registry that had clients now reads as empty without the
+    CLI's marker: the issuer keeps its last good clients rather than refuse every caller."""
+    if after or not before or explicit:
+        return False
+    log.error(
+        "client registry %s is empty or missing but was not cleared by `s2s clients`: keeping the "
+        "last good %d client(s); restore it from backup (see docs/deployment-aws.md)",
+        where,
+        len(before),
+    )
+    return True
 
 
 class ClientRegistry(Protocol):
@@ -92,11 +117,20 @@ class FileClientRegistry:
         self._clients: dict[str, Client] = {}
         self._stamp: tuple[int, int, int] | None = None
         self._checked_at: float | None = None
+        self._loaded = False
         self._mutex = threading.Lock()
 
     @property
     def url(self) -> str:
         return f"file://{self.path}"
+
+    def probe(self) -> None:
+        """Raise unless the registry has been read once (the readiness probe); reads it if not."""
+        if self._loaded:
+            return
+        with self._mutex:
+            stamp = self._file_stamp()
+            self._clients, self._stamp, self._loaded = self._read(), stamp, True
 
     # -- reading -----------------------------------------------------------------------------
     def _file_stamp(self) -> tuple[int, int, int] | None:
@@ -107,14 +141,18 @@ class FileClientRegistry:
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _read(self) -> dict[str, Client]:
+        return self._read_document()[0]
+
+    def _read_document(self) -> tuple[dict[str, Client], bool]:
+        """The clients, and whether an empty registry was cleared explicitly (a missing file was not)."""
         check_private_file(self.path, RegistryError)  # it holds secret hashes: 0600, as the keyset
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
-            return {}
+            return {}, False
         except OSError as exc:
             raise RegistryError(f"cannot read client registry {self.path}: {exc.strerror}") from None
-        return parse_registry(raw, str(self.path))
+        return read_registry(raw, str(self.path))
 
     def _refresh(self) -> None:
         now = self._clock.monotonic()
@@ -127,8 +165,11 @@ class FileClientRegistry:
                 return
             # A broken file keeps the last good clients (the error surfaces in `s2s clients list`).
             with contextlib.suppress(S2SError):
-                self._clients = self._read()
+                clients, explicit = self._read_document()
                 self._stamp = stamp
+                if refuse_emptying(self._clients, clients, explicit, self.url):
+                    return
+                self._clients, self._loaded = clients, True
 
     def get(self, client_id: str) -> Client | None:
         self._refresh()
@@ -161,6 +202,12 @@ def _by_id(client: Client) -> str:
 
 def parse_registry(raw: str | bytes, where: str) -> dict[str, Client]:
     """The clients of an ``s2s.clients/1`` JSON document (file or secret); ``where`` names it in errors."""
+    return read_registry(raw, where)[0]
+
+
+def read_registry(raw: str | bytes, where: str) -> tuple[dict[str, Client], bool]:
+    """The clients of an ``s2s.clients/1`` document, and whether it carries the CLI's
+    :data:`CLEARED_MARKER` (an empty registry written on purpose)."""
     try:
         doc = json.loads(raw)
     except ValueError:
@@ -177,7 +224,7 @@ def parse_registry(raw: str | bytes, where: str) -> dict[str, Client]:
         if client.client_id in clients:
             raise ConfigError(f"client registry {where}: duplicate client {client.client_id}")
         clients[client.client_id] = client
-    return clients
+    return clients, bool(doc.get(CLEARED_MARKER))
 
 
 def dump_registry(clients: Mapping[str, Client]) -> str:
@@ -186,6 +233,9 @@ def dump_registry(clients: Mapping[str, Client]) -> str:
         "format": REGISTRY_FORMAT,
         "clients": [c.to_document() for c in sorted(clients.values(), key=_by_id)],
     }
+    if not clients:
+        # Only the CLI writes documents: an empty one it writes is an operator's decision.
+        doc[CLEARED_MARKER] = "s2s clients"
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from s2s.aws import AwsSettings, SecretsManager, SecretsManagerDocument
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError, S2SError, VersionConflict
-from s2s.issuer._registry import add_change, dump_registry, parse_registry, remove_change
+from s2s.issuer._registry import add_change, dump_registry, read_registry, refuse_emptying, remove_change
 from s2s.issuer.clients import Client
 from s2s.issuer.errors import RegistryError, RegistryUnavailable
 from s2s.secrets.references import parse_location
@@ -36,6 +36,9 @@ class SecretsManagerClientRegistry:
 
     ``background=False`` reloads inline instead of in a thread (deterministic tests, scripts).
     """
+
+    # Calls go over the network: the issuer runs its token requests in a worker pool.
+    blocks_on_io = True
 
     def __init__(
         self,
@@ -110,6 +113,11 @@ class SecretsManagerClientRegistry:
             self._maybe_reload()
         return self._clients.get(client_id)
 
+    def probe(self) -> None:
+        """Raise unless the clients are loaded (the readiness probe); loads them if not yet."""
+        if not self._loaded:
+            self._first_load()  # shares the token path's back-off between failed first loads
+
     def _first_load(self) -> None:
         now = self._clock.monotonic()
         with self._mutex:
@@ -157,7 +165,10 @@ class SecretsManagerClientRegistry:
         text, version = self._document.read()
         if self._loaded and version == self._version:
             return False
-        clients = self._parse(text) if version is not None else {}
+        clients, explicit = self._parse_document(text) if version is not None else ({}, False)
+        if refuse_emptying(self._clients, clients, explicit, self.url):
+            self._version = version  # reported once: the next change of the secret is read again
+            return False
         with self._mutex:
             self._clients, self._version, self._loaded = clients, version, True
         log.info("client registry %s loaded: %d client(s)", self.url, len(clients))
@@ -170,9 +181,12 @@ class SecretsManagerClientRegistry:
         return tuple(sorted(clients.values(), key=lambda c: c.client_id))
 
     def _parse(self, text: Any) -> dict[str, Client]:
+        return self._parse_document(text)[0]
+
+    def _parse_document(self, text: Any) -> tuple[dict[str, Client], bool]:
         if not isinstance(text, str):
             raise RegistryError(f"{self.url}: the secret has no string value")
-        return parse_registry(text, self.url)
+        return read_registry(text, self.url)
 
     # -- writing (the CLI) ---------------------------------------------------------------------
     def update(self, change: Callable[[dict[str, Client]], None]) -> None:

@@ -62,6 +62,9 @@ def _digest(key: str) -> str:
 class DynamoDBState:
     """Replay cache and rate limiter in the DynamoDB table ``table``."""
 
+    # Calls go over the network: the issuer runs its token requests in a worker pool.
+    blocks_on_io = True
+
     def __init__(
         self,
         table: str,
@@ -102,6 +105,13 @@ class DynamoDBState:
     def _unavailable(self, action: str, exc: AwsError) -> StateUnavailable:
         log.error("DynamoDB state %s: %s failed: %s", self.table, action, exc.reason)
         return StateUnavailable()
+
+    def probe(self) -> None:
+        """Raise :class:`StateUnavailable` unless the table answers a read (the readiness probe)."""
+        try:
+            self._db.call("get_item", TableName=self.table, Key={"pk": {"S": "h#probe"}})
+        except AwsError as exc:
+            raise StateUnavailable(f"DynamoDB table {self.table!r}: {exc.reason}") from None
 
     def seen_or_add(self, key: str, expires_at: float) -> bool:
         now = self._clock.now()

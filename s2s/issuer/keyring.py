@@ -20,6 +20,11 @@ With ``L`` the wall time of the last successful load and ``K`` the current key t
   rotation (``s2s keys rotate``) right after ``L`` leaves every JWKS ``previous_keep`` later, so
   past that point tokens signed with ``K`` may verify nowhere.
 
+An emptied store (no current key: deleted, wiped, restored from an empty backup, a moto restarted
+empty) counts as unreachable, never as "make new keys": a replica that has loaded a keyset keeps
+it, logs at ERROR, and goes not ready by the rules above. Keys are created only by ``s2s keys init``
+or on a first start with ``create_keys`` (``S2S_CREATE_KEYS``).
+
 While the store answers, ``L`` stays within one poll interval of now and neither condition can
 hold: a loaded keyset is authoritative even if its key is overdue (no replica runs the schedule).
 """
@@ -41,7 +46,7 @@ from s2s.keys.model import KeySet, SigningKey
 from s2s.keys.rotation import RotationPolicy, ensure_keys, safe_at, scheduled_step
 from s2s.keys.store import KeyStore
 
-__all__ = ["DEFAULT_JITTER", "KeyManager", "Readiness"]
+__all__ = ["DEFAULT_JITTER", "KeyManager", "Readiness", "unsignable"]
 
 DEFAULT_JITTER = 0.2
 
@@ -65,12 +70,34 @@ class Readiness:
 log = logging.getLogger("s2s.issuer.keys")
 
 
+_EMPTIED = "key store is empty or missing"
+
+
+def unsignable(keyset: KeySet) -> str | None:
+    """Why ``keyset`` cannot sign (its current or next key has no private part), or None.
+
+    Each key must name where its private key is: a local private JWK or a KMS key id. A keyset
+    whose signer has neither would load, publish a JWKS and fail every token request.
+    """
+    for key in (keyset.current, keyset.next):
+        if key is not None and key.private_jwk is None and not key.kms_key_id:
+            return f"key {key.kid} ({key.state}) has neither a private key nor a KMS key id"
+    return None
+
+
+def _detail(exc: BaseException) -> str:
+    # S2SError descriptions are written to be safe; other messages are not trusted: type only.
+    return exc.description if isinstance(exc, S2SError) else type(exc).__name__
+
+
 class KeyManager:
     """Holds the current keyset for minting and for the JWKS.
 
     ``run_rotation``: apply the rotation schedule on every reload and save it with a
-    compare-and-swap (a replica that loses the race takes the winner's keyset).
-    ``create_keys``: an empty store gets its first keys on start (also a CAS save).
+    compare-and-swap (a replica that loses the race takes the winner's keyset). The schedule never
+    creates a keyset: a store without a current key is not rotated.
+    ``create_keys``: an empty store gets its first keys on this process's *first* load (also a CAS
+    save); never once a keyset has been loaded.
     ``factories``: how new keys are made (:class:`~s2s.keys.KeyFactories`; by default they follow
     the keyset: KMS keys when it signs with KMS, local keys otherwise). KMS keys made for a save
     that lost the compare-and-swap, and KMS keys that leave the JWKS, are scheduled for deletion.
@@ -107,6 +134,8 @@ class KeyManager:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._jitter = jitter
         self._loaded_at: float | None = None  # wall time of the last successful load
+        self._problem: str | None = None  # why the last reload did not install the store's keyset
+        self._save_error: str | None = None  # why the last scheduled rotation was not saved
 
     # -- state read on every request -----------------------------------------------------------
     @property
@@ -130,6 +159,11 @@ class KeyManager:
         """Wall time of the last successful load of the store."""
         return self._loaded_at
 
+    @property
+    def problem(self) -> str | None:
+        """Why the last reload did not install the store's keyset (None after a good one)."""
+        return self._problem
+
     def usable_until(self) -> float | None:
         """When the current key would be past its use if the store stays unreachable (module doc)."""
         key, keyset, loaded = self.current, self._keyset, self._loaded_at
@@ -148,11 +182,16 @@ class KeyManager:
 
     def readiness(self) -> Readiness:
         if self.current is None:
-            return Readiness(False, "no signing key loaded")
+            return Readiness(False, self._problem or "no signing key loaded")
         until = self.usable_until()
         if until is not None and self._clock.now() >= until:
-            return Readiness(False, "key store unreachable and the current key may be past its use")
+            problem = self._problem or "key store unreachable"
+            return Readiness(False, f"{problem}; the current key may be past its use")
         return Readiness(True)
+
+    def warnings(self) -> tuple[str, ...]:
+        """Problems that do not stop signing yet (a scheduled rotation that could not be saved)."""
+        return (self._save_error,) if self._save_error else ()
 
     @property
     def jwks_bytes(self) -> bytes:
@@ -165,41 +204,94 @@ class KeyManager:
     # -- loading -------------------------------------------------------------------------------
     def _step(self, keyset: KeySet) -> KeySet:
         now = self._clock.now()
+        if keyset.current is None:
+            # Only a first start may create keys (module doc: an emptied store never replaces them).
+            if self._create_keys and self._keyset is None:
+                return ensure_keys(keyset, now, self.policy, self.factories.for_keyset(keyset))
+            return keyset
         if self._run_rotation:
             return scheduled_step(keyset, now, self.policy, self.factories.for_keyset(keyset))
-        if self._create_keys and len(keyset) == 0:
-            return ensure_keys(keyset, now, self.policy, self.factories.for_keyset(keyset))
         return keyset
 
+    def _emptied(self, keyset: KeySet) -> bool:
+        """True (and an ERROR line) when the store lost the keyset this replica signs with."""
+        if keyset.current is not None or self.current is None:
+            return False
+        self.metrics.keyset_reload_failures += 1
+        first = self._problem != _EMPTIED
+        self._problem = _EMPTIED
+        (log.error if first else log.debug)(
+            "key store %s has no signing key any more (emptied, deleted or restored from an old "
+            "backup?): keeping the last good keys (%s); restore the keyset, see docs/rotate-keys.md",
+            self.store.url,
+            self.current.kid,
+        )
+        return True
+
     def refresh(self) -> bool:
-        """Load (and maybe rotate and save) the keyset. On failure keep the last keys; return False."""
+        """Load (and maybe rotate and save) the keyset. On failure keep the last keys; return False.
+
+        A keyset that cannot sign (its current or next key has neither a private key nor a KMS key
+        id) is refused like an unreachable store: the last good keys stay. A scheduled rotation
+        that cannot be saved (a read-only store) keeps the loaded keyset, which is what every
+        replica and verifier sees, and is reported as such (:meth:`warnings`), not as a failed load.
+        """
         with self._refresh_lock:
             try:
                 keyset, version = self.store.load()
                 loaded_at = self._clock.now()
-                changed = self._step(keyset)
-                if changed is not keyset and changed != keyset:
-                    try:
-                        version = self.store.save(changed, version)
-                        # A failure is logged; `s2s keys prune` schedules it again later.
-                        self.factories.retire(keyset, changed)
-                        keyset = changed
-                    except VersionConflict:
-                        # Another writer got there first: its keyset is as good as ours.
-                        keyset, version = self.store.load()
+                if self._emptied(keyset):
+                    return False
+                refused = unsignable(keyset)
+                if refused:
+                    self.metrics.keyset_reload_failures += 1
+                    problem, self._problem = self._problem, f"keyset refused: {refused}"
+                    # Once per episode at ERROR: the store is polled every few seconds.
+                    (log.error if problem != self._problem else log.debug)(
+                        "keyset in %s refused, keeping the last good keys: %s", self.store.url, refused
+                    )
+                    return False
+                keyset, version = self._apply_step(keyset, version)
                 # KMS keys made for a keyset that did not win are scheduled for deletion.
                 self.factories.settle(keyset)
             except Exception as exc:
                 self.metrics.keyset_reload_failures += 1
                 # One line, no key material: S2SError descriptions are written to be safe; other
                 # messages are not trusted, so only their type is logged.
-                detail = exc.description if isinstance(exc, S2SError) else type(exc).__name__
+                detail = _detail(exc)
+                self._problem = "key store unreachable"
                 log.warning("keyset reload from %s failed, keeping the last keys: %s", self.store.url, detail)
                 return False
             self.metrics.keyset_reloads += 1
+            self._problem = None
             self._loaded_at = loaded_at
             self._install(keyset, version)
             return True
+
+    def _apply_step(self, keyset: KeySet, version: str | None) -> tuple[KeySet, str | None]:
+        """The schedule's change to ``keyset``, saved with a compare-and-swap when there is one."""
+        changed = self._step(keyset)
+        if changed is keyset or changed == keyset:
+            self._save_error = None
+            return keyset, version
+        try:
+            version = self.store.save(changed, version)
+        except VersionConflict:
+            # Another writer got there first: its keyset is as good as ours.
+            return self.store.load()
+        except Exception as exc:
+            # A read-only or failing store: the loaded keyset stays authoritative (nobody else
+            # could save a rotation either); the keys made for the unsaved one are settled away.
+            detail = _detail(exc)
+            if self._save_error is None:
+                log.error("scheduled rotation could not be saved to %s: %s", self.store.url, detail)
+            self._save_error = f"scheduled rotation could not be saved: {detail}"
+            self.factories.settle(keyset)
+            return keyset, version
+        self._save_error = None
+        # A failure is logged; `s2s keys prune` schedules it again later.
+        self.factories.retire(keyset, changed)
+        return changed, version
 
     def _install(self, keyset: KeySet, version: str | None) -> None:
         if keyset == self._keyset and version == self._version:

@@ -152,6 +152,9 @@ class TokenEndpoint:
             clock=clock,
             max_lifetime=settings.assertion_max_lifetime,
         )
+        # Set by the composition root when the state, registry or signer block on network I/O:
+        # then each request runs in this bounded pool (s2s.issuer._offload), never on the loop.
+        self.offload: Callable[[Callable[[], TokenResponse]], Awaitable[TokenResponse]] | None = None
 
     # -- the phases ------------------------------------------------------------------------------
     def _authenticate(
@@ -326,25 +329,59 @@ class TokenEndpoint:
         """Never raises: the one call an HTTP adapter makes. ``source`` is the caller's address
         (failure budgets are kept per client id and address). A slow secret hash (a secret not
         seen recently) goes through ``run_sync`` (a worker thread); with the secret in the cache
-        (the usual case) there is no await at all, so nothing leaves the event loop."""
-        try:
-            params = self._params(body, content_type)
-            client_id, secret, assertion = presented_credentials(params, authorization)
-            key = failure_key(client_id, source)
-            wait = self.limiter.failure_wait(key)
-            if wait > 0:
-                raise SlowDown(wait)
+        (the usual case) there is no await at all, so nothing leaves the event loop. With
+        ``offload`` set, the whole request runs there instead (:meth:`process_blocking`)."""
+        if self.offload is not None:
             try:
-                pending = self._authenticate(params, client_id, secret, assertion)
-                if pending.secret is not None:
-                    client, presented = pending.client, pending.secret
-                    if not await run_sync(lambda: self._verify_slow(client, presented)):
-                        raise InvalidClient("client_secret: wrong secret")
-            except InvalidClient as exc:
-                raise self._failed(key, exc, client_id, source) from None
-            wait = self.limiter.acquire(pending.client.client_id)
-            if wait > 0:
-                raise SlowDown(wait)
-            return self._issue(pending)
+                return await self.offload(
+                    lambda: self.process_blocking(body, content_type, authorization, source)
+                )
+            except Exception as exc:
+                return self.error_response(exc)
+        try:
+            pending, key, client_id = self._begin(body, content_type, authorization, source)
+            ok = True
+            if pending.secret is not None:
+                client, presented = pending.client, pending.secret
+                ok = await run_sync(lambda: self._verify_slow(client, presented))
+            return self._finish(pending, ok, key, client_id, source)
         except Exception as exc:
             return self.error_response(exc)
+
+    def process_blocking(
+        self, body: bytes, content_type: str | None, authorization: str | None, source: str | None = None
+    ) -> TokenResponse:
+        """:meth:`process` in the calling thread, slow hash included (for a worker thread)."""
+        try:
+            pending, key, client_id = self._begin(body, content_type, authorization, source)
+            ok = pending.secret is None or self._verify_slow(pending.client, pending.secret)
+            return self._finish(pending, ok, key, client_id, source)
+        except Exception as exc:
+            return self.error_response(exc)
+
+    def _begin(
+        self, body: bytes, content_type: str | None, authorization: str | None, source: str | None
+    ) -> tuple[_Pending, str, str]:
+        """Parse, check the failure budget, authenticate all but a slow hash. Returns the pending
+        client, its failure-budget key and the claimed client id."""
+        params = self._params(body, content_type)
+        client_id, secret, assertion = presented_credentials(params, authorization)
+        key = failure_key(client_id, source)
+        wait = self.limiter.failure_wait(key)
+        if wait > 0:
+            raise SlowDown(wait)
+        try:
+            return self._authenticate(params, client_id, secret, assertion), key, client_id
+        except InvalidClient as exc:
+            raise self._failed(key, exc, client_id, source) from None
+
+    def _finish(
+        self, pending: _Pending, secret_ok: bool, key: str, client_id: str, source: str | None
+    ) -> TokenResponse:
+        """After the slow hash (if any): charge the issuance budget only now, then issue."""
+        if not secret_ok:
+            raise self._failed(key, InvalidClient("client_secret: wrong secret"), client_id, source)
+        wait = self.limiter.acquire(pending.client.client_id)
+        if wait > 0:
+            raise SlowDown(wait)
+        return self._issue(pending)

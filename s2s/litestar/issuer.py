@@ -22,6 +22,7 @@ from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import Receive, Scope, Send
 
+from s2s.errors import ConfigError
 from s2s.issuer import (
     InvalidTokenRequest,
     IssuerParts,
@@ -206,12 +207,16 @@ def create_issuer_app(
 
     @get("/ready", include_in_schema=False)
     async def ready() -> Response[bytes]:
-        readiness, current = keys.readiness(), keys.current
+        # Reads what the background probes recorded: never waits on a dependency itself.
+        readiness, current = runtime.readiness.readiness(), keys.current
         if not readiness or current is None:
             body = json.dumps({"status": "not ready", "reason": readiness.reason}).encode()
             return Response(body, status_code=503, headers=no_store, media_type=JSON)
-        body = json.dumps({"status": "ready", "kid": current.kid}).encode()
-        return Response(body, headers=no_store, media_type=JSON)
+        answer: dict[str, Any] = {"status": "ready", "kid": current.kid}
+        warnings = keys.warnings()
+        if warnings:
+            answer["warnings"] = list(warnings)
+        return Response(json.dumps(answer).encode(), headers=no_store, media_type=JSON)
 
     @get("/metrics", include_in_schema=False)
     async def metrics_route() -> Response[str]:
@@ -238,14 +243,25 @@ def create_issuer_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await asyncio.to_thread(keys.refresh)
-        task = asyncio.create_task(keys.run()) if reload_loop else None
+        problem = keys.problem
+        if keys.keyset is None and problem is not None and problem.startswith("keyset refused"):
+            # A store that answers with keys nobody can sign with will not fix itself: refuse to start.
+            raise ConfigError(f"{keys.store.url}: {problem}")
+        tasks = []
+        if reload_loop:
+            tasks.append(asyncio.create_task(keys.run()))
+            tasks.append(asyncio.create_task(runtime.readiness.run()))
+        else:
+            await asyncio.to_thread(runtime.readiness.check_all)
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if runtime.pool is not None:
+                runtime.pool.close()
 
     return Litestar(
         route_handlers=[token, jwks, metadata, health, ready, metrics_route],

@@ -1,0 +1,392 @@
+"""The fault suite (issue 10 "Proof"): real ``s2s serve`` and ``moto_server`` processes on 127.0.0.1,
+one fault each, bounded (each scenario well under a minute).
+
+* SIGKILL of an issuer under a bounded load, and its restart on the same port: callers see 0
+  failures (holders serve their cached token; callers without one ride out the restart).
+* SIGSTOP of ``moto_server`` for 20 s: ``/health`` answers within 1 s throughout, ``/ready`` turns
+  503 and back after SIGCONT, token requests get 503 ``temporarily_unavailable`` quickly.
+* ``moto_server`` restarted empty: no keyset or registry is replaced; the replica keeps its keys.
+* A key store that can be read but not written during a scheduled rotation: reported as that,
+  the replica keeps serving, and the rotation lands once the store is writable again.
+
+Every wait is on a condition with a generous ceiling; the figures are printed (``-s``) for the
+record: ``.venv/bin/python -m pytest -m e2e tests/e2e/test_faults.py -s -q``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from s2s.client import TokenClient
+from tests.e2e.aws import AwsDeployment, MotoServer, aws, moto  # noqa: F401 - fixtures
+from tests.e2e.conftest import AUDIENCE, CLIENT_ID, SCOPE, Deployment
+from tests.support import (
+    BoundedLoad,
+    log_tail,
+    running_issuer,
+    s2s_executable,
+    stop_process,
+    wait_until_ready,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+__all__: list[str] = []
+
+
+def _get(url: str, timeout: float = 5) -> tuple[int | None, float, dict[str, Any] | None]:
+    """(status or None on a transport error, seconds taken, JSON body or None)."""
+    started = time.monotonic()
+    try:
+        response = httpx.get(url, timeout=timeout, trust_env=False)
+    except httpx.HTTPError:
+        return None, time.monotonic() - started, None
+    body = None
+    with contextlib.suppress(ValueError):
+        body = response.json()
+    return response.status_code, time.monotonic() - started, body
+
+
+def _token(endpoint: str, client_id: str, secret: str, timeout: float = 30) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response = httpx.post(
+        endpoint,
+        data={"grant_type": "client_credentials", "audience": AUDIENCE, "scope": SCOPE},
+        auth=(client_id, secret),
+        timeout=timeout,
+        trust_env=False,
+    )
+    return response, time.monotonic() - started
+
+
+def _wait_for(what: str, condition: Callable[[], bool], ceiling: float, log: Path | None = None) -> float:
+    """Seconds until ``condition()`` holds; fails after ``ceiling`` seconds."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < ceiling, f"{what}: not within {ceiling}s\n" + (
+            log_tail(log) if log else ""
+        )
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+# -- an issuer on a fixed port, so that it can be killed and started again --------------------------
+@dataclass
+class Replica:
+    env: dict[str, str]
+    workdir: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+    logs: list[Path] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = self.workdir / f"replica-{self.port}-{len(self.logs)}.log"
+        self.logs.append(log)
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [str(s2s_executable()), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                cwd=self.workdir,
+                env={**self.env, "PYTHONUNBUFFERED": "1", "S2S_ISSUER": self.url},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        assert self.proc is not None
+        wait_until_ready(f"{self.url}/ready", self.proc, self.logs[-1], timeout=timeout)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+
+
+@contextlib.contextmanager
+def replica(env: dict[str, str], workdir: Path) -> Iterator[Replica]:
+    from tests.support import free_port
+
+    running = Replica(env, workdir, free_port())
+    running.start()
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+
+
+class Callers(BoundedLoad):
+    """Callers of the token client: ``holders`` keep one cached token, ``fetchers`` drop theirs
+    before every call, so each call goes to the issuer and rides out what happens to it."""
+
+    def __init__(self, endpoint: str, secret: str, holders: int, fetchers: int, max_seconds: float) -> None:
+        super().__init__(holders + fetchers, max_requests=10**9, max_seconds=max_seconds)
+        self._endpoint, self._secret = endpoint, secret
+        self._roles = iter(["holder"] * holders + ["fetcher"] * fetchers)
+        self._roles_lock = threading.Lock()
+        self.calls = {"holder": 0, "fetcher": 0}
+        self.failures: list[str] = []
+        self.slowest = 0.0
+
+    def _worker(self) -> None:
+        with self._roles_lock:
+            role = next(self._roles)
+        with TokenClient(self._endpoint, client_id=CLIENT_ID, client_secret=self._secret) as client:
+            with contextlib.suppress(Exception):
+                client.get_token(AUDIENCE, [SCOPE])  # warm: a holder holds a valid token from here
+            while self._claim() is not None:
+                if role == "fetcher":
+                    client.clear()
+                started = time.monotonic()
+                try:
+                    client.get_token(AUDIENCE, [SCOPE])
+                except Exception as exc:
+                    with self._lock:
+                        self.failures.append(f"{role}: {type(exc).__name__}: {exc}")
+                took = time.monotonic() - started
+                with self._lock:
+                    self.calls[role] += 1
+                    self.slowest = max(self.slowest, took)
+                time.sleep(0.02 if role == "fetcher" else 0.005)
+
+
+# -- 1. SIGKILL and restart of an issuer under load ---------------------------------------------
+def test_sigkill_and_restart_of_an_issuer_under_load(deployment: Deployment) -> None:
+    with replica(deployment.env, deployment.root) as issuer:
+        load = Callers(f"{issuer.url}/oauth2/token", deployment.client_secret, 4, 2, max_seconds=45)
+        load.start()
+        try:
+            _wait_for("load running", lambda: load.calls["fetcher"] >= 10, 30)
+            issuer.kill()
+            killed = time.monotonic()
+            issuer.start()
+            issuer.wait_ready()
+            down = time.monotonic() - killed
+            before = dict(load.calls)
+            _wait_for("load after the restart", lambda: load.calls["fetcher"] >= before["fetcher"] + 10, 30)
+        finally:
+            load.join()
+        print(
+            f"\n[fault] SIGKILL+restart: issuer down {down:.2f}s; calls "
+            f"holder={load.calls['holder']} fetcher={load.calls['fetcher']}; "
+            f"failures={len(load.failures)}; slowest call {load.slowest:.2f}s"
+        )
+        assert load.failures == [], load.failures[:5]
+
+
+# -- 2. SIGSTOP of moto_server for 20 s ---------------------------------------------------------
+def _aws_issuer_env(aws: AwsDeployment, *, state: bool) -> tuple[dict[str, str], str]:  # noqa: F811
+    env = dict(aws.env)
+    if state:
+        env["S2S_STATE"] = f"dynamodb://{aws.prefix}-state"
+        result = aws.cli("state", "init", extra_env=env)
+        assert result.returncode == 0, result.stderr
+    aws.cli_json("keys", "init")
+    secret = aws.cli_json("clients", "add", CLIENT_ID, "--audience", AUDIENCE, "--scope", SCOPE)[
+        "client_secret"
+    ]
+    return env, secret
+
+
+def test_sigstop_of_moto_for_20_seconds(aws: AwsDeployment, moto: MotoServer) -> None:  # noqa: F811
+    env, secret = _aws_issuer_env(aws, state=True)
+    with running_issuer(env, aws.root) as issuer:
+        first, _ = _token(issuer.token_endpoint, CLIENT_ID, secret)
+        assert first.status_code == 200, first.text
+        health_slowest = 0.0
+        health_statuses: set[int | None] = set()
+        ready_seen: list[tuple[float, int | None, str]] = []
+        tokens: list[tuple[float, int, float, str, str | None]] = []
+        stop = threading.Event()
+        stopped_at = 0.0
+
+        def watch() -> None:
+            nonlocal health_slowest
+            while not stop.is_set():
+                status, took, _ = _get(f"{issuer.url}/health", timeout=5)
+                health_statuses.add(status)
+                health_slowest = max(health_slowest, took)
+                status, _, body = _get(f"{issuer.url}/ready", timeout=5)
+                ready_seen.append((time.monotonic(), status, str((body or {}).get("reason", ""))))
+                time.sleep(0.1)
+
+        def request_tokens() -> None:
+            while not stop.is_set():
+                response, took = _token(issuer.token_endpoint, CLIENT_ID, secret)
+                tokens.append(
+                    (
+                        time.monotonic(),
+                        response.status_code,
+                        took,
+                        str(response.json().get("error", "")),
+                        response.headers.get("retry-after"),
+                    )
+                )
+                time.sleep(0.2)
+
+        workers = [
+            threading.Thread(target=watch, daemon=True),
+            threading.Thread(target=request_tokens, daemon=True),
+        ]
+        for worker in workers:
+            worker.start()
+        try:
+            time.sleep(1)
+            os.kill(moto.proc.pid, signal.SIGSTOP)
+            stopped_at = time.monotonic()
+            time.sleep(20)
+        finally:
+            os.kill(moto.proc.pid, signal.SIGCONT)
+        resumed_at = time.monotonic()
+        try:
+            _wait_for(
+                "/ready 200 after SIGCONT",
+                lambda: bool(ready_seen) and ready_seen[-1][0] > resumed_at and ready_seen[-1][1] == 200,
+                30,
+                issuer.log,
+            )
+            _wait_for(
+                "a token after SIGCONT",
+                lambda: bool(tokens) and tokens[-1][0] > resumed_at and tokens[-1][1] == 200,
+                30,
+                issuer.log,
+            )
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join(30)
+        not_ready = [t for t, status, _ in ready_seen if t > stopped_at and status == 503]
+        assert not_ready, "/ready never turned 503 while moto was stopped"
+        flip = not_ready[0] - stopped_at
+        back = next(t for t, status, _ in ready_seen if t > resumed_at and status == 200) - resumed_at
+        during = [t for t in tokens if stopped_at + 0.5 < t[0] - t[2] and t[0] < resumed_at]
+        reasons = {reason for t, status, reason in ready_seen if status == 503}
+        print(
+            f"\n[fault] SIGSTOP moto 20s: /health slowest {health_slowest:.3f}s "
+            f"over {len(ready_seen)} probes; "
+            f"/ready 503 after {flip:.2f}s, 200 again {back:.2f}s after SIGCONT; reasons {sorted(reasons)}; "
+            f"token requests during the stop: {len(during)}, statuses {sorted({t[1] for t in during})}, "
+            f"slowest {max((t[2] for t in during), default=0):.2f}s"
+        )
+        assert health_statuses == {200} and health_slowest < 1.0
+        assert flip < 6.0  # 1 s probe interval + 2 s probe timeout, with slack for a busy machine
+        assert during and all(t[1] == 503 and t[3] == "temporarily_unavailable" and t[4] for t in during)
+        # connect + read timeout (3 s) is the pool's deadline; a few seconds of slack for the machine.
+        assert max(t[2] for t in during) < 6.0
+        assert "Traceback" not in issuer.log.read_text(errors="replace")
+
+
+# -- 3. moto_server restarted empty -------------------------------------------------------------
+def test_moto_restarted_empty_replaces_no_keys_and_no_clients(
+    aws: AwsDeployment,  # noqa: F811
+    moto: MotoServer,  # noqa: F811
+) -> None:
+    env, secret = _aws_issuer_env(aws, state=False)
+    with running_issuer(env, aws.root) as issuer:
+        kids = issuer.jwks_kids()
+        first, _ = _token(issuer.token_endpoint, CLIENT_ID, secret)
+        assert first.status_code == 200
+        moto.proc.send_signal(signal.SIGKILL)
+        moto.proc.wait(timeout=10)
+        port = moto.url.rsplit(":", 1)[1]
+        log = aws.root / "moto-empty.log"
+        with log.open("wb") as out:
+            empty = subprocess.Popen(
+                [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", port],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_until_ready(f"{moto.url}/moto-api/", empty, log, timeout=30)
+            restarted = time.monotonic()
+            text = lambda: issuer.log.read_text(errors="replace")  # noqa: E731
+
+            def both_refused() -> bool:
+                # The registry reloads when a request comes (at most once a second).
+                response, _ = _token(issuer.token_endpoint, CLIENT_ID, secret)
+                assert response.status_code == 200, response.text
+                return (
+                    "has no signing key any more" in text()
+                    and "client registry" in text()
+                    and ("keeping the last good 1 client(s)" in text())
+                )
+
+            seen = _wait_for("both refusals logged", both_refused, 30, issuer.log)
+            for _ in range(10):  # a few more polls of the empty store (every 0.2 s)
+                response, _ = _token(issuer.token_endpoint, CLIENT_ID, secret)
+                assert response.status_code == 200, response.text
+                time.sleep(0.2)
+            assert issuer.jwks_kids() == kids
+            status, _, body = _get(f"{issuer.url}/ready")
+            assert status == 200, body
+            assert aws.boto("secretsmanager").list_secrets()["SecretList"] == []  # nothing written back
+            print(
+                f"\n[fault] moto restarted empty: keyset and registry refusals logged {seen:.2f}s after the "
+                f"restart; JWKS unchanged ({len(kids)} keys); tokens still 200; no secret written "
+                f"({time.monotonic() - restarted:.1f}s observed)"
+            )
+        finally:
+            stop_process(empty)
+
+
+# -- 4. a read-only key store during a scheduled rotation -------------------------------------------
+def test_read_only_key_store_during_a_scheduled_rotation(deployment: Deployment) -> None:
+    env = {**deployment.env, "S2S_ROTATE_EVERY": "3"}
+    keys = Path(env["S2S_KEYSTORE"].removeprefix("file://"))
+    lock = keys / ".keyset.lock"
+    # Tests run as root here, so file modes do not stop a write: a directory where the store's
+    # lock file goes does (reads need no lock, writes do).
+    with contextlib.suppress(FileNotFoundError):
+        lock.unlink()
+    lock.mkdir()
+    with replica(env, deployment.root) as issuer:
+        _, _, body = _get(f"{issuer.url}/ready")
+        assert body is not None
+        kid = body["kid"]
+        waited = _wait_for(
+            "the failed save reported",
+            lambda: bool((_get(f"{issuer.url}/ready")[2] or {}).get("warnings")),
+            30,
+            issuer.logs[-1],
+        )
+        status, _, body = _get(f"{issuer.url}/ready")
+        assert status == 200 and body is not None and body["kid"] == kid
+        assert body["warnings"][0].startswith("scheduled rotation could not be saved")
+        response, _ = _token(f"{issuer.url}/oauth2/token", CLIENT_ID, deployment.client_secret)
+        assert response.status_code == 200, response.text
+        log = issuer.logs[-1].read_text(errors="replace")
+        assert "ERROR s2s.issuer.keys: scheduled rotation could not be saved" in log
+        assert "unreachable" not in log
+        lock.rmdir()
+        back = _wait_for(
+            "the rotation saved once the store is writable",
+            lambda: (_get(f"{issuer.url}/ready")[2] or {}).get("kid") not in (None, kid),
+            30,
+            issuer.logs[-1],
+        )
+        _, _, body = _get(f"{issuer.url}/ready")
+        assert body is not None and "warnings" not in body
+        print(
+            f"\n[fault] read-only key store: failed save reported {waited:.2f}s after start (ready 200, "
+            f"tokens 200); rotation landed {back:.2f}s after the store became writable"
+        )
