@@ -21,7 +21,8 @@ from s2s.keys.filestore import FileKeyStore
 from s2s.keys.model import KeySet
 from s2s.keys.rotation import RotationPolicy, ensure_keys
 from s2s.keys.store import update_keyset
-from tests.issuer.helpers import AUDIENCE, SECRET_HASH, MemoryKeyStore
+from tests.issuer.helpers import AUDIENCE, SECRET_HASH
+from tests.support import MemoryKeyStore
 
 POLICY = RotationPolicy()
 

@@ -14,7 +14,8 @@ from litestar.testing import TestClient
 from s2s.clock import FakeClock
 from s2s.issuer import InMemoryClientRegistry, IssuerSettings
 from s2s.litestar.issuer import create_issuer_app
-from tests.issuer.helpers import AUDIENCE, FORM, ISSUER, SECRET, MemoryKeyStore, basic
+from tests.issuer.helpers import AUDIENCE, FORM, ISSUER, SECRET, basic
+from tests.support import MemoryKeyStore
 
 
 class _HungState:

@@ -14,17 +14,19 @@ import pytest
 from litestar.testing import TestClient
 
 from s2s.clock import FakeClock
-from s2s.errors import ConfigError, KeyStoreError
+from s2s.errors import ConfigError
 from s2s.issuer import InMemoryClientRegistry, IssuerSettings, KeyManager
 from s2s.issuer._compose import create_first_keys
 from s2s.issuer._readiness import ReadinessMonitor
 from s2s.issuer.errors import StateUnavailable
+from s2s.keys.errors import KeyStoreError
 from s2s.keys.filestore import FileKeyStore
 from s2s.keys.model import KeySet, SigningKey
 from s2s.keys.rotation import RotationPolicy, ensure_keys
 from s2s.keys.store import update_keyset
 from s2s.litestar.issuer import create_issuer_app
-from tests.issuer.helpers import AUDIENCE, FORM, ISSUER, SECRET, MemoryKeyStore, basic
+from tests.issuer.helpers import AUDIENCE, FORM, ISSUER, SECRET, basic
+from tests.support import MemoryKeyStore
 
 POLICY = RotationPolicy()
 
