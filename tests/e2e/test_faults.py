@@ -140,7 +140,7 @@ class Callers(BoundedLoad):
     before every call, so each call goes to the issuer and rides out what happens to it."""
 
     def __init__(self, endpoint: str, secret: str, holders: int, fetchers: int, max_seconds: float) -> None:
-        super().__init__(holders + fetchers, max_requests=10**9, max_seconds=max_seconds)
+        super().__init__(holders + fetchers, ceiling=max_seconds)
         self._endpoint, self._secret = endpoint, secret
         self._roles = iter(["holder"] * holders + ["fetcher"] * fetchers)
         self._roles_lock = threading.Lock()
