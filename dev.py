@@ -2,7 +2,7 @@
 """One entry point for a fresh machine that has only python3 (3.11+).
 
     python3 dev.py issuer    # start the issuer on 127.0.0.1:8000 (file key store, a demo client)
-    python3 dev.py test      # run the whole test suite
+    python3 dev.py test      # run the whole test suite (-m "not e2e and not interop": the quick part)
     python3 dev.py lint      # ruff and mypy, as CI runs them
 
 Each command first makes ./.venv and installs s2s with its test extras into it, once; it reinstalls

@@ -20,7 +20,7 @@ from s2s.aws import AwsSettings
 from s2s.cli import main
 from s2s.client import TokenClientSettings
 from s2s.entra import EntraConfig
-from s2s.issuer import settings as issuer_settings
+from s2s.issuer import IssuerSettings
 from s2s.litestar import S2SAuthPlugin
 from s2s.verify import VerifierConfig
 from services.resource.app import ResourceSettings
@@ -65,15 +65,7 @@ class Section:
 
 
 def _issuer(env: Mapping[str, str]) -> Any:
-    settings = issuer_settings
-    # from_env first copies the S2S_* variables into a plain dict (resolving aws-sm:// references),
-    # which would hide the reads from the recorder; resolution does not change which are read.
-    resolve = settings.resolve_references
-    settings.resolve_references = lambda prefix, environ, source=None: environ  # type: ignore[assignment]
-    try:
-        return settings.IssuerSettings.from_env("S2S_", env)
-    finally:
-        settings.resolve_references = resolve
+    return IssuerSettings.from_env("S2S_", env)
 
 
 def _client(env: Mapping[str, str]) -> Any:
@@ -118,7 +110,8 @@ SECTIONS: tuple[Section, ...] = (
             )
         },
         intro="Any of these may be an `aws-sm://NAME#field` reference, resolved at startup, except "
-        "`S2S_KEYSTORE` and `S2S_CLIENTS`, where `aws-sm://NAME` is the store itself. Durations are seconds.",
+        "`S2S_KEYSTORE` and `S2S_CLIENTS`, where `aws-sm://NAME` is the store itself. Durations are "
+        "seconds, or a number with a unit (`30s`, `5m`, `1h`, `7d`).",
         descriptions={
             "ISSUER": "The issuer URL: the `iss` of every token and the base of the metadata URLs. "
             "Same value on every replica.",
@@ -258,6 +251,8 @@ SECTIONS: tuple[Section, ...] = (
             "GRAPH_SCOPES": "Scopes that `GET /me/graph` asks Entra ID for on behalf of the caller "
             "(space- or comma-separated).",
             "GRAPH_BASE_URL": "Microsoft Graph's base URL (national clouds, a test double).",
+            "TOKEN_URL": "The issuer's token endpoint: OpenAPI documents a client-credentials flow "
+            "with it (Swagger UI's Authorize).",
         },
     ),
 )

@@ -19,7 +19,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from s2s.errors import ConfigError
 
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 __all__ = ["EnvReader", "parse_duration"]
 
 _T = TypeVar("_T", int, float)
+_B = TypeVar("_B")
+_Flag = TypeVar("_Flag", bool, None)
+_SCALARS = (str, int, float, bool, tuple)
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -49,6 +52,13 @@ def parse_duration(text: str) -> float:
     if not math.isfinite(seconds):
         raise ValueError(text)
     return seconds
+
+
+def _duration_or_number(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError:
+        return float(text)
 
 
 class EnvReader:
@@ -84,8 +94,13 @@ class EnvReader:
     # -- text ----------------------------------------------------------------------------------
     def location(self, key: str, default: str) -> str:
         """A store location (``file://...``, ``aws-sm://NAME``...): used as written, never resolved."""
+        return self.raw(key) or default
+
+    def raw(self, key: str) -> str | None:
+        """The value as written, a reference left unresolved: for a consumer that resolves it itself
+        (a store location; a secret that may be binary, such as a PFX)."""
         raw = self._env.get(self.name(key), "").strip()
-        return raw or default
+        return raw or None
 
     def text(self, key: str, default: str | None = None) -> str | None:
         """The value (an ``aws-sm://`` reference resolved), or ``default`` when unset."""
@@ -138,14 +153,23 @@ class EnvReader:
         return value
 
     def duration(
-        self, key: str, default: float, *, minimum: float | None = None, maximum: float | None = None
+        self,
+        key: str,
+        default: float,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        checked: bool = True,
     ) -> float:
-        value = self._parsed(key, parse_duration, "a duration (seconds, or a number with ms, s, m, h or d)")
+        """Seconds (see :func:`parse_duration`). ``checked=False`` passes a number that is no duration
+        (``nan``, ``inf``, ``-5``) on for the settings object to refuse with its own words."""
+        parse = parse_duration if checked else _duration_or_number
+        value = self._parsed(key, parse, "a duration (seconds, or a number with ms, s, m, h or d)")
         if value is None or not self._within(key, value, minimum, maximum):
             return default
         return value
 
-    def flag(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: _Flag) -> bool | _Flag:
         value = self.text(key)
         if value is None:
             return default
@@ -173,6 +197,24 @@ class EnvReader:
             self._invalid.append(f"{self._shown(key, value)} must be one of {', '.join(allowed)}")
             return default
         return value.strip()
+
+    def build(
+        self, cls: Callable[..., _B], values: Mapping[str, Any], names: Mapping[str, str] | None = None
+    ) -> _B:
+        """``cls(**values)`` after :meth:`finish`; a :class:`ConfigError` from its own validation is
+        prefixed with the variables it concerns. A field's variable is its name in upper case;
+        ``names`` adds or overrides (field -> key), e.g. for the fields of an embedded object."""
+        self.finish()
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            keys = {f: f.upper() for f, v in values.items() if v is None or isinstance(v, _SCALARS)}
+            keys.update(names or {})
+            text = exc.description
+            concerned = [self.name(k) for f, k in keys.items() if re.search(rf"\b{re.escape(f)}\b", text)]
+            if not concerned:
+                raise
+            raise ConfigError(f"{', '.join(concerned)}: {text}") from None
 
     def invalid(self, key: str, problem: str) -> None:
         """Record a problem with a variable found by the caller (e.g. two settings that conflict)."""

@@ -1,19 +1,21 @@
-"""Typed errors. Each carries a short machine ``error`` code and a human ``description``.
+"""The root of every s2s error. Each carries a short machine ``error`` code and a ``description``.
 
-Descriptions name the problem and never carry a token, a secret or key material.
+::
+
+    S2SError
+     ├── ConfigError              the configuration is invalid
+     │    └── MissingExtra        an optional dependency is not installed
+     └── VersionConflict          a stored document changed since it was read (compare-and-swap
+                                  lost: key stores, client registries); reload and retry
+
+Each package has its own ``errors`` module under this root (``s2s.jose.errors``,
+``s2s.keys.errors``, ``s2s.verify.errors``, ...). Descriptions name the problem and never carry a
+token, a secret or key material.
 """
 
 from __future__ import annotations
 
-__all__ = [
-    "ConfigError",
-    "KeyNotFound",
-    "KeyStoreError",
-    "MissingExtra",
-    "RotationRefused",
-    "S2SError",
-    "VersionConflict",
-]
+__all__ = ["ConfigError", "MissingExtra", "S2SError", "VersionConflict"]
 
 
 class S2SError(Exception):
@@ -33,6 +35,12 @@ class ConfigError(S2SError):
     error = "invalid_configuration"
 
 
+class VersionConflict(S2SError):
+    """The document changed since it was read; reload and retry."""
+
+    error = "version_conflict"
+
+
 class MissingExtra(ConfigError):
     """An optional dependency is not installed."""
 
@@ -41,34 +49,6 @@ class MissingExtra(ConfigError):
     def __init__(self, extra: str, module: str) -> None:
         super().__init__(f"{module} is not installed: pip install 's2s[{extra}]'")
         self.extra = extra
-
-
-class KeyStoreError(S2SError):
-    """The key store could not be read or written."""
-
-    error = "keystore_error"
-
-
-class VersionConflict(KeyStoreError):
-    """The keyset changed since it was read; reload and retry."""
-
-    error = "version_conflict"
-
-
-class KeyNotFound(S2SError):
-    """No key has that kid."""
-
-    error = "key_not_found"
-
-
-class RotationRefused(S2SError):
-    """The rotation would break verifiers that have not yet seen the next key."""
-
-    error = "rotation_refused"
-
-    def __init__(self, description: str, safe_at: float | None = None) -> None:
-        super().__init__(description)
-        self.safe_at = safe_at
 
 
 def require_extra(extra: str, module: str) -> MissingExtra:

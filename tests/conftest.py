@@ -10,6 +10,16 @@ import pytest
 from s2s.clock import FakeClock
 
 REGION = "us-east-1"
+TESTS = Path(__file__).resolve().parent
+# Directories whose tests carry a marker of the same name (registered in pyproject.toml).
+MARKED = ("e2e", "interop")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = item.path.relative_to(TESTS).parts if item.path.is_relative_to(TESTS) else ()
+        if parts and parts[0] in MARKED:
+            item.add_marker(getattr(pytest.mark, parts[0]))
 
 
 @pytest.fixture

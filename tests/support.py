@@ -10,11 +10,45 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from s2s.errors import VersionConflict
+from s2s.keys.errors import KeyStoreError
+from s2s.keys.model import KeySet
+
+
+class MemoryKeyStore:
+    """A KeyStore in memory with compare-and-swap (it passes the key-store contract of
+    tests/keys/test_store_contract.py), and a switch to make loads fail."""
+
+    url = "memory://test"
+
+    def __init__(self) -> None:
+        self.keyset = KeySet()
+        self.version: str | None = None
+        self.counter = 0
+        self.fail = False
+        self.saves = 0
+        self._lock = threading.Lock()
+
+    def load(self) -> tuple[KeySet, str | None]:
+        if self.fail:
+            raise KeyStoreError("memory store is down")
+        with self._lock:
+            return self.keyset, self.version
+
+    def save(self, keyset: KeySet, expected_version: str | None) -> str:
+        with self._lock:
+            if expected_version != self.version:
+                raise VersionConflict("changed meanwhile")
+            self.counter += 1
+            self.keyset, self.version = keyset, str(self.counter)
+            self.saves += 1
+            return self.version
 
 
 def free_port() -> int:
@@ -59,12 +93,52 @@ def wait_until_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout
 
 
 @dataclass(frozen=True, slots=True)
-class RunningIssuer:
-    """A live ``s2s serve`` process."""
+class RunningProcess:
+    """A live server process on 127.0.0.1 started by :func:`running_process`."""
 
     url: str
     proc: subprocess.Popen[bytes]
     log: Path
+
+    def log_tail(self) -> str:
+        return log_tail(self.log)
+
+
+@contextlib.contextmanager
+def running_process(
+    command: Callable[[int], Sequence[str]],
+    *,
+    name: str,
+    workdir: Path,
+    ready_path: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    startup_timeout: float = 30,
+) -> Iterator[RunningProcess]:
+    """The one harness for a server a test runs: ``command(port)`` on a free port of 127.0.0.1,
+    output to ``workdir/NAME-PORT.log``, ready once ``ready_path`` answers 200; terminated (then
+    killed after 10 s) when the ``with`` block ends, whatever happened in it."""
+    port = free_port()
+    log = workdir / f"{name}-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            list(command(port)),
+            cwd=cwd or workdir,
+            env=None if env is None else {**env, "PYTHONUNBUFFERED": "1"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    running = RunningProcess(f"http://127.0.0.1:{port}", proc, log)
+    try:
+        wait_until_ready(running.url + ready_path, proc, log, timeout=startup_timeout)
+        yield running
+    finally:
+        stop_process(proc)
+
+
+@dataclass(frozen=True, slots=True)
+class RunningIssuer(RunningProcess):
+    """A live ``s2s serve`` process."""
 
     @property
     def jwks_uri(self) -> str:
@@ -73,9 +147,6 @@ class RunningIssuer:
     @property
     def token_endpoint(self) -> str:
         return f"{self.url}/oauth2/token"
-
-    def log_tail(self) -> str:
-        return log_tail(self.log)
 
     def jwks_kids(self) -> list[str]:
         response = httpx.get(self.jwks_uri, timeout=5, trust_env=False)
@@ -93,48 +164,40 @@ def running_issuer(
 ) -> Iterator[RunningIssuer]:
     """Run ``s2s serve ARGS`` on a free port of 127.0.0.1 until /ready answers 200; stop it on exit.
 
-    ``env`` is the whole environment of the server (S2S_* settings included); output goes to
-    ``workdir/serve-PORT.log``. The server is terminated, and killed if it does not stop in 10 s.
-    ``issuer_url`` sets ``S2S_ISSUER`` (replicas share one public URL); by default the issuer URL
-    follows the port: http://127.0.0.1:PORT.
+    ``env`` is the whole environment of the server (S2S_* settings included). ``issuer_url`` sets
+    ``S2S_ISSUER`` (replicas share one public URL); by default the issuer URL follows the port.
     """
-    port = free_port()
-    log = workdir / f"serve-{port}.log"
-    env = {**env, "PYTHONUNBUFFERED": "1"}
-    env.pop("S2S_ISSUER", None)
+    env = {k: v for k, v in env.items() if k != "S2S_ISSUER"}
     if issuer_url is not None:
         env["S2S_ISSUER"] = issuer_url
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(s2s_executable()), "serve", "--host", "127.0.0.1", "--port", str(port), *args],
-            cwd=workdir,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    issuer = RunningIssuer(f"http://127.0.0.1:{port}", proc, log)
-    try:
-        wait_until_ready(f"{issuer.url}/ready", proc, log, timeout=startup_timeout)
-        yield issuer
-    finally:
-        stop_process(proc)
+
+    def serve(port: int) -> list[str]:
+        return [str(s2s_executable()), "serve", "--host", "127.0.0.1", "--port", str(port), *args]
+
+    with running_process(
+        serve, name="serve", workdir=workdir, ready_path="/ready", env=env, startup_timeout=startup_timeout
+    ) as running:
+        yield RunningIssuer(running.url, running.proc, running.log)
 
 
 class BoundedLoad(abc.ABC):
-    """Worker threads for a load test that stops by itself: when told, after ``max_requests``
-    requests, or after ``max_seconds``. Subclasses send one request per :meth:`_claim`."""
+    """Worker threads for a load test. The test stops the load (:meth:`join`) once the work it must
+    see done is done (rotations completed, requests verified), never after a fixed window: on a
+    busy machine the same work takes longer. ``ceiling`` seconds is only a safety net so that
+    threads never outlive a test that fails to stop them; reaching it means the work was not done
+    (:meth:`running` turns false and the waits report it). Subclasses send one request per
+    :meth:`_claim`."""
 
-    def __init__(self, threads: int, max_requests: int, max_seconds: float) -> None:
+    def __init__(self, threads: int, ceiling: float = 240.0) -> None:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._sent = 0
-        self._max_requests = max_requests
-        self._max_seconds = max_seconds
+        self._ceiling = ceiling
         self._deadline = 0.0
         self._threads = [threading.Thread(target=self._worker, daemon=True) for _ in range(threads)]
 
     def start(self) -> None:
-        self._deadline = time.monotonic() + self._max_seconds
+        self._deadline = time.monotonic() + self._ceiling
         for thread in self._threads:
             thread.start()
 
@@ -147,10 +210,24 @@ class BoundedLoad(abc.ABC):
     def running(self) -> bool:
         return not self._stop.is_set() and all(t.is_alive() for t in self._threads)
 
+    def wait_until(self, done: Callable[[], bool], what: Callable[[], str]) -> float:
+        """Poll ``done`` while the load runs; the seconds it took. Fails, saying ``what()``, only
+        if the load stopped (its ceiling reached, a worker died) before the work was done."""
+        began = time.monotonic()
+        while not done():
+            assert self.running(), f"the load stopped (ceiling {self._ceiling:g}s) before {what()}"
+            time.sleep(0.02)
+        return time.monotonic() - began
+
+    @property
+    def sent(self) -> int:
+        with self._lock:
+            return self._sent
+
     def _claim(self) -> int | None:
         """The number of the next request, or None when the load is over."""
         with self._lock:
-            if self._stop.is_set() or self._sent >= self._max_requests or time.monotonic() >= self._deadline:
+            if self._stop.is_set() or time.monotonic() >= self._deadline:
                 return None
             self._sent += 1
             return self._sent

@@ -5,8 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 CORE = (
     "s2s.keys",
     "s2s.keys.filestore",
@@ -48,10 +46,5 @@ def test_caller_packages_import_without_fcntl() -> None:
     assert _imported_after(blocked, ("s2s.client", "s2s.entra", "s2s.secrets", "s2s.oauth"), "s2s")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="s2s/client/credentials.py (owned by the jose branch) still imports s2s.issuer for "
-    "JWT_BEARER_ASSERTION_TYPE and algs_for_jwk; remove this mark when it imports s2s.oauth / s2s.jose",
-)
 def test_the_token_client_imports_no_issuer_module() -> None:
     assert _imported_after("", ("s2s.client", "s2s.client.credentials"), "s2s.issuer") == []

@@ -14,7 +14,6 @@ concurrent-change race are scheduled the same way.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -23,8 +22,9 @@ import click
 from s2s.cli import emit, main, table
 from s2s.cli.errors import EmptyKeyset, KeysetExists, KmsDeletionFailed
 from s2s.clock import Clock, system_clock
-from s2s.errors import ConfigError, RotationRefused
+from s2s.errors import ConfigError
 from s2s.keys._factories import SIGNERS, KeyFactories
+from s2s.keys.errors import RotationRefused
 from s2s.keys.kms import KMS_ALGS
 from s2s.keys.model import SIGNING_ALGS, KeySet, KeyState, SigningKey
 from s2s.keys.rotation import (
@@ -77,13 +77,7 @@ def _policy(alg: str | None = None) -> RotationPolicy:
 
 def _factories(signer: str | None = None) -> KeyFactories:
     """The key factories: ``signer`` (an option), else ``S2S_SIGNER``, else follow the keyset."""
-    chosen = signer or os.environ.get("S2S_SIGNER", "").strip() or None
-    raw = os.environ.get("S2S_KMS_DELETION_WINDOW_DAYS", "30")
-    try:
-        window = int(raw)
-    except ValueError:
-        raise ConfigError("S2S_KMS_DELETION_WINDOW_DAYS must be a whole number of days (7-30)") from None
-    return KeyFactories(chosen, kms_deletion_window_days=window)
+    return KeyFactories.from_env(signer=signer)
 
 
 def _write(store: KeyStore, change: _Recorder, factories: KeyFactories) -> KeySet:
@@ -220,7 +214,7 @@ def init_command(store: str, as_json: bool, alg: str | None, signer: str | None)
     ks = open_keystore(store)
     policy = _policy(alg=alg)
     now = _clock().now()
-    factories = _factories(signer or os.environ.get("S2S_SIGNER", "").strip() or "local")
+    factories = KeyFactories.from_env(signer=signer, default="local")
     if factories.signer == "aws-kms" and alg_for(KeySet(), policy) not in KMS_ALGS:
         raise ConfigError(f"--signer aws-kms supports --alg {' or '.join(KMS_ALGS)}")
 
@@ -328,11 +322,25 @@ def rotate_command(store: str, as_json: bool, dry_run: bool, force: bool) -> Non
 
 
 @keys_group.command("revoke")
-@click.argument("kid")
+@click.argument("kid", required=False)
+@click.option(
+    "--kid",
+    "kid_option",
+    metavar="KID",
+    help="The key to revoke; use this (or `--` before KID) for a kid that starts with '-'.",
+)
 @_store_option
 @_json_option
-def revoke_command(kid: str, store: str, as_json: bool) -> None:
-    """Emergency: remove KID from the JWKS now. Revoking the current key promotes the next key."""
+def revoke_command(kid: str | None, kid_option: str | None, store: str, as_json: bool) -> None:
+    """Emergency: remove KID from the JWKS now. Revoking the current key promotes the next key.
+
+    A kid is a base64url thumbprint and may start with '-', which would read as an option:
+    write `s2s keys revoke --kid KID` (or `s2s keys revoke -- KID`).
+    """
+    if (kid is None) == (kid_option is None):
+        raise click.UsageError("give the key to revoke once: KID or --kid KID")
+    kid = kid if kid is not None else kid_option
+    assert kid is not None
     ks = open_keystore(store)
     now = _clock().now()
     factories = _factories()

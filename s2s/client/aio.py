@@ -13,15 +13,13 @@ import httpx
 
 from s2s.client.core import (
     CacheKey,
-    ClientStats,
     Flow,
     RefreshPolicy,
     RetryPolicy,
     Sleep,
-    TokenClientSettings,
-    TokenFlows,
+    TokenClientBase,
 )
-from s2s.client.credentials import ClientSecret, PrivateKeyJWT, load_credential
+from s2s.client.credentials import ClientSecret, PrivateKeyJWT
 from s2s.client.errors import TokenClientError
 from s2s.clock import Clock, system_clock
 from s2s.oauth import AccessToken
@@ -39,7 +37,7 @@ def _consume(task: asyncio.Task[AccessToken]) -> None:
         task.exception()
 
 
-class AsyncTokenClient:
+class AsyncTokenClient(TokenClientBase):
     """Client-credentials tokens from our issuer, cached and refreshed ahead of expiry.
 
     Same behaviour as :class:`~s2s.client.TokenClient`, for one event loop: concurrent callers for
@@ -64,20 +62,19 @@ class AsyncTokenClient:
         rng: Callable[[], float] = random.random,
         secret_source: SecretSource | None = None,
     ) -> None:
-        if http_client is not None and transport is not None:
-            raise TypeError("give http_client or transport, not both")
-        retry = retry or RetryPolicy()
-        self._flows = TokenFlows(
+        retry = self._setup(
+            token_endpoint,
             client_id=client_id,
-            credential=load_credential(
-                client_secret=client_secret, private_key=private_key, secret_source=secret_source
-            ),
-            token_endpoint=token_endpoint,
+            client_secret=client_secret,
+            private_key=private_key,
             issuer=issuer,
             clock=clock,
-            refresh=refresh or RefreshPolicy(),
+            refresh=refresh,
             retry=retry,
             rng=rng,
+            secret_source=secret_source,
+            http_given=http_client is not None,
+            transport_given=transport is not None,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(transport=transport, timeout=retry.timeout)
@@ -85,41 +82,7 @@ class AsyncTokenClient:
         self._inflight: dict[CacheKey, asyncio.Task[AccessToken]] = {}
         self._discovery_lock = asyncio.Lock()
 
-    @classmethod
-    def from_settings(cls, settings: TokenClientSettings, **options: Any) -> AsyncTokenClient:
-        retry = options.pop("retry", None) or RetryPolicy(timeout=settings.timeout)
-        return cls(
-            settings.token_endpoint,
-            issuer=settings.issuer,
-            client_id=settings.client_id,
-            client_secret=settings.client_secret,
-            private_key=settings.private_key,
-            retry=retry,
-            **options,
-        )
-
-    @classmethod
-    def from_env(cls, prefix: str = "S2S_", **options: Any) -> AsyncTokenClient:
-        return cls.from_settings(TokenClientSettings.from_env(prefix), **options)
-
-    def __repr__(self) -> str:
-        where = self._flows.token_endpoint or self._flows.issuer
-        return f"AsyncTokenClient({self._flows.client_id!r}, {where!r}, {self._flows.credential.method})"
-
     # -- public API ---------------------------------------------------------------------------
-    @property
-    def client_id(self) -> str:
-        return self._flows.client_id
-
-    @property
-    def token_endpoint(self) -> str | None:
-        """The token endpoint (``None`` until discovered, when built from an issuer)."""
-        return self._flows.token_endpoint
-
-    @property
-    def stats(self) -> ClientStats:
-        return self._flows.stats
-
     async def get_token(self, audience: str, scopes: Iterable[str] | str = ()) -> AccessToken:
         """A valid token for ``audience`` with ``scopes``: cached, refreshed ahead, single-flight."""
         key = self._flows.key(audience, scopes)

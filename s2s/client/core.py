@@ -16,11 +16,12 @@ import random
 import re
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Self
 
 import httpx
 
-from s2s.client.credentials import ClientCredential
+from s2s._env import EnvReader
+from s2s.client.credentials import ClientCredential, ClientSecret, PrivateKeyJWT, load_credential
 from s2s.client.errors import (
     DiscoveryError,
     InvalidTokenResponse,
@@ -33,6 +34,9 @@ from s2s.errors import ConfigError
 from s2s.http import parse_retry_after
 from s2s.oauth import FORM_TYPE, METADATA_PATH, SCOPE_TOKEN, AccessToken
 
+if TYPE_CHECKING:
+    from s2s.secrets import SecretSource
+
 __all__ = [
     "RETRYABLE_EXCEPTIONS",
     "CacheKey",
@@ -44,6 +48,7 @@ __all__ = [
     "Send",
     "Sleep",
     "Step",
+    "TokenClientBase",
     "TokenClientSettings",
     "TokenFlows",
     "normalize_scopes",
@@ -58,6 +63,7 @@ _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 RETRYABLE_EXCEPTIONS: Final = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 CacheKey = tuple[str, frozenset[str]]
+_DEFAULT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +150,7 @@ class TokenClientSettings:
     issuer: str | None = None
     client_secret: str | None = field(default=None, repr=False)
     private_key: str | None = field(default=None, repr=False)
-    timeout: float = 10.0
+    timeout: float = _DEFAULT_TIMEOUT
 
     def __post_init__(self) -> None:
         if not self.client_id:
@@ -155,22 +161,28 @@ class TokenClientSettings:
             raise ConfigError("give exactly one of client_secret or private_key")
 
     @classmethod
-    def from_env(cls, prefix: str = "S2S_", environ: Mapping[str, str] | None = None) -> TokenClientSettings:
-        env = os.environ if environ is None else environ
-        endpoint = env.get(f"{prefix}TOKEN_ENDPOINT") or None
-        timeout = env.get(f"{prefix}TOKEN_TIMEOUT", "10")
-        try:
-            seconds = float(timeout)
-        except ValueError:
-            raise ConfigError(f"{prefix}TOKEN_TIMEOUT must be a number, not {timeout!r}") from None
-        return cls(
-            client_id=env.get(f"{prefix}CLIENT_ID", ""),
-            token_endpoint=endpoint,
-            issuer=None if endpoint else (env.get(f"{prefix}ISSUER") or None),
-            client_secret=env.get(f"{prefix}CLIENT_SECRET") or None,
-            private_key=env.get(f"{prefix}CLIENT_PRIVATE_KEY") or None,
-            timeout=seconds,
-        )
+    def from_env(
+        cls,
+        prefix: str = "S2S_",
+        environ: Mapping[str, str] | None = None,
+        *,
+        secrets: SecretSource | None = None,
+    ) -> TokenClientSettings:
+        """Read through the one settings reader: ``aws-sm://`` references are resolved (``secrets``
+        replaces the Secrets Manager source), and every missing setting is named in one line."""
+        env = EnvReader(prefix, environ, secrets=secrets)
+        client_id = env.require("CLIENT_ID")
+        where = env.one_of("TOKEN_ENDPOINT", "ISSUER")
+        env.one_of("CLIENT_SECRET", "CLIENT_PRIVATE_KEY")
+        values = {
+            "client_id": client_id,
+            "token_endpoint": env.text("TOKEN_ENDPOINT") if where == "TOKEN_ENDPOINT" else None,
+            "issuer": env.text("ISSUER") if where == "ISSUER" else None,
+            "client_secret": env.text("CLIENT_SECRET"),
+            "private_key": env.text("CLIENT_PRIVATE_KEY"),
+            "timeout": env.duration("TOKEN_TIMEOUT", _DEFAULT_TIMEOUT, minimum=0.001),
+        }
+        return env.build(cls, values, {"timeout": "TOKEN_TIMEOUT", "private_key": "CLIENT_PRIVATE_KEY"})
 
 
 def _http_url(url: str, what: str) -> str:
@@ -418,3 +430,81 @@ class TokenFlows:
             audience=audience,
             issued_at=now,
         )
+
+
+class TokenClientBase:
+    """What the blocking and the async token client share besides their flows: construction from
+    settings or the environment, and the read-only view of their state. Each twin adds only how it
+    sends and sleeps."""
+
+    _flows: TokenFlows
+
+    def _setup(
+        self,
+        token_endpoint: str | None,
+        *,
+        client_id: str,
+        client_secret: str | ClientSecret | None,
+        private_key: str | os.PathLike[str] | PrivateKeyJWT | None,
+        issuer: str | None,
+        clock: Clock,
+        refresh: RefreshPolicy | None,
+        retry: RetryPolicy | None,
+        rng: Callable[[], float],
+        secret_source: SecretSource | None,
+        http_given: bool,
+        transport_given: bool,
+    ) -> RetryPolicy:
+        """Check the arguments both twins take and make the flows; the retry policy in force."""
+        if http_given and transport_given:
+            raise TypeError("give http_client or transport, not both")
+        retry = retry or RetryPolicy()
+        self._flows = TokenFlows(
+            client_id=client_id,
+            credential=load_credential(
+                client_secret=client_secret, private_key=private_key, secret_source=secret_source
+            ),
+            token_endpoint=token_endpoint,
+            issuer=issuer,
+            clock=clock,
+            refresh=refresh or RefreshPolicy(),
+            retry=retry,
+            rng=rng,
+        )
+        return retry
+
+    @classmethod
+    def from_settings(cls, settings: TokenClientSettings, **options: Any) -> Self:
+        retry = options.pop("retry", None) or RetryPolicy(timeout=settings.timeout)
+        make: Callable[..., Self] = cls  # each twin's own constructor
+        return make(
+            settings.token_endpoint,
+            issuer=settings.issuer,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            private_key=settings.private_key,
+            retry=retry,
+            **options,
+        )
+
+    @classmethod
+    def from_env(cls, prefix: str = "S2S_", **options: Any) -> Self:
+        settings = TokenClientSettings.from_env(prefix, secrets=options.get("secret_source"))
+        return cls.from_settings(settings, **options)
+
+    def __repr__(self) -> str:
+        where = self._flows.token_endpoint or self._flows.issuer
+        return f"{type(self).__name__}({self._flows.client_id!r}, {where!r}, {self._flows.credential.method})"
+
+    @property
+    def client_id(self) -> str:
+        return self._flows.client_id
+
+    @property
+    def token_endpoint(self) -> str | None:
+        """The token endpoint (``None`` until discovered, when built from an issuer)."""
+        return self._flows.token_endpoint
+
+    @property
+    def stats(self) -> ClientStats:
+        return self._flows.stats

@@ -21,23 +21,22 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote_plus
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from joserfc import jws
-from joserfc.jwk import ECKey, OKPKey, RSAKey
-from joserfc.jws import JWSRegistry
-
 from s2s.errors import ConfigError
-from s2s.issuer.assertion import JWT_BEARER_ASSERTION_TYPE
-from s2s.issuer.clients import algs_for_jwk
-from s2s.keys.model import public_jwk_of, thumbprint
+from s2s.jose import (
+    JoseError,
+    PrivateKey,
+    algs_for_jwk,
+    load_pem_private_key,
+    private_key_from_jwk,
+    public_key_to_jwk,
+    serialize_compact,
+    sign_function,
+    thumbprint,
+)
+from s2s.oauth import JWT_BEARER_ASSERTION_TYPE
 from s2s.secrets import SecretsManagerSource, SecretSource, is_reference, resolve
 
 __all__ = ["ClientCredential", "ClientSecret", "PrivateKeyJWT", "load_credential"]
-
-_PRIVATE_MEMBERS = ("d",)
-PrivateKey = ECKey | RSAKey | OKPKey
 
 
 class ClientCredential(Protocol):
@@ -116,30 +115,21 @@ def _import_private_key(
         if not isinstance(jwk.get("d"), str):
             raise ConfigError("the JWK has no private part: private_key_jwt needs the private key")
         kty = jwk.get("kty")
-        key_type: Any = {"EC": ECKey, "RSA": RSAKey, "OKP": OKPKey}.get(str(kty))
-        if key_type is None:
+        if kty not in ("EC", "RSA", "OKP"):
             raise ConfigError(f"private_key_jwt needs an EC, RSA or OKP key, not {kty!r}")
         try:
-            imported: PrivateKey = key_type.import_key(dict(jwk))
-        except Exception as exc:
-            raise ConfigError(f"the private JWK is not valid ({type(exc).__name__})") from None
+            imported = private_key_from_jwk(jwk)
+        except JoseError as exc:
+            raise ConfigError(f"the private JWK is not valid ({exc.description})") from None
         kid = jwk.get("kid")
         return imported, kid if isinstance(kid, str) and kid else None
     if not isinstance(material, str) or "-----BEGIN" not in material:
         raise ConfigError("the private key is neither PEM nor a JSON JWK")
     pwd = password.encode() if isinstance(password, str) else password
     try:
-        loaded = serialization.load_pem_private_key(material.encode(), pwd)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        # The cryptography message names the problem (bad password, format), never the key.
-        raise ConfigError(f"the PEM private key cannot be loaded ({type(exc).__name__})") from None
-    if isinstance(loaded, ec.EllipticCurvePrivateKey):
-        return ECKey.import_key(loaded), None
-    if isinstance(loaded, rsa.RSAPrivateKey):
-        return RSAKey.import_key(loaded), None
-    if isinstance(loaded, ed25519.Ed25519PrivateKey):
-        return OKPKey.import_key(loaded), None
-    raise ConfigError(f"private_key_jwt does not support {type(loaded).__name__} keys")
+        return load_pem_private_key(material.encode(), pwd), None
+    except JoseError as exc:
+        raise ConfigError(exc.description) from None
 
 
 class PrivateKeyJWT:
@@ -162,8 +152,8 @@ class PrivateKeyJWT:
         lifetime: float = 60.0,
         password: str | bytes | None = None,
     ) -> None:
-        self._key, declared = _import_private_key(key, password)
-        public = public_jwk_of(self._key.as_dict(private=False))
+        private, declared = _import_private_key(key, password)
+        public = public_key_to_jwk(private.public_key())
         self.kid: str = kid or declared or thumbprint(public)
         allowed = algs_for_jwk(public if alg is None else {**public, "alg": alg})
         if not allowed:
@@ -172,7 +162,7 @@ class PrivateKeyJWT:
         if not 0 < lifetime <= 300:
             raise ConfigError("the assertion lifetime must be > 0 and <= 300 seconds")
         self.lifetime = float(lifetime)
-        self._registry = JWSRegistry(algorithms=[self.alg])
+        self._sign = sign_function(private, self.alg)
         self.public_jwk: dict[str, Any] = {**public, "kid": self.kid, "alg": self.alg, "use": "sig"}
 
     @classmethod
@@ -226,9 +216,7 @@ class PrivateKeyJWT:
             "exp": int(now + self.lifetime),
             "jti": secrets.token_urlsafe(24),
         }
-        header = {"alg": self.alg, "kid": self.kid, "typ": "JWT"}
-        payload = json.dumps(claims, separators=(",", ":")).encode()
-        return jws.serialize_compact(header, payload, self._key, registry=self._registry)
+        return serialize_compact({"alg": self.alg, "kid": self.kid, "typ": "JWT"}, claims, self._sign)
 
     def apply(
         self,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +27,7 @@ from urllib.parse import urlsplit
 import anyio
 import anyio.to_thread
 
+from s2s._env import EnvReader
 from s2s.client.credentials import ClientSecret
 from s2s.clock import Clock, system_clock
 from s2s.entra.cache import OboCache, TokenCachePersistence, obo_cache_key
@@ -75,8 +75,6 @@ _KNOWN_HOSTS = frozenset(
     }
 )
 _RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 def _scopes(scopes: str | Sequence[str]) -> tuple[str, ...]:
@@ -136,44 +134,42 @@ class EntraConfig:
         return PfxCredential(self.pfx, self.pfx_password)
 
     @classmethod
-    def from_env(cls, prefix: str = "S2S_ENTRA_", environ: Mapping[str, str] | None = None) -> EntraConfig:
-        env = os.environ if environ is None else environ
-
-        def get(name: str) -> str | None:
-            value = env.get(prefix + name)
-            return value if value else None
-
-        tenant, client = get("TENANT_ID"), get("CLIENT_ID")
-        if tenant is None or client is None:
-            raise ConfigError(f"{prefix}TENANT_ID and {prefix}CLIENT_ID are required")
-        discovery_raw = get("INSTANCE_DISCOVERY")
-        discovery: bool | None = None
-        if discovery_raw is not None:
-            if discovery_raw.lower() not in _TRUE | _FALSE:
-                raise ConfigError(f"{prefix}INSTANCE_DISCOVERY must be true or false")
-            discovery = discovery_raw.lower() in _TRUE
-        try:
-            concurrency = int(get("MAX_CONCURRENCY") or 8)
-            margin = float(get("OBO_REFRESH_MARGIN") or 300)
-        except ValueError:
-            raise ConfigError(
-                f"{prefix}MAX_CONCURRENCY and {prefix}OBO_REFRESH_MARGIN must be numbers"
-            ) from None
-        config = cls(
-            tenant_id=tenant,
-            client_id=client,
-            client_secret=get("CLIENT_SECRET"),
-            certificate_key=get("CERTIFICATE_KEY"),
-            certificate_thumbprint=get("CERTIFICATE_THUMBPRINT"),
-            certificate=get("CERTIFICATE"),
-            pfx=get("PFX"),
-            pfx_password=get("PFX_PASSWORD"),
-            authority_host=get("AUTHORITY_HOST") or AZURE_PUBLIC_CLOUD,
-            instance_discovery=discovery,
-            max_concurrency=concurrency,
-            obo_refresh_margin=margin,
-            token_cache_path=get("TOKEN_CACHE_PATH"),
-        )
+    def from_env(
+        cls,
+        prefix: str = "S2S_ENTRA_",
+        environ: Mapping[str, str] | None = None,
+        *,
+        secrets: SecretSource | None = None,
+    ) -> EntraConfig:
+        """Read through the one settings reader: ``aws-sm://`` references are resolved now (a PFX
+        reference when the app is built: it may be a binary secret), and every missing or invalid
+        variable is named in one line."""
+        env = EnvReader(prefix, environ, secrets=secrets)
+        tenant, client = env.require("TENANT_ID"), env.require("CLIENT_ID")
+        credentials = [key for key in ("CLIENT_SECRET", "CERTIFICATE_KEY", "PFX") if env.given(key)]
+        if len(credentials) > 1:
+            others = ", ".join(env.name(k) for k in credentials[1:])
+            env.invalid(credentials[0], f"and {others} are alternatives: give exactly one credential")
+        elif not credentials:
+            env.one_of("CLIENT_SECRET", "CERTIFICATE_KEY", "PFX")
+        elif credentials == ["CERTIFICATE_KEY"]:
+            env.require("CERTIFICATE_THUMBPRINT")
+        values = {
+            "tenant_id": tenant,
+            "client_id": client,
+            "client_secret": env.text("CLIENT_SECRET"),
+            "certificate_key": env.text("CERTIFICATE_KEY"),
+            "certificate_thumbprint": env.text("CERTIFICATE_THUMBPRINT"),
+            "certificate": env.text("CERTIFICATE"),
+            "pfx": env.raw("PFX"),
+            "pfx_password": env.text("PFX_PASSWORD"),
+            "authority_host": env.text("AUTHORITY_HOST", AZURE_PUBLIC_CLOUD),
+            "instance_discovery": env.flag("INSTANCE_DISCOVERY", None),
+            "max_concurrency": env.integer("MAX_CONCURRENCY", 8, minimum=1),
+            "obo_refresh_margin": env.duration("OBO_REFRESH_MARGIN", 300.0),
+            "token_cache_path": env.text("TOKEN_CACHE_PATH"),
+        }
+        config = env.build(cls, values)
         config.credential()  # exactly one credential, checked now rather than at the first call
         return config
 

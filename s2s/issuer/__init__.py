@@ -15,7 +15,7 @@ that serves it is :func:`s2s.litestar.issuer.create_issuer_app`. Module map:
 
 from __future__ import annotations
 
-from s2s.issuer._compose import IssuerRuntime, build_issuer, create_first_keys
+from s2s.issuer._compose import IssuerParts, IssuerRuntime, build_issuer, create_first_keys
 from s2s.issuer._form import parse_form
 from s2s.issuer._registry import (
     REGISTRY_FORMAT,
@@ -71,6 +71,7 @@ __all__ = [
     "InvalidTarget",
     "InvalidTokenRequest",
     "IssuerMetrics",
+    "IssuerParts",
     "IssuerRuntime",
     "IssuerSettings",
     "IssuerState",

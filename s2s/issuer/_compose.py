@@ -9,6 +9,7 @@ shares the key half: :meth:`IssuerSettings.key_factories`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
 
 from s2s.clock import Clock, system_clock
 from s2s.issuer._registry import ClientRegistry, open_client_registry
@@ -26,7 +27,10 @@ from s2s.keys.rotation import ensure_keys
 from s2s.keys.signing import Signer
 from s2s.keys.store import KeyStore, open_keystore, update_keyset
 
-__all__ = ["IssuerRuntime", "build_issuer", "create_first_keys"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["IssuerParts", "IssuerRuntime", "build_issuer", "create_first_keys"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,48 +45,53 @@ class IssuerRuntime:
     state: IssuerState
 
 
-def build_issuer(
-    settings: IssuerSettings,
-    *,
-    store: KeyStore | None = None,
-    registry: ClientRegistry | None = None,
-    clock: Clock = system_clock,
-    signer: Signer | None = None,
-    replay: ReplayCache | None = None,
-    limiter: RateLimiter | None = None,
-    state: IssuerState | None = None,
-    factories: KeyFactories | None = None,
-    keys: KeyManager | None = None,
-) -> IssuerRuntime:
-    """The issuer ``settings`` describe; each keyword replaces one part (tests, embedding).
+class IssuerParts(TypedDict, total=False):
+    """The parts of an issuer that :func:`build_issuer` (and the Litestar app) let a caller replace."""
+
+    store: KeyStore
+    registry: ClientRegistry
+    clock: Clock
+    signer: Signer
+    replay: ReplayCache
+    limiter: RateLimiter
+    state: IssuerState
+    factories: KeyFactories
+    keys: KeyManager
+
+
+def build_issuer(settings: IssuerSettings, **parts: Unpack[IssuerParts]) -> IssuerRuntime:
+    """The issuer ``settings`` describe; each keyword of :class:`IssuerParts` replaces one part
+    (tests, embedding).
 
     ``state`` (default: what ``S2S_STATE`` names) serves as replay cache and rate limiter unless
     ``replay`` / ``limiter`` are given. ``signer`` defaults to local-or-KMS per key
     (:class:`~s2s.keys.kms.RoutingSigner`). ``factories`` defaults to what ``S2S_SIGNER`` names.
     ``keys`` replaces the whole key manager (then ``store`` and ``factories`` are not used).
     """
-    registry = registry or open_client_registry(settings.clients, clock=clock)
+    clock = parts.get("clock", system_clock)
+    registry = parts.get("registry") or open_client_registry(settings.clients, clock=clock)
+    keys = parts.get("keys")
     if keys is None:
         keys = KeyManager(
-            store or open_keystore(settings.keystore),
+            parts.get("store") or open_keystore(settings.keystore),
             settings.rotation,
             clock=clock,
             run_rotation=settings.run_rotation,
             create_keys=settings.create_keys,
             metrics=IssuerMetrics(),
-            factories=factories or settings.key_factories(),
+            factories=parts.get("factories") or settings.key_factories(),
         )
-    state = state or open_state(
-        settings.state, rate=settings.rate_limit, burst=settings.rate_burst, clock=clock
-    )
+    state = parts.get("state")
+    if state is None:
+        state = open_state(settings.state, rate=settings.rate_limit, burst=settings.rate_burst, clock=clock)
     endpoint = TokenEndpoint(
         settings,
         registry,
         keys,
         clock=clock,
-        signer=signer or RoutingSigner(),
-        replay=replay or state,
-        limiter=limiter or state,
+        signer=parts.get("signer") or RoutingSigner(),
+        replay=parts.get("replay") or state,
+        limiter=parts.get("limiter") or state,
         metrics=keys.metrics,
     )
     return IssuerRuntime(settings, keys, endpoint, registry, keys.metrics, state)

@@ -6,21 +6,40 @@ issuer, a unique ``jti``) with a private key whose public half is in its registr
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
-
-from joserfc import jws
-from joserfc.jwk import ECKey, OKPKey, RSAKey, import_key
-from joserfc.jws import JWSRegistry
+from typing import TYPE_CHECKING, Any, Protocol
 
 from s2s.clock import Clock, system_clock
-from s2s.errors import S2SError
-from s2s.issuer.clients import CLIENT_ASSERTION_ALGS, Client, algs_for_jwk
+from s2s.errors import ConfigError, S2SError
+from s2s.jose import (
+    PRIVATE_MEMBERS,
+    AlgorithmRejected,
+    HeaderPolicy,
+    HeaderRejected,
+    JoseError,
+    KeyRejected,
+    MissingKeyId,
+    TokenLimits,
+    VerifyKey,
+    algs_for_jwk,
+    b64url_decode,
+    check_signature,
+    check_signing_use,
+    load_verify_key,
+    loads_object,
+    normalize_alg,
+    parse_compact,
+    public_jwk_of,
+    public_key_from_jwk,
+    thumbprint,
+)
+from s2s.oauth import JWT_BEARER_ASSERTION_TYPE
+
+if TYPE_CHECKING:  # clients.py imports this module: the type only, no import cycle
+    from s2s.issuer.clients import Client
 
 __all__ = [
     "JWT_BEARER_ASSERTION_TYPE",
@@ -29,14 +48,16 @@ __all__ = [
     "InvalidAssertion",
     "ReplayCache",
     "assertion_subject",
+    "client_public_key",
 ]
 
-JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_BYTES = 8192
-# Header members that would change how the signature is checked or where keys come from:
-# we never take a key from the token and understand no critical extension.
-_REFUSED_HEADER = frozenset({"crit", "b64", "zip", "jku", "jwk", "x5u", "x5c", "enc"})
-_REGISTRIES = {alg: JWSRegistry(algorithms=[alg]) for algs in CLIENT_ASSERTION_ALGS.values() for alg in algs}
+# Any header member outside s2s.jose.NEVER_ALLOWED (senders add x5t, x5t#S256, typ...); we never
+# take a key from the token and understand no critical extension.
+ASSERTION_HEADER = HeaderPolicy(allowed=None, require_kid=True)
+_LIMITS = TokenLimits(
+    max_token=MAX_ASSERTION_BYTES, max_header=4096, max_payload=MAX_ASSERTION_BYTES, max_signature=1400
+)
 
 
 class InvalidAssertion(S2SError):
@@ -78,30 +99,49 @@ class InMemoryReplayCache:
         return len(self._seen)
 
 
-def _b64json(part: str) -> Any:
-    try:
-        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-        return json.loads(raw)
-    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
-        raise InvalidAssertion("client assertion is not a JWT") from None
-
-
-def _split(assertion: str) -> list[str]:
-    if len(assertion) > MAX_ASSERTION_BYTES or not assertion.isascii():
-        raise InvalidAssertion("client assertion is not a JWT")
-    parts = assertion.split(".")
-    if len(parts) != 3 or not all(parts):
-        raise InvalidAssertion("client assertion is not a compact JWS")
-    return parts
-
-
 def assertion_subject(assertion: str) -> str:
     """The (unverified) ``iss`` of an assertion: only to find which client's keys to check it with."""
-    claims = _b64json(_split(assertion)[1])
-    iss = claims.get("iss") if isinstance(claims, dict) else None
+    parts = assertion.split(".")
+    if len(assertion) > MAX_ASSERTION_BYTES or not assertion.isascii() or len(parts) != 3:
+        raise InvalidAssertion("client assertion is not a JWT")
+    try:
+        claims = loads_object(b64url_decode(parts[1]))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise InvalidAssertion("client assertion is not a JWT") from None
+    iss = claims.get("iss")
     if not isinstance(iss, str) or not iss:
         raise InvalidAssertion("client assertion has no iss")
     return iss
+
+
+def client_public_key(jwk: Any) -> dict[str, Any]:
+    """A registered client key, checked: public, asymmetric, for signatures, loadable, with an
+    allowed algorithm. Returns its public members, its ``kid`` (the RFC 7638 thumbprint when it has
+    none) and its ``alg`` if it declares one. Errors never echo the key."""
+    if not isinstance(jwk, Mapping):
+        raise ConfigError("each client key must be a JSON object")
+    if not PRIVATE_MEMBERS.isdisjoint(jwk):
+        raise ConfigError("a client JWKS must hold public keys only (found private key members)")
+    kty = jwk.get("kty")
+    if kty not in ("EC", "RSA", "OKP"):
+        raise ConfigError(f"client key type {kty!r} is not supported (use EC, RSA or OKP)")
+    try:
+        check_signing_use(jwk)
+    except KeyRejected as exc:
+        raise ConfigError(f"client keys must be signature keys ({exc.description})") from None
+    if not algs_for_jwk(jwk):
+        raise ConfigError(
+            f"client key ({kty}, {jwk.get('crv')}, alg {jwk.get('alg')!r}) has no allowed algorithm"
+        )
+    try:
+        public = public_jwk_of(jwk)
+        public_key_from_jwk(public)  # parses the key: a bad point, a small RSA modulus fail here
+    except KeyRejected as exc:
+        raise ConfigError(f"client key is not a valid public key ({exc.description})") from None
+    entry: dict[str, Any] = {**public, "kid": str(jwk.get("kid") or thumbprint(public))}
+    if "alg" in jwk:
+        entry["alg"] = jwk["alg"]
+    return entry
 
 
 def _number(claims: Mapping[str, Any], name: str) -> float | None:
@@ -137,10 +177,11 @@ class AssertionVerifier:
         self._clock = clock
         self._max_lifetime = max_lifetime
         self._leeway = leeway
-        self._keys: dict[tuple[str, str], tuple[ECKey | RSAKey | OKPKey, tuple[str, ...]]] = {}
+        # (client id, the JWK as JSON) -> (the algorithms it may verify, the keys loaded so far).
+        self._keys: dict[tuple[str, str], tuple[frozenset[str], dict[str, VerifyKey]]] = {}
         self._lock = threading.Lock()
 
-    def _key(self, client: Client, kid: str) -> tuple[ECKey | RSAKey | OKPKey, tuple[str, ...]]:
+    def _key(self, client: Client, kid: str, alg: str) -> VerifyKey:
         for jwk in client.jwks:
             if jwk["kid"] != kid:
                 continue
@@ -148,41 +189,47 @@ class AssertionVerifier:
             cache_key = (client.client_id, json.dumps(jwk, sort_keys=True))
             hit = self._keys.get(cache_key)
             if hit is None:
-                key = import_key(dict(jwk))
-                if not isinstance(key, ECKey | RSAKey | OKPKey):
-                    raise InvalidAssertion("client key is not asymmetric")
-                hit = (key, algs_for_jwk(jwk))
+                hit = (frozenset(normalize_alg(a) for a in algs_for_jwk(jwk)), {})
                 with self._lock:
                     if len(self._keys) > 10_000:
                         self._keys.clear()
                     self._keys[cache_key] = hit
-            return hit
+            allowed, loaded = hit
+            if alg not in allowed:
+                raise InvalidAssertion("client assertion algorithm is not allowed for its key")
+            key = loaded.get(alg)
+            if key is None:
+                try:
+                    key = loaded[alg] = load_verify_key(jwk, alg, kid)
+                except JoseError:
+                    raise InvalidAssertion("client key is not usable") from None
+            return key
         raise InvalidAssertion("client assertion kid is not one of the client's registered keys")
 
     def verify(self, assertion: str, client: Client) -> dict[str, Any]:
         """The verified claims, or :class:`InvalidAssertion` (descriptions never quote the token)."""
         if not client.jwks:
             raise InvalidAssertion("client is not registered for private_key_jwt")
-        parts = _split(assertion)
-        header = _b64json(parts[0])
-        if not isinstance(header, dict):
-            raise InvalidAssertion("client assertion header is not a JSON object")
-        if _REFUSED_HEADER & set(header):
-            raise InvalidAssertion("client assertion header uses a refused member")
-        alg, kid = header.get("alg"), header.get("kid")
-        if not isinstance(kid, str) or not kid:
-            raise InvalidAssertion("client assertion has no kid")
-        key, allowed = self._key(client, kid)
-        if not isinstance(alg, str) or alg not in allowed:
-            raise InvalidAssertion("client assertion algorithm is not allowed for its key")
         try:
-            signed = jws.deserialize_compact(assertion, key, registry=_REGISTRIES[alg])
-            claims = json.loads(signed.payload)
-        except Exception:
-            # joserfc raises TypeError/ValueError as well as JoseError on crafted input.
+            parsed = parse_compact(assertion, limits=_LIMITS, policy=ASSERTION_HEADER)
+        except MissingKeyId:
+            raise InvalidAssertion("client assertion has no kid") from None
+        except HeaderRejected:
+            raise InvalidAssertion("client assertion header uses a refused member") from None
+        except AlgorithmRejected:
+            raise InvalidAssertion("client assertion algorithm is not allowed for its key") from None
+        except JoseError:
+            raise InvalidAssertion("client assertion is not a compact JWS") from None
+        if parsed.kid is None:  # the policy requires it; kept explicit for the type
+            raise InvalidAssertion("client assertion has no kid")
+        key = self._key(client, parsed.kid, parsed.alg)
+        try:
+            check_signature(parsed, key)
+            claims = loads_object(parsed.payload)
+        except JoseError:
             raise InvalidAssertion("client assertion signature is invalid") from None
-        if not isinstance(claims, dict):
-            raise InvalidAssertion("client assertion payload is not a JSON object")
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise InvalidAssertion("client assertion payload is not a JSON object") from None
         return self._check_claims(claims, client)
 
     def _check_claims(self, claims: dict[str, Any], client: Client) -> dict[str, Any]:

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from s2s.errors import ConfigError
-from s2s.issuer._client_keys import CLIENT_ASSERTION_ALGS, _client_public_key, algs_for_jwk
 from s2s.issuer._secret_hash import generate_secret, hash_secret, parse_secret_hash
+from s2s.issuer.assertion import client_public_key as _client_public_key
+from s2s.jose import CLIENT_ASSERTION_ALGS, algs_for_jwk
 from s2s.oauth import CLIENT_ID, SCOPE_TOKEN
 
 __all__ = ["CLIENT_ASSERTION_ALGS", "Client", "algs_for_jwk", "new_client"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from s2s.issuer._client_keys import CLIENT_ASSERTION_ALGS
 from s2s.issuer.settings import IssuerSettings
+from s2s.jose import CLIENT_ASSERTION_ALGS
 from s2s.keys.model import SIGNING_ALGS
 
 __all__ = ["AUTH_METHODS", "server_metadata"]

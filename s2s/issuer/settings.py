@@ -1,21 +1,21 @@
-"""Issuer settings, read once from ``S2S_*`` environment variables.
+"""Issuer settings, read once from ``S2S_*`` environment variables (through :mod:`s2s._env`).
 
 Any ``S2S_*`` variable may hold an ``aws-sm://<name>[#<field>][?stage=...]`` reference instead of
-its value; :meth:`IssuerSettings.from_env` resolves them all at startup, and a reference that
-cannot be read stops startup with one :class:`~s2s.secrets.SecretError` line naming the variable
-and the reference (never a value). ``S2S_KEYSTORE`` and ``S2S_CLIENTS`` are the exception: there an
+its value; :meth:`IssuerSettings.from_env` resolves them at startup, and a reference that cannot be
+read stops startup with one :class:`~s2s.secrets.SecretError` line naming the variable and the
+reference (never a value). ``S2S_KEYSTORE`` and ``S2S_CLIENTS`` are the exception: there an
 ``aws-sm://NAME`` is the *location* of a store (a secret the issuer reads and writes itself), so
 those two are never resolved.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
+from s2s._env import EnvReader
 from s2s.errors import ConfigError
 from s2s.keys._factories import SIGNERS, KeyFactories
 from s2s.keys.rotation import RotationPolicy
@@ -24,20 +24,7 @@ from s2s.oauth import JWKS_PATH, TOKEN_PATH
 if TYPE_CHECKING:
     from s2s.secrets.source import SecretSource
 
-__all__ = [
-    "LOCATION_SETTINGS",
-    "SIGNERS",
-    "IssuerSettings",
-    "default_state",
-    "parse_state_url",
-    "resolve_references",
-]
-
-# Settings whose aws-sm:// value names a store rather than a secret holding the value.
-LOCATION_SETTINGS = ("KEYSTORE", "CLIENTS")
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+__all__ = ["IssuerSettings", "default_state", "parse_state_url"]
 
 
 def parse_state_url(url: str) -> tuple[str, str | None, str | None]:
@@ -72,28 +59,6 @@ def default_state(keystore: str) -> str:
     else:
         directory = "keys"
     return f"sqlite://{directory.rstrip('/') or '/'}/state.sqlite3"
-
-
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
-
-
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigError(f"{name} must be true or false, not {raw!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,53 +157,33 @@ class IssuerSettings:
         ``S2S_CREATE_KEYS``, ``S2S_RATE_LIMIT``, ``S2S_RATE_BURST``, ``S2S_MAX_BODY_BYTES``,
         ``S2S_BODY_TIMEOUT``, ``S2S_HOST``,
         ``S2S_PORT``, ``S2S_STATE``, ``S2S_SIGNER``, ``S2S_KMS_DELETION_WINDOW_DAYS``; rotation timing
-        (``S2S_JWKS_MAX_AGE``, ``S2S_POLL_INTERVAL``, ``S2S_MAX_TOKEN_TTL``, ...) via
-        :meth:`RotationPolicy.from_env`. ``aws-sm://`` references are resolved first (``secrets``
-        replaces the Secrets Manager source, e.g. in tests)."""
-        env = resolve_references(prefix, os.environ if environ is None else environ, source=secrets)
+        (``S2S_JWKS_MAX_AGE``, ``S2S_POLL_INTERVAL``, ``S2S_MAX_TOKEN_TTL``, ...) as
+        :meth:`RotationPolicy.from_env` reads it. ``aws-sm://`` references are resolved (``secrets``
+        replaces the Secrets Manager source, e.g. in tests); every problem is reported in one line."""
+        env = EnvReader(prefix, environ, secrets=secrets)
         d = cls()
-        port = _number(env, f"{prefix}PORT", d.port)
-        max_body = _number(env, f"{prefix}MAX_BODY_BYTES", d.max_body_bytes)
-        window = _number(env, f"{prefix}KMS_DELETION_WINDOW_DAYS", d.kms_deletion_window_days)
-        if port != int(port) or max_body != int(max_body) or window != int(window):
-            raise ConfigError(
-                f"{prefix}PORT, {prefix}MAX_BODY_BYTES and {prefix}KMS_DELETION_WINDOW_DAYS must be integers"
-            )
-        signer = env.get(f"{prefix}SIGNER", "").strip() or None
-        return cls(
-            issuer=env.get(f"{prefix}ISSUER", d.issuer),
-            keystore=env.get(f"{prefix}KEYSTORE", d.keystore),
-            clients=env.get(f"{prefix}CLIENTS", d.clients),
-            token_ttl=_number(env, f"{prefix}TOKEN_TTL", d.token_ttl),
-            rotation=RotationPolicy.from_env(prefix, env),
-            run_rotation=_flag(env, f"{prefix}RUN_ROTATION", d.run_rotation),
-            create_keys=_flag(env, f"{prefix}CREATE_KEYS", d.create_keys),
-            rate_limit=_number(env, f"{prefix}RATE_LIMIT", d.rate_limit),
-            rate_burst=_number(env, f"{prefix}RATE_BURST", d.rate_burst),
-            max_body_bytes=int(max_body),
-            body_timeout=_number(env, f"{prefix}BODY_TIMEOUT", d.body_timeout),
-            assertion_max_lifetime=_number(env, f"{prefix}ASSERTION_MAX_LIFETIME", d.assertion_max_lifetime),
-            host=env.get(f"{prefix}HOST", d.host),
-            port=int(port),
-            state=env.get(f"{prefix}STATE") or default_state(env.get(f"{prefix}KEYSTORE", d.keystore)),
-            signer=signer,
-            kms_deletion_window_days=int(window),
-        )
-
-
-def resolve_references(
-    prefix: str = "S2S_", environ: Mapping[str, str] | None = None, *, source: SecretSource | None = None
-) -> dict[str, str]:
-    """The ``prefix*`` variables of ``environ`` with ``aws-sm://`` references replaced by their
-    secrets (store locations excepted, see :data:`LOCATION_SETTINGS`). Makes no AWS client when no
-    variable is a reference."""
-    env = {k: v for k, v in (os.environ if environ is None else environ).items() if k.startswith(prefix)}
-    locations = {f"{prefix}{name}" for name in LOCATION_SETTINGS}
-    chosen = {k: v for k, v in env.items() if k not in locations}
-    if not any(v.strip().startswith("aws-sm://") for v in chosen.values()):
-        return env
-    # Imported on demand: only a deployment that uses references needs the secrets machinery.
-    from s2s.secrets.resolve import resolve_settings  # noqa: PLC0415
-
-    env.update(resolve_settings(chosen, source=source))
-    return env
+        rotation = RotationPolicy.read(env)
+        values = {
+            "issuer": env.text("ISSUER", d.issuer),
+            "keystore": env.location("KEYSTORE", d.keystore),
+            "clients": env.location("CLIENTS", d.clients),
+            "token_ttl": env.duration("TOKEN_TTL", d.token_ttl),
+            "run_rotation": env.flag("RUN_ROTATION", d.run_rotation),
+            "create_keys": env.flag("CREATE_KEYS", d.create_keys),
+            "rate_limit": env.number("RATE_LIMIT", d.rate_limit),
+            "rate_burst": env.number("RATE_BURST", d.rate_burst),
+            "max_body_bytes": env.integer(
+                "MAX_BODY_BYTES", d.max_body_bytes, minimum=256, maximum=1024 * 1024
+            ),
+            "body_timeout": env.duration("BODY_TIMEOUT", d.body_timeout),
+            "assertion_max_lifetime": env.duration("ASSERTION_MAX_LIFETIME", d.assertion_max_lifetime),
+            "host": env.text("HOST", d.host),
+            "port": env.integer("PORT", d.port, minimum=1, maximum=65535),
+            "state": env.text("STATE") or default_state(env.location("KEYSTORE", d.keystore)),
+            "signer": env.choice("SIGNER", SIGNERS),
+            # Its range is checked once, by KeyFactories.validate (the variable is named by build).
+            "kms_deletion_window_days": env.integer("KMS_DELETION_WINDOW_DAYS", d.kms_deletion_window_days),
+        }
+        # The issuer checks its settings against the policy's timings: name those variables too.
+        timings = {f.name: f.name.upper() for f in fields(RotationPolicy)}
+        return env.build(cls, {**values, "rotation": env.build(RotationPolicy, rotation)}, timings)

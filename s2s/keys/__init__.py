@@ -1,23 +1,43 @@
-"""Signing keys, keysets, the rotation policy and key stores."""
+"""Signing keys, keysets, the rotation policy and key stores.
+
+Stores: :class:`FileKeyStore` (``file://DIR``, the default) and :class:`SecretsManagerKeyStore`
+(``aws-sm://NAME``, needs the ``aws`` extra only when used); :func:`open_keystore` picks one from a
+URL. :class:`KeyFactories` decides where new keys are made (local or AWS KMS).
+"""
 
 from __future__ import annotations
 
 from s2s.keys._factories import KeyFactories
+from s2s.keys.aws_sm import SecretsManagerKeyStore
+from s2s.keys.filestore import FileKeyStore
 from s2s.keys.model import DEFAULT_ALG, SIGNING_ALGS, KeySet, KeyState, SigningKey, generate_key, thumbprint
-from s2s.keys.rotation import RotationPolicy, ensure_keys, prune, revoke, rotate, scheduled_step
+from s2s.keys.rotation import (
+    KeyFactory,
+    RotationPolicy,
+    ensure_keys,
+    local_key_factory,
+    prune,
+    revoke,
+    rotate,
+    scheduled_step,
+)
 from s2s.keys.store import KeyStore, open_keystore, update_keyset
 
 __all__ = [
     "DEFAULT_ALG",
     "SIGNING_ALGS",
+    "FileKeyStore",
     "KeyFactories",
+    "KeyFactory",
     "KeySet",
     "KeyState",
     "KeyStore",
     "RotationPolicy",
+    "SecretsManagerKeyStore",
     "SigningKey",
     "ensure_keys",
     "generate_key",
+    "local_key_factory",
     "open_keystore",
     "prune",
     "revoke",

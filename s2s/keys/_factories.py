@@ -9,8 +9,10 @@ scheduled for deletion after the pending window. The window is validated here, o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from s2s._env import EnvReader
 from s2s.errors import ConfigError
 from s2s.keys.model import KeySet
 from s2s.keys.rotation import KeyFactory, local_key_factory
@@ -42,6 +44,24 @@ class KeyFactories:
         self.signer = signer
         self.kms_deletion_window_days = kms_deletion_window_days
         self._kms = kms
+
+    @classmethod
+    def from_env(
+        cls,
+        prefix: str = "S2S_",
+        environ: Mapping[str, str] | None = None,
+        *,
+        signer: str | None = None,
+        default: str | None = None,
+    ) -> KeyFactories:
+        """``signer`` if given, else ``S2S_SIGNER``, else ``default`` (``None``: follow the keyset), and
+        ``S2S_KMS_DELETION_WINDOW_DAYS`` (7-30, default 30): what ``s2s keys`` uses."""
+        env = EnvReader(prefix, environ)
+        values = {
+            "signer": signer or env.choice("SIGNER", SIGNERS, default),
+            "kms_deletion_window_days": env.integer("KMS_DELETION_WINDOW_DAYS", _MAX_WINDOW),
+        }
+        return env.build(cls, values)
 
     @staticmethod
     def validate(signer: str | None, kms_deletion_window_days: int) -> None:

@@ -12,7 +12,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from s2s.aws import AwsSettings, SecretsManager, SecretsManagerDocument
-from s2s.errors import ConfigError, KeyStoreError
+from s2s.errors import ConfigError
+from s2s.keys.errors import KeyStoreError
 from s2s.keys.model import KeySet
 from s2s.secrets.references import parse_location
 

@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from s2s._files import check_private_file, exclusive_lock, write_atomic
-from s2s.errors import ConfigError, KeyStoreError, VersionConflict
+from s2s.errors import ConfigError, VersionConflict
+from s2s.keys.errors import KeyStoreError
 from s2s.keys.model import KeySet
 
 __all__ = ["FileKeyStore"]

@@ -26,8 +26,6 @@ boto3 is imported only when a client is first needed (:func:`s2s.aws.aws_client`
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import threading
 from collections.abc import Iterable, Mapping
@@ -35,12 +33,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import load_der_public_key
-from joserfc.jwk import ECKey, RSAKey
 
 from s2s.aws import aws_client, error_code, install_botocore_redaction
 from s2s.errors import ConfigError, S2SError
+from s2s.jose import b64url_encode, ecdsa_der_to_raw, encode_claims, encode_header, public_key_to_jwk
 from s2s.keys.model import KeySet, KeyState, SigningKey, public_jwk_of, thumbprint
 from s2s.keys.signing import LocalSigner, Signer
 
@@ -103,23 +100,12 @@ def _spec(alg: str) -> KmsSpec:
 
 
 def der_to_jose(der: bytes, size: int = 32) -> bytes:
-    """A DER ``ECDSA-Sig-Value`` as the fixed-width ``r || s`` that JWS uses.
-
-    DER integers are minimal and signed: a half may be shorter than ``size`` (leading zeros
-    dropped) or one byte longer (a 0x00 added when the top bit is set). Both are normalised.
-    """
+    """KMS's DER ECDSA signature as the fixed-width ``r || s`` that JWS uses (see
+    :func:`s2s.jose.ecdsa_der_to_raw`); anything else is :class:`SigningUnavailable`."""
     try:
-        r, s = decode_dss_signature(der)
+        return ecdsa_der_to_raw(der, size)
     except (ValueError, TypeError):
         raise SigningUnavailable("KMS returned a malformed ECDSA signature") from None
-    limit = 1 << (8 * size)
-    if not (0 < r < limit and 0 < s < limit):
-        raise SigningUnavailable("KMS returned an ECDSA signature of the wrong size")
-    return r.to_bytes(size, "big") + s.to_bytes(size, "big")
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def _jwk_from_spki(der: bytes, alg: str) -> dict[str, Any]:
@@ -131,10 +117,10 @@ def _jwk_from_spki(der: bytes, alg: str) -> dict[str, Any]:
     if spec.coordinate_bytes:
         if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name != "secp256r1":
             raise KmsError(f"the KMS key is not a P-256 key, so it cannot sign {alg}")
-        return public_jwk_of(ECKey.import_key(public).as_dict(private=False))
+        return public_key_to_jwk(public)
     if not isinstance(public, rsa.RSAPublicKey) or public.key_size < 2048:
         raise KmsError(f"the KMS key is not an RSA key of 2048 bits or more, so it cannot sign {alg}")
-    return public_jwk_of(RSAKey.import_key(public).as_dict(private=False))
+    return public_key_to_jwk(public)
 
 
 def kms_public_jwk(client: KMSClient, key_id: str, alg: str) -> dict[str, Any]:
@@ -206,9 +192,8 @@ class KmsSigner(_Client):
             raise ConfigError(f"key {key.kid} is not a KMS key")
         spec = _spec(key.alg)
         self._check(key)
-        protected = {**header, "alg": key.alg, "kid": key.kid}
-        head = _b64(json.dumps(protected, separators=(",", ":")).encode())
-        body = _b64(json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode())
+        head = encode_header({**header, "alg": key.alg, "kid": key.kid})
+        body = encode_claims(claims)
         signing_input = f"{head}.{body}".encode("ascii")
         if len(signing_input) > _MAX_RAW_MESSAGE:
             raise SigningUnavailable(f"the token is larger than the {_MAX_RAW_MESSAGE} bytes KMS signs raw")
@@ -226,7 +211,7 @@ class KmsSigner(_Client):
         signature = bytes(response["Signature"])
         if spec.coordinate_bytes:
             signature = der_to_jose(signature, spec.coordinate_bytes)
-        return f"{head}.{body}.{_b64(signature)}"
+        return f"{head}.{body}.{b64url_encode(signature)}"
 
 
 class KmsKeyFactory(_Client):

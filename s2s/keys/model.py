@@ -6,7 +6,6 @@ private part (if held locally) never appears in ``repr``, a JWKS or ``to_public_
 
 from __future__ import annotations
 
-import base64
 import enum
 import hashlib
 import json
@@ -15,9 +14,19 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from joserfc.jwk import ECKey, OKPKey, RSAKey
-
-from s2s.errors import ConfigError, KeyNotFound
+from s2s.errors import ConfigError
+from s2s.jose import (
+    SIGNING_ALGS,
+    KeyRejected,
+    b64url_decode,
+    generate_private_key,
+    private_jwk_of,
+    private_key_from_jwk,
+    public_jwk_of,
+    public_key_from_jwk,
+    thumbprint,
+)
+from s2s.keys.errors import KeyNotFound
 
 __all__ = [
     "DEFAULT_ALG",
@@ -31,16 +40,7 @@ __all__ = [
 ]
 
 DEFAULT_ALG = "ES256"
-# alg -> (kty, curve or RSA bits)
-SIGNING_ALGS: Mapping[str, tuple[str, str | int]] = {
-    "ES256": ("EC", "P-256"),
-    "RS256": ("RSA", 2048),
-    "PS256": ("RSA", 2048),
-    "Ed25519": ("OKP", "Ed25519"),
-}
-_PUBLIC_MEMBERS = {"EC": ("kty", "crv", "x", "y"), "RSA": ("kty", "n", "e"), "OKP": ("kty", "crv", "x")}
 _PROVEN: set[bytes] = set()
-_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
 class KeyState(enum.StrEnum):
@@ -55,39 +55,13 @@ class KeyState(enum.StrEnum):
         return self in (KeyState.NEXT, KeyState.CURRENT, KeyState.PREVIOUS)
 
 
-def public_jwk_of(jwk: Mapping[str, Any]) -> dict[str, Any]:
-    """The public members of a JWK (RFC 7638 order), dropping anything private."""
-    if not isinstance(jwk, Mapping):
-        raise ConfigError("a JWK must be a JSON object")
-    kty = jwk.get("kty")
-    if not isinstance(kty, str) or kty not in _PUBLIC_MEMBERS:
-        raise ConfigError(f"unsupported key type {kty!r}" if isinstance(kty, str) else "JWK without a kty")
-    members = _PUBLIC_MEMBERS[kty]
-    missing = [name for name in members if not isinstance(jwk.get(name), str)]
-    if missing:
-        raise ConfigError(f"{kty} JWK lacks {', '.join(missing)}")
-    return {name: jwk[name] for name in members}
-
-
-def thumbprint(jwk: Mapping[str, Any]) -> str:
-    """RFC 7638 SHA-256 thumbprint of the public part of ``jwk``."""
-    pub = public_jwk_of(jwk)
-    key: ECKey | RSAKey | OKPKey
-    if pub["kty"] == "EC":
-        key = ECKey.import_key(pub)
-    elif pub["kty"] == "RSA":
-        key = RSAKey.import_key(pub)
-    else:
-        key = OKPKey.import_key(pub)
-    return key.thumbprint()
-
-
 def _private_matches(private: Mapping[str, Any], public: Mapping[str, Any]) -> bool:
-    """Whether the private scalar itself belongs to ``public``.
+    """Whether the private key itself belongs to ``public``.
 
-    Comparing the public members a private JWK repeats is not enough: joserfc signs an OKP key
-    with ``d`` alone, so a record whose ``x`` was kept while ``d`` was swapped would sign tokens
-    that its own kid never verifies.
+    Comparing the public members a private JWK repeats is not enough: an Ed25519 key signs with
+    ``d`` alone, so a record whose ``x`` was kept while ``d`` was swapped would sign tokens that
+    its own kid never verifies. :func:`s2s.jose.private_key_from_jwk` checks the private numbers
+    against the public ones.
     """
     if public_jwk_of(private) != public:
         return False
@@ -96,14 +70,9 @@ def _private_matches(private: Mapping[str, Any], public: Mapping[str, Any]) -> b
     digest = hashlib.sha256(json.dumps(dict(private), sort_keys=True).encode()).digest()
     if digest in _PROVEN:
         return True
-    key_type: Any = {"EC": ECKey, "RSA": RSAKey, "OKP": OKPKey}[str(public["kty"])]
     try:
-        # EC and RSA imports check the private numbers against the public ones themselves.
-        imported: Any = key_type.import_key(dict(private))
-        derived = key_type.import_key(imported.private_key.public_key())
-    except (ValueError, TypeError, KeyError):
-        return False
-    if public_jwk_of(derived.as_dict(private=False)) != dict(public):
+        private_key_from_jwk(private)
+    except KeyRejected:
         return False
     if len(_PROVEN) > 1024:
         _PROVEN.clear()
@@ -117,12 +86,13 @@ def _check_key_fits_alg(kid: str, alg: str, public: Mapping[str, Any]) -> None:
     if public["kty"] != kty:
         raise ConfigError(f"key {kid!r}: a {public['kty']} key cannot sign {alg}")
     if kty == "RSA":
-        n = str(public["n"])
-        bits = int.from_bytes(base64.urlsafe_b64decode(n + "=" * (-len(n) % 4)), "big").bit_length()
+        bits = int.from_bytes(b64url_decode(str(public["n"])), "big").bit_length()
         if bits < int(param):
             raise ConfigError(f"key {kid!r}: RSA keys need at least {param} bits, this one has {bits}")
     elif public.get("crv") != param:
         raise ConfigError(f"key {kid!r}: {alg} needs curve {param}")
+    # Parses the key: a point off its curve or a broken modulus is refused here, not when signing.
+    public_key_from_jwk(public)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +190,8 @@ class SigningKey:
             )
         except ConfigError:
             raise
+        except KeyRejected as exc:
+            raise ConfigError(f"malformed key record ({exc.description})") from None
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             # Never echo the document: it may hold a private key.
             raise ConfigError(f"malformed key record ({type(exc).__name__})") from None
@@ -227,24 +199,13 @@ class SigningKey:
 
 def generate_key(alg: str = DEFAULT_ALG, *, now: float, state: KeyState = KeyState.NEXT) -> SigningKey:
     """A new local key pair for ``alg``."""
-    try:
-        kty, param = SIGNING_ALGS[alg]
-    except KeyError:
-        raise ConfigError(f"unsupported signing alg {alg!r}; use one of {', '.join(SIGNING_ALGS)}") from None
-    key: ECKey | RSAKey | OKPKey
-    if kty == "EC":
-        key = ECKey.generate_key(str(param), private=True)
-    elif kty == "RSA":
-        key = RSAKey.generate_key(int(param), private=True)
-    else:
-        key = OKPKey.generate_key("Ed25519", private=True)
-    private = dict(key.as_dict(private=True))
-    for extra in ("kid", "alg", "use", "key_ops"):
-        private.pop(extra, None)
+    if alg not in SIGNING_ALGS:
+        raise ConfigError(f"unsupported signing alg {alg!r}; use one of {', '.join(SIGNING_ALGS)}")
+    private = private_jwk_of(generate_private_key(alg))
     public = public_jwk_of(private)
     activated = now if state is KeyState.CURRENT else None
     return SigningKey(
-        kid=key.thumbprint(),
+        kid=thumbprint(public),
         alg=alg,
         state=state,
         created_at=now,

@@ -14,13 +14,18 @@ Timing rules, all enforced here:
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from s2s.errors import ConfigError, RotationRefused
+from s2s._env import EnvReader
+from s2s.errors import ConfigError
+from s2s.keys.errors import RotationRefused
 from s2s.keys.model import DEFAULT_ALG, SIGNING_ALGS, KeySet, KeyState, SigningKey, generate_key
+
+if TYPE_CHECKING:
+    from s2s.secrets.source import SecretSource
 
 __all__ = [
     "KeyFactory",
@@ -94,21 +99,29 @@ class RotationPolicy:
         return self.poll_interval + self.max_token_ttl + self.leeway
 
     @classmethod
-    def from_env(cls, prefix: str = "S2S_", environ: Mapping[str, str] | None = None) -> RotationPolicy:
-        env = os.environ if environ is None else environ
-        kwargs: dict[str, object] = {}
+    def from_env(
+        cls,
+        prefix: str = "S2S_",
+        environ: Mapping[str, str] | None = None,
+        *,
+        secrets: SecretSource | None = None,
+    ) -> RotationPolicy:
+        """``S2S_ALG`` and the timings (``S2S_ROTATE_EVERY``, ``S2S_PUBLISH_LEAD``, ``S2S_MAX_TOKEN_TTL``,
+        ``S2S_LEEWAY``, ``S2S_JWKS_MAX_AGE``, ``S2S_REFETCH_COOLDOWN``, ``S2S_POLL_INTERVAL``,
+        ``S2S_RETENTION``), durations in seconds or with a unit (``7d``, ``1h``)."""
+        env = EnvReader(prefix, environ, secrets=secrets)
+        return env.build(cls, cls.read(env))
+
+    @classmethod
+    def read(cls, env: EnvReader) -> dict[str, Any]:
+        """This policy's fields from ``env`` (for settings that embed a policy): build with
+        ``env.build(RotationPolicy, values)`` once every other setting is read too."""
+        d = cls()
+        values: dict[str, Any] = {"alg": env.choice("ALG", SIGNING_ALGS)}
         for f in fields(cls):
-            raw = env.get(f"{prefix}{f.name.upper()}")
-            if raw is None:
-                continue
-            if f.name == "alg":
-                kwargs[f.name] = raw
-            else:
-                try:
-                    kwargs[f.name] = float(raw)
-                except ValueError:
-                    raise ConfigError(f"{prefix}{f.name.upper()} must be a number of seconds") from None
-        return cls(**kwargs)  # type: ignore[arg-type]
+            if f.name != "alg":
+                values[f.name] = env.duration(f.name.upper(), getattr(d, f.name))
+        return values
 
 
 def alg_for(keyset: KeySet, policy: RotationPolicy) -> str:

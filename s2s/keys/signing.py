@@ -6,20 +6,25 @@ the private key in AWS KMS. Both produce the same tokens for verifiers.
 
 from __future__ import annotations
 
-import binascii
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from joserfc.jwk import ECKey, OKPKey, RSAKey
-
 from s2s.errors import ConfigError
+from s2s.jose import (
+    JoseError,
+    SignFunction,
+    b64url_encode,
+    encode_claims,
+    encode_header,
+    private_key_from_jwk,
+    sign_function,
+)
 from s2s.keys.model import SigningKey
 
 __all__ = ["LocalSigner", "Signer", "b64url"]
+
+# The one encoder lives in s2s.jose; the name stays here for the minter (s2s.issuer.minter).
+b64url = b64url_encode
 
 
 class Signer(Protocol):
@@ -28,79 +33,25 @@ class Signer(Protocol):
         ...
 
 
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
-# One encoder for every token: json.dumps with non-default options builds a new one per call.
-_CLAIMS_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-_HEADER_JSON = json.JSONEncoder(separators=(",", ":"))
 _MAX_KEYS = 64
 _MAX_HEADERS = 16
 
 
-def b64url(data: bytes) -> str:
-    """Unpadded base64url (RFC 7515 §2), without the wrappers of :mod:`base64`."""
-    return binascii.b2a_base64(data, newline=False).rstrip(b"=").translate(_URLSAFE).decode("ascii")
-
-
-def _signature_function(key: SigningKey) -> Callable[[bytes], bytes]:
-    """``signing input -> JWS signature`` for ``key``, its private key parsed once.
-
-    The private JWK is imported (and so validated) by joserfc; signing then calls ``cryptography``
-    directly, which is what joserfc does underneath, minus its per-call header checks and wrappers.
-    """
+def _signature_function(key: SigningKey) -> SignFunction:
+    """``signing input -> JWS signature`` for ``key``, its private key parsed (and checked) once."""
     if key.private_jwk is None:
         raise ConfigError(f"key {key.kid} has no local private key")
-    kty = key.public_jwk.get("kty")
-    jwk = dict(key.private_jwk)
-    private: Any
     try:
-        if kty == "EC":
-            private = ECKey.import_key(jwk).private_key
-        elif kty == "RSA":
-            private = RSAKey.import_key(jwk).private_key
-        elif kty == "OKP":
-            private = OKPKey.import_key(jwk).private_key
-        else:
-            raise ConfigError(f"key {key.kid} has an unsupported key type")
-    except (ValueError, TypeError, KeyError):
-        raise ConfigError(f"key {key.kid} has an unusable private key") from None
-    alg = key.alg
-    if alg == "ES256" and isinstance(private, ec.EllipticCurvePrivateKey):
-        if not isinstance(private.curve, ec.SECP256R1):
-            raise ConfigError(f"key {key.kid}: ES256 needs a P-256 key")
-        ecdsa = ec.ECDSA(hashes.SHA256())
-        ec_key = private
-
-        def sign_es256(data: bytes) -> bytes:
-            # JWS wants the fixed-width r || s (RFC 7518 §3.4), not the DER the library returns.
-            r, s = decode_dss_signature(ec_key.sign(data, ecdsa))
-            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
-
-        return sign_es256
-    if alg in ("RS256", "PS256") and isinstance(private, rsa.RSAPrivateKey):
-        if private.key_size < 2048:
-            raise ConfigError(f"key {key.kid}: {alg} needs an RSA key of at least 2048 bits")
-        sha256 = hashes.SHA256()
-        pad: padding.AsymmetricPadding = (
-            padding.PKCS1v15()
-            if alg == "RS256"
-            # RFC 7518 §3.5: MGF1 with the same hash, salt as long as the hash output.
-            else padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=sha256.digest_size)
-        )
-        rsa_key = private
-
-        def sign_rsa(data: bytes) -> bytes:
-            return rsa_key.sign(data, pad, sha256)
-
-        return sign_rsa
-    if alg == "Ed25519" and isinstance(private, ed25519.Ed25519PrivateKey):
-        return private.sign
-    raise ConfigError(f"key {key.kid} cannot sign {alg}")
+        return sign_function(private_key_from_jwk(dict(key.private_jwk)), key.alg)
+    except JoseError as exc:
+        # The reason is short and never quotes key material.
+        raise ConfigError(f"key {key.kid} cannot sign {key.alg}: {exc.description}") from None
 
 
 class _PreparedKey:
     __slots__ = ("headers", "sign")
 
-    def __init__(self, sign: Callable[[bytes], bytes]) -> None:
+    def __init__(self, sign: SignFunction) -> None:
         self.sign = sign
         # Encoded protected header (with the trailing ".") per header of string values.
         self.headers: dict[tuple[tuple[str, Any], ...], str] = {}
@@ -137,11 +88,11 @@ class LocalSigner:
             head = prepared.headers.get(cache_key)
         if head is None:
             protected = {**header, "alg": key.alg, "kid": key.kid}
-            head = b64url(_HEADER_JSON.encode(protected).encode()) + "."
+            head = encode_header(protected) + "."
             if cache_key is not None:
                 if len(prepared.headers) >= _MAX_HEADERS:
                     prepared.headers.clear()
                 prepared.headers[cache_key] = head
-        signing_input = head + b64url(_CLAIMS_JSON.encode(claims).encode())
+        signing_input = head + encode_claims(claims)
         signature = prepared.sign(signing_input.encode("ascii"))
-        return signing_input + "." + b64url(signature)
+        return signing_input + "." + b64url_encode(signature)

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -22,25 +22,20 @@ from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import Receive, Scope, Send
 
-from s2s.clock import Clock, system_clock
 from s2s.issuer import (
-    ClientRegistry,
     InvalidTokenRequest,
+    IssuerParts,
     IssuerRuntime,
     IssuerSettings,
-    IssuerState,
-    KeyManager,
-    RateLimiter,
-    ReplayCache,
     TemporarilyUnavailable,
     build_issuer,
     server_metadata,
 )
 from s2s.issuer.token import NO_STORE, TokenResponse
-from s2s.keys import KeyFactories
-from s2s.keys.signing import Signer
-from s2s.keys.store import KeyStore
 from s2s.oauth import JWKS_PATH, METADATA_PATH, TOKEN_PATH
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["IssuerRuntime", "configure_host_logging", "create_issuer_app"]
 
@@ -115,38 +110,16 @@ async def _send(send: Send, out: TokenResponse) -> None:
 
 
 def create_issuer_app(
-    settings: IssuerSettings | None = None,
-    *,
-    store: KeyStore | None = None,
-    registry: ClientRegistry | None = None,
-    clock: Clock | None = None,
-    signer: Signer | None = None,
-    replay: ReplayCache | None = None,
-    limiter: RateLimiter | None = None,
-    state: IssuerState | None = None,
-    factories: KeyFactories | None = None,
-    keys: KeyManager | None = None,
-    reload_loop: bool = True,
+    settings: IssuerSettings | None = None, *, reload_loop: bool = True, **parts: Unpack[IssuerParts]
 ) -> Litestar:
     """The issuer app, built by :func:`s2s.issuer.build_issuer` from ``settings`` (default: the
-    ``S2S_*`` environment); each keyword replaces one part, as there.
+    ``S2S_*`` environment); each keyword of :class:`~s2s.issuer.IssuerParts` replaces one part.
 
     ``reload_loop=False`` loads the keyset once at startup and never again (tests drive
     ``app.state.s2s_issuer.keys.refresh()`` themselves with a fake clock).
     """
     settings = settings or IssuerSettings.from_env()
-    runtime = build_issuer(
-        settings,
-        store=store,
-        registry=registry,
-        clock=clock or system_clock,
-        signer=signer,
-        replay=replay,
-        limiter=limiter,
-        state=state,
-        factories=factories,
-        keys=keys,
-    )
+    runtime = build_issuer(settings, **parts)
     keys, endpoint, metrics = runtime.keys, runtime.endpoint, runtime.metrics
 
     metadata_bytes = json.dumps(server_metadata(settings), separators=(",", ":")).encode()

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 
 from s2s.secrets.errors import SecretError
-from s2s.secrets.references import is_reference, parse_reference
+from s2s.secrets.references import is_reference
 from s2s.secrets.source import SecretsManagerSource, SecretSource
 
 __all__ = ["resolve", "resolve_env", "resolve_settings"]
@@ -25,26 +25,14 @@ def resolve_settings(settings: Mapping[str, str], *, source: SecretSource | None
     Every reference is tried; if any fails, one :class:`SecretError` lists each failing setting and
     reference on one line (never a value). No AWS client is made when there is no reference.
     """
+    from s2s._env import EnvReader  # noqa: PLC0415 - the settings reader builds on this module
+
+    env = EnvReader("", settings, secrets=source)
     out = dict(settings)
-    failures: list[tuple[str, SecretError]] = []
-    shared: SecretSource | None = source
     for key, value in settings.items():
-        if not is_reference(value):
-            continue
-        if shared is None:
-            shared = SecretsManagerSource()
-        try:
-            parse_reference(value)
-            out[key] = _text(shared.get(value), value.strip())
-        except SecretError as exc:
-            failures.append((key, exc))
-    if failures:
-        key, first = failures[0]
-        error = type(first)(f"{key}={first.reference}", first.problem)
-        if len(failures) > 1:
-            error.description += "".join(f"; {k}={e.reference}: {e.problem}" for k, e in failures[1:])
-            error.args = (error.description,)
-        raise error
+        if is_reference(value):
+            out[key] = env.text(key) or ""
+    env.finish()
     return out
 
 

@@ -1,14 +1,37 @@
 """Access-token verification: configs, verifiers, the Principal and typed RFC 6750 errors.
 
 This package is the core: it imports no web framework (the Litestar adapter is s2s.litestar).
+The JOSE work (parsing, keys, signatures) is :mod:`s2s.jose`'s.
 """
 
 from __future__ import annotations
 
-from s2s.verify.algorithms import AlgorithmPolicy, VerifyKey, load_jwk
+from s2s.jose import AlgorithmPolicy, VerifyKey, load_jwk
 from s2s.verify.bearer import extract_bearer
 from s2s.verify.config import VerifierConfig
-from s2s.verify.errors import InsufficientScope, InvalidRequest, InvalidToken, MissingToken, VerificationError
+from s2s.verify.errors import (
+    BadSignature,
+    DisallowedAlgorithm,
+    ExpiredToken,
+    InsufficientScope,
+    InvalidAudience,
+    InvalidClaim,
+    InvalidRequest,
+    InvalidToken,
+    JWKSError,
+    KeysUnavailable,
+    MalformedToken,
+    MissingClaim,
+    MissingToken,
+    TokenNotYetValid,
+    TokenRevoked,
+    TokenTooOld,
+    UnknownKey,
+    UnsupportedHeader,
+    UntrustedIssuer,
+    VerificationError,
+    WrongTokenType,
+)
 from s2s.verify.jwks import AsyncJWKSSource, SyncJWKSSource
 from s2s.verify.principal import Principal
 from s2s.verify.verifier import SyncTokenVerifier, TokenVerifier
@@ -16,17 +39,33 @@ from s2s.verify.verifier import SyncTokenVerifier, TokenVerifier
 __all__ = [
     "AlgorithmPolicy",
     "AsyncJWKSSource",
+    "BadSignature",
+    "DisallowedAlgorithm",
+    "ExpiredToken",
     "InsufficientScope",
+    "InvalidAudience",
+    "InvalidClaim",
     "InvalidRequest",
     "InvalidToken",
+    "JWKSError",
+    "KeysUnavailable",
+    "MalformedToken",
+    "MissingClaim",
     "MissingToken",
     "Principal",
     "SyncJWKSSource",
     "SyncTokenVerifier",
+    "TokenNotYetValid",
+    "TokenRevoked",
+    "TokenTooOld",
     "TokenVerifier",
+    "UnknownKey",
+    "UnsupportedHeader",
+    "UntrustedIssuer",
     "VerificationError",
     "VerifierConfig",
     "VerifyKey",
+    "WrongTokenType",
     "extract_bearer",
     "load_jwk",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote_to_bytes
 
-from s2s.verify.errors import InvalidRequest, InvalidToken, MissingToken
+from s2s.verify.errors import InvalidRequest, MalformedToken, MissingToken
 
 __all__ = ["extract_bearer"]
 
@@ -48,5 +48,5 @@ def extract_bearer(
     if " " in credentials or "\t" in credentials:
         raise InvalidRequest("several credentials")
     if not _TOKEN68.fullmatch(credentials):
-        raise InvalidToken("malformed token")
+        raise MalformedToken()
     return credentials

@@ -12,7 +12,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from s2s.verify.config import VerifierConfig
-from s2s.verify.errors import InvalidToken
+from s2s.verify.errors import (
+    ExpiredToken,
+    InvalidAudience,
+    InvalidClaim,
+    MissingClaim,
+    TokenNotYetValid,
+    TokenTooOld,
+    UntrustedIssuer,
+    WrongTokenType,
+)
 
 __all__ = ["ClaimsPolicy"]
 
@@ -25,14 +34,14 @@ def _number(claims: Mapping[str, Any], name: str) -> float | None:
     value = claims.get(name)
     if value is None:
         if name in claims:
-            raise InvalidToken(f"invalid {name} claim")
+            raise InvalidClaim(f"invalid {name} claim")
         return None
     try:
         number = float(value) if type(value) in _NUMBER else math.nan
     except OverflowError:  # an int too large for a float
         number = math.nan
     if not math.isfinite(number):
-        raise InvalidToken(f"invalid {name} claim")
+        raise InvalidClaim(f"invalid {name} claim")
     return number
 
 
@@ -76,63 +85,63 @@ class ClaimsPolicy:
             self.assertions = tuple(config.claim_assertions.items())
 
     def check(self, claims: Mapping[str, Any], now: float, tenant: str | None = None) -> float:
-        """Raise :class:`InvalidToken`, or return until when the token may be served from cache."""
+        """Until when the token may be served from cache, or an :class:`~s2s.verify.InvalidToken`."""
         for name in self.required:
             if name not in claims:
-                raise InvalidToken("missing required claim")
+                raise MissingClaim()
         leeway = self.leeway
         exp = claims.get("exp")
         # Inline fast path for the common shapes; anything else goes through _number.
         if type(exp) is not int or not 0 <= exp <= _MAX_TIME:
             exp = _number(claims, "exp")
             if exp is None:
-                raise InvalidToken("missing required claim")
+                raise MissingClaim()
         if now >= exp + leeway:
-            raise InvalidToken("token expired")
+            raise ExpiredToken()
         nbf = claims.get("nbf")
         if nbf is not None and (type(nbf) is not int or not 0 <= nbf <= _MAX_TIME):
             nbf = _number(claims, "nbf")
         if nbf is not None and nbf > now + leeway:
-            raise InvalidToken("token not yet valid")
+            raise TokenNotYetValid()
         iat = claims.get("iat")
         if iat is not None and (type(iat) is not int or not 0 <= iat <= _MAX_TIME):
             iat = _number(claims, "iat")
         if iat is not None and iat > now + leeway:
-            raise InvalidToken("token issued in the future")
+            raise TokenNotYetValid("token issued in the future")
         valid_until = exp
         if self.max_age is not None:
             if iat is None:
-                raise InvalidToken("missing required claim")
+                raise MissingClaim()
             if now - iat > self.max_age + leeway:
-                raise InvalidToken("token too old")
+                raise TokenTooOld()
             valid_until = min(exp, iat + self.max_age + leeway)
         if self.max_lifetime is not None:
             start = iat if iat is not None else nbf
             if start is None:
-                raise InvalidToken("missing required claim")
+                raise MissingClaim()
             if exp - start > self.max_lifetime:
-                raise InvalidToken("token lifetime too long")
+                raise InvalidClaim("token lifetime too long")
         sub = claims.get("sub")
         if sub is not None and not isinstance(sub, str):
-            raise InvalidToken("invalid sub claim")
+            raise InvalidClaim("invalid sub claim")
         aud = claims.get(self.audience_claim)
         if isinstance(aud, str):
             if aud not in self.audiences:
-                raise InvalidToken("invalid audience")
+                raise InvalidAudience()
         elif isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
             if self.audiences.isdisjoint(aud):
-                raise InvalidToken("invalid audience")
+                raise InvalidAudience()
         else:
-            raise InvalidToken("invalid audience")
+            raise InvalidAudience()
         if self.tenants is not None:
             tid = claims.get("tid")
             if not isinstance(tid, str) or tid not in self.tenants or (tenant is not None and tid != tenant):
-                raise InvalidToken("tenant not allowed")
+                raise UntrustedIssuer("tenant not allowed")
         for name in self.forbidden:
             if name in claims:
-                raise InvalidToken("wrong token type")
+                raise WrongTokenType()
         if self.any_of and not any(name in claims for name in self.any_of):
-            raise InvalidToken("wrong token type")
+            raise WrongTokenType()
         for name, expected in self.assertions:
             value = claims.get(name)
             if callable(expected):
@@ -140,7 +149,7 @@ class ClaimsPolicy:
             else:
                 ok = type(value) is type(expected) and value == expected
             if not ok:
-                raise InvalidToken("claim assertion failed")
+                raise InvalidClaim("claim assertion failed")
         return valid_until
 
     def check_id_token(self, claims: Mapping[str, Any], nonce: str | None) -> None:
@@ -149,8 +158,8 @@ class ClaimsPolicy:
         if isinstance(aud, list) and len(aud) > 1:
             azp = claims.get("azp")
             if not isinstance(azp, str) or azp not in self.audiences:
-                raise InvalidToken("invalid audience")
+                raise InvalidAudience()
         if nonce is not None:
             got = claims.get("nonce")
             if not isinstance(got, str) or not hmac.compare_digest(got.encode(), nonce.encode()):
-                raise InvalidToken("nonce mismatch")
+                raise InvalidClaim("nonce mismatch")

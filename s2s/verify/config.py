@@ -30,17 +30,26 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from s2s.errors import ConfigError
-from s2s.verify.algorithms import DEFAULT_ALGORITHMS, AlgorithmPolicy
-from s2s.verify.compact import DEFAULT_LIMITS, FORBIDDEN_HEADER_PARAMS, TokenLimits, normalize_typ
+from s2s.jose import (
+    DEFAULT_LIMITS,
+    NEVER_ALLOWED,
+    VERIFIER_ALGORITHMS,
+    AlgorithmPolicy,
+    HeaderPolicy,
+    TokenLimits,
+    normalize_typ,
+)
 from s2s.verify.principal import Principal
+
+if TYPE_CHECKING:
+    from s2s.secrets.source import SecretSource
 
 __all__ = [
     "DEFAULT_REQUIRED_CLAIMS",
@@ -48,6 +57,7 @@ __all__ = [
     "TENANT_PLACEHOLDER",
     "RevocationCheck",
     "VerifierConfig",
+    "check_discovered_url",
     "check_fetch_url",
     "is_loopback_host",
 ]
@@ -100,6 +110,19 @@ def check_fetch_url(url: str, what: str = "URL") -> str:
     raise ConfigError(f"{what} must use https (plain http only to a loopback address)")
 
 
+def check_discovered_url(url: str, issuer: str) -> str:
+    """A ``jwks_uri`` read from a discovery document: https; plain http (to loopback) only when the
+    configured issuer is itself an http loopback URL. A document served over https must not point
+    the verifier at plain http on this host (``http://127.0.0.1:6379/`` is somebody's Redis)."""
+    check_fetch_url(url, "discovered jwks_uri")
+    if urlsplit(url).scheme == "https":
+        return url
+    issuer_parts = urlsplit(issuer)
+    if issuer_parts.scheme == "http" and is_loopback_host(issuer_parts.hostname or ""):
+        return url
+    raise ConfigError("discovered jwks_uri must use https (the issuer is not an http loopback URL)")
+
+
 def _strings(value: str | tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -115,7 +138,7 @@ class VerifierConfig:
     issuer: str
     audiences: tuple[str, ...]
     jwks_uri: str | None = None
-    algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+    algorithms: tuple[str, ...] = VERIFIER_ALGORITHMS
     leeway: float = 30.0
     required_claims: tuple[str, ...] = DEFAULT_REQUIRED_CLAIMS
     token_types: tuple[str, ...] = ("at+jwt",)
@@ -131,7 +154,8 @@ class VerifierConfig:
     # At least one of these claims must be present (Entra: scp or roles).
     any_of_claims: tuple[str, ...] = ()
     revocation_check: RevocationCheck | None = field(default=None, compare=False)
-    # JWKS source
+    # JWKS source (see s2s.verify.jwks): TTL without Cache-Control; the floor under an issuer's
+    # max-age (never above jwks_ttl: a shorter jwks_ttl lowers it), and the ceiling.
     jwks_ttl: float = 600.0
     jwks_min_ttl: float = 60.0
     jwks_max_ttl: float = 86_400.0
@@ -142,6 +166,7 @@ class VerifierConfig:
     max_keys: int = 64
     limits: TokenLimits = DEFAULT_LIMITS
     policy: AlgorithmPolicy = field(init=False, repr=False, compare=False)
+    header_policy: HeaderPolicy = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -165,9 +190,10 @@ class VerifierConfig:
         if not self.token_types:
             raise ConfigError("token_types is empty: no token could be accepted")
         extra = _strings(self.extra_header_params)
-        if FORBIDDEN_HEADER_PARAMS.intersection(extra):
-            raise ConfigError("crit, b64, jwk, jku, x5u, x5c, zip, enc and cty are never allowed")
+        if NEVER_ALLOWED.intersection(extra):
+            raise ConfigError(f"{', '.join(sorted(NEVER_ALLOWED))} are never allowed in a token header")
         set_(self, "extra_header_params", extra)
+        set_(self, "header_policy", HeaderPolicy.closed(extra, types=frozenset(self.token_types)))
         set_(self, "claim_assertions", MappingProxyType(dict(self.claim_assertions)))
         set_(self, "forbidden_claims", _strings(self.forbidden_claims))
         set_(self, "any_of_claims", _strings(self.any_of_claims))
@@ -186,8 +212,14 @@ class VerifierConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"{name} must be positive")
-        if not 0 < self.jwks_min_ttl <= self.jwks_ttl <= self.jwks_max_ttl:
-            raise ConfigError("need 0 < jwks_min_ttl <= jwks_ttl <= jwks_max_ttl")
+        if not 0 < self.jwks_ttl <= self.jwks_max_ttl or self.jwks_min_ttl <= 0:
+            raise ConfigError(
+                "JWKS cache times must be positive, jwks_ttl at most jwks_max_ttl"
+                f" (jwks_ttl={self.jwks_ttl:g}, jwks_min_ttl={self.jwks_min_ttl:g},"
+                f" jwks_max_ttl={self.jwks_max_ttl:g})"
+            )
+        # An explicit short jwks_ttl is a wish for short caching: the floor follows it down.
+        set_(self, "jwks_min_ttl", min(self.jwks_min_ttl, self.jwks_ttl))
         if self.refetch_cooldown < 0 or self.max_staleness < 0 or self.http_timeout <= 0:
             raise ConfigError("refetch_cooldown, max_staleness and http_timeout must not be negative")
         if self.max_jwks_bytes <= 0 or self.max_keys <= 0:
@@ -302,46 +334,44 @@ class VerifierConfig:
 
     @classmethod
     def from_env(
-        cls, prefix: str = "S2S_VERIFIER_", environ: Mapping[str, str] | None = None
+        cls,
+        prefix: str = "S2S_VERIFIER_",
+        environ: Mapping[str, str] | None = None,
+        *,
+        secrets: SecretSource | None = None,
     ) -> VerifierConfig:
         """``{prefix}ISSUER`` and ``{prefix}AUDIENCE`` (comma or space separated) are required;
         JWKS_URI, ALGORITHMS, LEEWAY, REQUIRED_CLAIMS, TOKEN_TYPES, MAX_TOKEN_AGE, MAX_LIFETIME,
-        ALLOWED_TENANTS, JWKS_TTL, REFETCH_COOLDOWN, MAX_STALENESS, HTTP_TIMEOUT are optional."""
-        env = os.environ if environ is None else environ
+        ALLOWED_TENANTS, JWKS_TTL, REFETCH_COOLDOWN, MAX_STALENESS, HTTP_TIMEOUT are optional.
+        Read through the one settings reader (:mod:`s2s._env`): durations take units, ``aws-sm://``
+        references are resolved, and every missing or invalid variable is named in one line."""
+        from s2s._env import EnvReader  # noqa: PLC0415 - the reader is shared by every package
 
-        def get(name: str) -> str | None:
-            value = env.get(prefix + name)
-            return value.strip() if value is not None and value.strip() else None
-
-        issuer, audience = get("ISSUER"), get("AUDIENCE")
-        missing = [prefix + n for n, v in (("ISSUER", issuer), ("AUDIENCE", audience)) if v is None]
-        if missing:
-            raise ConfigError(f"missing setting: {', '.join(missing)}")
-        assert issuer is not None and audience is not None
-        options: dict[str, Any] = {}
-        try:
-            for name, conv in (
-                ("LEEWAY", float),
-                ("MAX_TOKEN_AGE", float),
-                ("MAX_LIFETIME", float),
-                ("JWKS_TTL", float),
-                ("REFETCH_COOLDOWN", float),
-                ("MAX_STALENESS", float),
-                ("HTTP_TIMEOUT", float),
-            ):
-                raw = get(name)
-                if raw is not None:
-                    options[name.lower()] = conv(raw)
-        except ValueError:
-            raise ConfigError(f"{prefix}{name} is not a number") from None
+        env = EnvReader(prefix, environ, secrets=secrets)
+        issuer = env.require("ISSUER").strip()
+        jwks_uri = (env.text("JWKS_URI") or "").strip() or None
+        audiences = env.strings("AUDIENCE")
+        if not audiences and env.given("AUDIENCE"):
+            env.invalid("AUDIENCE", "names no audience")
+        elif not audiences:
+            env.require("AUDIENCE")
+        # No JWKS_URI: the keys are found by discovery from the issuer (as from_discovery does).
+        values: dict[str, Any] = {"issuer": issuer, "audiences": audiences, "jwks_uri": jwks_uri}
+        durations = (
+            "LEEWAY",
+            "MAX_TOKEN_AGE",
+            "MAX_LIFETIME",
+            "JWKS_TTL",
+            "REFETCH_COOLDOWN",
+            "MAX_STALENESS",
+        )
+        for name in (*durations, "HTTP_TIMEOUT"):
+            if env.given(name):
+                # The config refuses what is out of range (NaN included) in its own words.
+                values[name.lower()] = env.duration(name, 0.0, checked=False)
         for name in ("ALGORITHMS", "REQUIRED_CLAIMS", "ALLOWED_TENANTS"):
-            raw = get(name)
-            if raw is not None:
-                options[name.lower()] = _strings(raw)
-        raw = get("TOKEN_TYPES")
-        if raw is not None:
-            options["token_types"] = tuple("" if t == "none" else t for t in _strings(raw))
-        jwks_uri = get("JWKS_URI")
-        if jwks_uri is None:
-            return cls.from_discovery(issuer, audience, **options)
-        return cls(issuer=issuer, audiences=_strings(audience), jwks_uri=jwks_uri, **options)
+            if env.given(name):
+                values[name.lower()] = env.strings(name)
+        if env.given("TOKEN_TYPES"):
+            values["token_types"] = tuple("" if t == "none" else t for t in env.strings("TOKEN_TYPES"))
+        return env.build(cls, values, {"audiences": "AUDIENCE"})

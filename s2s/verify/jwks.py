@@ -1,18 +1,39 @@
-"""JWKS sources: where an issuer's verification keys come from, and how long they are trusted.
+"""JWKS sources: an issuer's keys, fetched and cached, behind one refresh flow and two drivers.
 
-One source per configured issuer. The keys come from the configured ``jwks_uri`` or from discovery
-(``{issuer}/.well-known/openid-configuration``, then the RFC 8414
-``/.well-known/oauth-authorization-server`` location); a discovery document is used only if its
-``issuer`` is exactly the configured issuer. Fetches are https only (plain http to loopback), with
-a timeout (per read, and for the whole body), a body-size cap and a key-count cap, and never
-follow redirects.
+The refresh (discovery when no ``jwks_uri`` is configured, then the JWKS) is written once, as a
+generator that yields :class:`Fetch` steps and receives their outcome (:class:`Fetched`, or the
+exception); :class:`AsyncJWKSSource` and :class:`SyncJWKSSource` only perform the steps (as the
+token client and httpx's ``auth_flow`` do). Which request waits, and for what, is decided without
+I/O too (:class:`JWKSSourceCore`). Concurrent refreshes are one (:mod:`s2s._flight`).
 
-Freshness: a fetched key set lives for the ``Cache-Control: max-age`` of its response, clamped to
-``[jwks_min_ttl, jwks_max_ttl]`` (``jwks_ttl`` when absent). An unknown kid causes a refetch at most
-once per ``refetch_cooldown``; concurrent misses share one fetch; a kid still unknown after a fetch
-is remembered (and refused without I/O) until the next successful fetch. A kid refused only because
-of the cooldown is not remembered, so a key published during the cooldown is found afterwards.
-When a fetch fails the last good keys keep working until they are ``max_staleness`` old.
+Fetching: https only (plain http to loopback). A discovered ``jwks_uri`` must be https; plain http
+only when the configured issuer is itself an http loopback URL. Redirects are never followed;
+the body is capped (``max_jwks_bytes``) and so is the key count (``max_keys``). ONE total deadline,
+``http_timeout`` (5 s by default), bounds the whole refresh: discovery, JWKS, headers and body.
+httpx's own timeouts bound each read only, so a host trickling its headers a byte at a time would
+never trip them: the async driver runs the exchange under ``asyncio.timeout``; the sync driver
+runs it in a helper thread that the caller waits for until the deadline, then shuts the socket.
+
+Freshness: a key set lives for the ``Cache-Control: max-age`` of its response, at most
+``jwks_max_ttl`` (24 h), at least ``jwks_min_ttl`` (60 s; lower it to honour shorter max-ages, down
+to any value > 0: a ``jwks_ttl`` below it lowers it too). A max-age below ``jwks_min_ttl`` is not
+silently stretched: a warning names the issuer, both figures and the setting. Without
+Cache-Control the TTL is ``jwks_ttl`` (600 s); ``no-store``/``no-cache`` mean ``jwks_min_ttl``.
+
+Which requests wait (``cooldown`` = ``refetch_cooldown``, 30 s by default):
+
+* a kid in a key set within its TTL: served, no I/O (the per-token fast path);
+* a kid in a key set past its TTL but within ``max_staleness`` (12 h): served at once from those
+  last good keys, while ONE background refresh runs (stale while revalidate);
+* a kid not in the key set: waits for a refresh (joining the one in flight), bounded by that
+  refresh's deadline. A new refresh for an unknown kid starts only once ``cooldown`` has passed
+  since the end of the previous attempt: a stream of random kids costs at most one fetch per
+  cooldown per issuer, and a kid unknown at the last fetch is looked up again after the cooldown;
+* after a failed attempt, no new one starts until ``cooldown`` after the END of that attempt;
+* no usable keys at all (never fetched, or older than ``max_staleness``), or an unknown kid while
+  the last attempt failed: :class:`~s2s.verify.errors.KeysUnavailable` (503, ``retry_after`` = the
+  seconds until the next attempt may start), not ``invalid_token``: the fault is ours, not the
+  caller's. The warning of each failed attempt names the URL that failed (never a token).
 
 Loading drops keys one by one, never the whole set: ``oct`` keys, RSA below 2048 bits, keys with
 private members, ``use`` other than ``sig``, unsupported or invalid keys. A kid that appears more
@@ -23,42 +44,51 @@ verifier cannot know which of them the issuer meant.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
 import json
 import logging
+import math
 import re
+import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 import httpx
 
+from s2s._flight import AsyncSingleFlight, FlightTimeout, SingleFlight
 from s2s.clock import Clock, SystemClock, system_clock
 from s2s.errors import ConfigError
-from s2s.verify.algorithms import AlgorithmPolicy, KeyRejected, VerifyKey, load_jwk
-from s2s.verify.config import VerifierConfig, check_fetch_url
-from s2s.verify.errors import InvalidToken
+from s2s.jose import AlgorithmPolicy, KeyRejected, VerifyKey, load_jwk
+from s2s.verify.config import VerifierConfig, check_discovered_url
+from s2s.verify.errors import JWKSError, KeysUnavailable, UnknownKey
 
 __all__ = [
     "AsyncJWKSSource",
+    "Fetch",
+    "Fetched",
     "JWKSError",
+    "JWKSSourceCore",
     "KeySnapshot",
+    "RefreshFlow",
+    "SourceInfo",
     "SyncJWKSSource",
     "discovery_urls",
+    "max_age",
     "parse_jwks",
     "ttl_from_cache_control",
 ]
 
 log = logging.getLogger("s2s.verify.jwks")
 
-MAX_REMEMBERED_UNKNOWN_KIDS = 4096
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d{1,10})\"?", re.IGNORECASE)
-
-
-class JWKSError(Exception):
-    """A JWKS or discovery fetch failed; the message is short and safe to log."""
+_ACCEPT = {"Accept": "application/json"}
+# One flight per source: the key of its single-flight slot.
+_REFRESH = "refresh"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +97,35 @@ class KeySnapshot:
     fetched_at: float  # monotonic
     expires_at: float  # monotonic
     generation: int
+
+
+class SourceInfo(TypedDict):
+    issuer: str
+    jwks_uri: str | None
+    keys: list[dict[str, str]]
+    age_seconds: float | None
+    fresh: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """A step: GET ``url`` (JSON, no redirects) and read at most ``max_bytes``, all by ``deadline``
+    (on the source's monotonic clock)."""
+
+    url: str
+    deadline: float
+    max_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    status: int
+    cache_control: str | None
+    body: bytes
+
+
+Outcome = Fetched | Exception
+RefreshFlow = Generator[Fetch, Outcome, None]
 
 
 def parse_jwks(doc: Any, policy: AlgorithmPolicy, max_keys: int) -> tuple[dict[str, VerifyKey], list[str]]:
@@ -98,16 +157,20 @@ def parse_jwks(doc: Any, policy: AlgorithmPolicy, max_keys: int) -> tuple[dict[s
     return keys, dropped
 
 
+def max_age(cache_control: str | None) -> float | None:
+    """The ``max-age`` of a Cache-Control value (0 for ``no-store``/``no-cache``), or None."""
+    if not cache_control:
+        return None
+    lowered = cache_control.lower()
+    if "no-store" in lowered or "no-cache" in lowered:
+        return 0.0
+    match = _MAX_AGE.search(cache_control)
+    return float(match.group(1)) if match else None
+
+
 def ttl_from_cache_control(value: str | None, config: VerifierConfig) -> float:
-    ttl = config.jwks_ttl
-    if value:
-        lowered = value.lower()
-        if "no-store" in lowered or "no-cache" in lowered:
-            ttl = config.jwks_min_ttl
-        else:
-            match = _MAX_AGE.search(value)
-            if match:
-                ttl = float(match.group(1))
+    requested = max_age(value)
+    ttl = config.jwks_ttl if requested is None else requested
     return min(max(ttl, config.jwks_min_ttl), config.jwks_max_ttl)
 
 
@@ -122,15 +185,46 @@ def discovery_urls(issuer: str) -> tuple[str, str]:
     )
 
 
-def _json_body(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
-        raise JWKSError("response is not JSON") from None
+def _reason(exc: BaseException) -> str:
+    # httpx messages may carry the URL at most (no token ever reaches a JWKS request); the type is
+    # enough and stays short.
+    return str(exc) if isinstance(exc, JWKSError) else type(exc).__name__
 
 
-class _SourceState:
-    """The policy shared by the async and the sync source; subclasses only do the I/O."""
+class _Plan(enum.Enum):
+    SERVE = 1  # the key is known and usable: no I/O
+    BACKGROUND = 2  # known but past its TTL: serve it, refresh behind
+    WAIT = 3  # unknown or no usable keys: wait for a refresh (join or start)
+    REFUSE = 4  # unknown, and no refresh may start now
+
+
+class _Body:
+    """A response body read against the step's byte cap and deadline."""
+
+    __slots__ = ("_clock", "_data", "_step")
+
+    def __init__(self, step: Fetch, clock: Clock, response: httpx.Response) -> None:
+        if response.status_code != 200:
+            raise JWKSError(f"HTTP {response.status_code}")
+        length = response.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > step.max_bytes:
+            raise JWKSError("response too large")
+        self._step, self._clock, self._data = step, clock, bytearray()
+
+    def add(self, chunk: bytes) -> None:
+        self._data.extend(chunk)
+        if len(self._data) > self._step.max_bytes:
+            raise JWKSError("response too large")
+        # The drivers' deadline is on the real clock; this check also holds for an injected one.
+        if self._clock.monotonic() > self._step.deadline:
+            raise JWKSError("response too slow")
+
+    def done(self, response: httpx.Response) -> Fetched:
+        return Fetched(response.status_code, response.headers.get("cache-control"), bytes(self._data))
+
+
+class JWKSSourceCore:
+    """Everything about one issuer's keys but the I/O: state, decisions and the refresh flow."""
 
     def __init__(self, config: VerifierConfig, clock: Clock) -> None:
         self.config = config
@@ -140,9 +234,14 @@ class _SourceState:
         self._monotonic = time.monotonic if type(clock) is SystemClock else clock.monotonic
         self._jwks_uri = config.jwks_uri
         self._snapshot: KeySnapshot | None = None
-        self._unknown: set[str] = set()
-        self._last_attempt: float | None = None
         self._generation = 0
+        # End of the last attempt, end of the last failed one (None after a success), deadline of
+        # the attempt in flight: the cooldowns count from the end of an attempt, not its start.
+        self._ended_at: float | None = None
+        self._failed_at: float | None = None
+        self._deadline = 0.0
+        self._last_error = ""
+        self._short_max_age_seen: set[float] = set()
         self.fetch_count = 0
 
     # -- reading -----------------------------------------------------------------------------------
@@ -157,28 +256,6 @@ class _SourceState:
     def has_fresh_key(self, kid: str) -> bool:
         return self.fresh_key(kid) is not None
 
-    def _needs_fetch(self, kid: str) -> bool:
-        now = self._clock.monotonic()
-        if self._last_attempt is not None and now - self._last_attempt < self.config.refetch_cooldown:
-            return False
-        snap = self._snapshot
-        if snap is None or now >= snap.expires_at:
-            return True
-        return kid not in snap.keys and kid not in self._unknown
-
-    def _usable_key(self, kid: str, *, after_fetch: bool) -> VerifyKey:
-        snap = self._snapshot
-        if snap is None or self._clock.monotonic() - snap.fetched_at > self.config.max_staleness:
-            raise InvalidToken("signing keys unavailable")
-        key = snap.keys.get(kid)
-        if key is None:
-            # Only a kid that a fetch just confirmed absent is remembered; one refused because of
-            # the cooldown gets its refetch once the cooldown is over (a rotation in progress).
-            if after_fetch and len(self._unknown) < MAX_REMEMBERED_UNKNOWN_KIDS:
-                self._unknown.add(kid)
-            raise InvalidToken("unknown key")
-        return key
-
     @property
     def jwks_uri(self) -> str | None:
         return self._jwks_uri
@@ -188,7 +265,12 @@ class _SourceState:
         snap = self._snapshot
         return tuple(snap.keys) if snap is not None else ()
 
-    def describe(self) -> dict[str, Any]:
+    @property
+    def last_error(self) -> str:
+        """What the last failed attempt met (URL and reason), or ""."""
+        return self._last_error
+
+    def describe(self) -> SourceInfo:
         snap = self._snapshot
         now = self._clock.monotonic()
         return {
@@ -199,11 +281,104 @@ class _SourceState:
             "fresh": bool(snap and now < snap.expires_at),
         }
 
-    # -- writing -----------------------------------------------------------------------------------
+    # -- deciding ----------------------------------------------------------------------------------
 
-    def _begin_attempt(self) -> None:
-        self._last_attempt = self._clock.monotonic()
+    def _usable(self, now: float) -> KeySnapshot | None:
+        snap = self._snapshot
+        if snap is None or now - snap.fetched_at > self.config.max_staleness:
+            return None
+        return snap
+
+    def _may_start(self, now: float, *, expired: bool) -> bool:
+        cooldown = self.config.refetch_cooldown
+        if self._failed_at is not None and now - self._failed_at < cooldown:
+            return False
+        return expired or self._ended_at is None or now - self._ended_at >= cooldown
+
+    def _plan(self, kid: str, busy: bool) -> _Plan:
+        """What a request for ``kid`` does, ``busy`` telling whether a refresh is in flight."""
+        now = self._clock.monotonic()
+        snap = self._usable(now)
+        if snap is not None and kid in snap.keys:
+            if busy or not self._may_start(now, expired=True):
+                return _Plan.SERVE
+            return _Plan.BACKGROUND
+        if busy:
+            return _Plan.WAIT
+        expired = snap is None or now >= snap.expires_at
+        return _Plan.WAIT if self._may_start(now, expired=expired) else _Plan.REFUSE
+
+    def _resolve(self, kid: str) -> VerifyKey:
+        """The usable key for ``kid`` now, or the refusal that says why there is none."""
+        now = self._clock.monotonic()
+        snap = self._usable(now)
+        key = snap.keys.get(kid) if snap is not None else None
+        if key is not None:
+            return key
+        if snap is None or self._failed_at is not None:
+            raise KeysUnavailable(retry_after=self._retry_after(now))
+        raise UnknownKey()
+
+    def _retry_after(self, now: float) -> int:
+        cooldown = self.config.refetch_cooldown
+        since = now - self._failed_at if self._failed_at is not None else cooldown
+        return max(1, math.ceil(cooldown - since)) if since < cooldown else 1
+
+    def _wait_bound(self, busy: bool) -> float:
+        # A request waits for the refresh until that refresh's deadline (plus a little slack for
+        # the driver to report): never longer than http_timeout, whatever the host does.
+        if not busy:
+            return self.config.http_timeout + 1.0
+        return max(0.0, self._deadline - self._clock.monotonic()) + 1.0
+
+    # -- the refresh flow --------------------------------------------------------------------------
+
+    def refresh_flow(self) -> RefreshFlow:
+        """Discovery (when needed) and the JWKS, under one deadline. Never raises."""
         self.fetch_count += 1
+        self._deadline = self._clock.monotonic() + self.config.http_timeout
+        url = self._jwks_uri or self.issuer
+        try:
+            if self._jwks_uri is None:
+                url = yield from self._discover()
+            doc, cache_control = self._document((yield self._fetch(url)))
+            self._install(doc, cache_control)
+            self._failed_at = None
+        except JWKSError as exc:
+            self._last_error = f"{url}: {exc}"
+            log.warning(
+                "JWKS fetch for %s failed: %s; %s",
+                self.issuer,
+                self._last_error,
+                "keeping the last good keys" if self._snapshot is not None else "no keys yet",
+            )
+            self._failed_at = self._clock.monotonic()
+        finally:
+            self._ended_at = self._clock.monotonic()
+
+    def _fetch(self, url: str) -> Fetch:
+        return Fetch(url, self._deadline, self.config.max_jwks_bytes)
+
+    def _document(self, outcome: Outcome) -> tuple[Any, str | None]:
+        if isinstance(outcome, Exception):
+            raise JWKSError(_reason(outcome))
+        try:
+            return json.loads(outcome.body), outcome.cache_control
+        except (ValueError, RecursionError):
+            raise JWKSError("response is not JSON") from None
+
+    def _discover(self) -> Generator[Fetch, Outcome, str]:
+        last = JWKSError("discovery failed")
+        for url in discovery_urls(self.issuer):
+            try:
+                doc, _ = self._document((yield self._fetch(url)))
+                uri = self._accept_discovery(doc)
+            except JWKSError as exc:
+                last = JWKSError(f"discovery at {url}: {exc}")
+                continue
+            self._jwks_uri = uri
+            return uri
+        raise last
 
     def _accept_discovery(self, doc: Any) -> str:
         if not isinstance(doc, dict) or doc.get("issuer") != self.issuer:
@@ -212,10 +387,9 @@ class _SourceState:
         if not isinstance(uri, str):
             raise JWKSError("discovery document has no jwks_uri")
         try:
-            check_fetch_url(uri, "discovered jwks_uri")
+            return check_discovered_url(uri, self.issuer)
         except ConfigError as exc:
             raise JWKSError(str(exc)) from None
-        return uri
 
     def _install(self, doc: Any, cache_control: str | None) -> None:
         keys, dropped = parse_jwks(doc, self.config.policy, self.config.max_keys)
@@ -229,36 +403,34 @@ class _SourceState:
                     keys[kid] = old
         for reason in dropped:
             log.warning("JWKS of %s: key dropped (%s)", self.issuer, reason)
+        requested = max_age(cache_control)
+        if (
+            requested is not None
+            and requested < self.config.jwks_min_ttl
+            and requested not in self._short_max_age_seen
+            and len(self._short_max_age_seen) < 16
+        ):
+            self._short_max_age_seen.add(requested)
+            log.warning(
+                "JWKS of %s asks max-age=%g s, below this verifier's jwks_min_ttl=%g s: keys are"
+                " kept %g s; set jwks_min_ttl to %g or less to honour it",
+                self.issuer,
+                requested,
+                self.config.jwks_min_ttl,
+                self.config.jwks_min_ttl,
+                max(requested, 1),
+            )
         ttl = ttl_from_cache_control(cache_control, self.config)
         now = self._clock.monotonic()
         self._generation += 1
         self._snapshot = KeySnapshot(
             keys=keys, fetched_at=now, expires_at=now + ttl, generation=self._generation
         )
-        self._unknown.clear()
-
-    def _failed(self, exc: BaseException) -> None:
-        reason = str(exc) if isinstance(exc, JWKSError) else type(exc).__name__
-        log.warning("JWKS fetch for %s failed: %s; keeping the last good keys", self.issuer, reason)
-
-    def _take(self, body: bytearray, chunk: bytes, deadline: float) -> None:
-        body.extend(chunk)
-        if len(body) > self.config.max_jwks_bytes:
-            raise JWKSError("response too large")
-        # httpx's timeout bounds each read, not the whole body: a server sending a few bytes per
-        # read would hold the shared fetch (and every request waiting on it) for hours.
-        if self._clock.monotonic() > deadline:
-            raise JWKSError("response too slow")
-
-    def _check_response(self, response: httpx.Response) -> None:
-        if response.status_code != 200:
-            raise JWKSError(f"HTTP {response.status_code}")
-        length = response.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.config.max_jwks_bytes:
-            raise JWKSError("response too large")
 
 
-class AsyncJWKSSource(_SourceState):
+class AsyncJWKSSource(JWKSSourceCore):
+    """The asyncio driver (``httpx.AsyncClient``)."""
+
     def __init__(
         self,
         config: VerifierConfig,
@@ -267,65 +439,106 @@ class AsyncJWKSSource(_SourceState):
     ) -> None:
         super().__init__(config, clock)
         self._client = client
-        self._inflight: asyncio.Future[None] | None = None
+        self._flight: AsyncSingleFlight[str, None] = AsyncSingleFlight()
 
     async def get_key(self, kid: str) -> VerifyKey:
         key = self.fresh_key(kid)
         if key is not None:
             return key
-        if self._needs_fetch(kid) or self._inflight is not None:
-            await self.refresh()
-            return self._usable_key(kid, after_fetch=True)
-        return self._usable_key(kid, after_fetch=False)
+        busy = self._flight.in_flight(_REFRESH)
+        plan = self._plan(kid, busy)
+        if plan is _Plan.BACKGROUND:
+            self._flight.start(_REFRESH, self._run)
+        elif plan is _Plan.WAIT:
+            # A refresh that outlives its deadline: decide with what is known.
+            with contextlib.suppress(FlightTimeout):
+                await self._flight.do(_REFRESH, self._run, timeout=self._wait_bound(busy))
+        return self._resolve(kid)
 
     async def refresh(self) -> None:
         """Fetch now, or join the fetch already under way (never raises)."""
-        inflight = self._inflight
-        if inflight is None or inflight.done():
-            inflight = self._inflight = asyncio.ensure_future(self._fetch())
-        # shield: a cancelled caller must not cancel the fetch the others are waiting for.
-        await asyncio.shield(inflight)
+        await self._flight.do(_REFRESH, self._run)
 
-    async def _fetch(self) -> None:
-        self._begin_attempt()
+    async def wait_idle(self) -> None:
+        """Wait until no refresh is in flight (a background one included)."""
+        await self._flight.wait(_REFRESH)
+
+    async def _run(self) -> None:
+        flow = self.refresh_flow()
         try:
-            if self._jwks_uri is None:
-                self._jwks_uri = await self._discover()
-            doc, cache_control = await self._get(self._jwks_uri)
-            self._install(doc, cache_control)
+            step = next(flow)
+            while True:
+                step = flow.send(await self._exchange(step))
+        except StopIteration:
+            pass
+
+    async def _exchange(self, step: Fetch) -> Outcome:
+        remaining = step.deadline - self._clock.monotonic()
+        try:
+            if remaining <= 0:
+                raise JWKSError(f"no time left of the {self.config.http_timeout:g} s deadline")
+            # One deadline over the whole exchange: connect, headers, body.
+            async with asyncio.timeout(remaining):
+                request = self._client().stream(
+                    "GET", step.url, headers=_ACCEPT, timeout=remaining, follow_redirects=False
+                )
+                async with request as response:
+                    body = _Body(step, self._clock, response)
+                    async for chunk in response.aiter_bytes():
+                        body.add(chunk)
+                    return body.done(response)
+        except TimeoutError:
+            return JWKSError(f"no complete answer within {self.config.http_timeout:g} s")
         except Exception as exc:
-            self._failed(exc)
+            return exc
+
+
+class _Exchange:
+    """One blocking request on a helper thread, abortable from the waiting thread."""
+
+    def __init__(self, client: httpx.Client, step: Fetch, clock: Clock, timeout: float) -> None:
+        self._client, self._step, self._clock, self._timeout = client, step, clock, timeout
+        self.done = threading.Event()
+        self.outcome: Outcome = JWKSError("no answer")
+        self._sockets: list[socket.socket] = []
+
+    def _trace(self, event: str, info: Mapping[str, Any]) -> None:
+        # httpcore reports the connections it opens: a hung one can then be shut from outside.
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if isinstance(sock, socket.socket):
+                self._sockets.append(sock)
+
+    def run(self) -> None:
+        try:
+            request = self._client.stream(
+                "GET",
+                self._step.url,
+                headers=_ACCEPT,
+                timeout=self._timeout,
+                follow_redirects=False,
+                extensions={"trace": self._trace},
+            )
+            with request as response:
+                body = _Body(self._step, self._clock, response)
+                for chunk in response.iter_bytes():
+                    body.add(chunk)
+                self.outcome = body.done(response)
+        except Exception as exc:
+            self.outcome = exc
         finally:
-            self._inflight = None
+            self.done.set()
 
-    async def _discover(self) -> str:
-        last: Exception = JWKSError("discovery failed")
-        for url in discovery_urls(self.issuer):
-            try:
-                doc, _ = await self._get(url)
-                return self._accept_discovery(doc)
-            except (JWKSError, httpx.HTTPError) as exc:
-                last = exc
-        raise last
-
-    async def _get(self, url: str) -> tuple[Any, str | None]:
-        deadline = self._clock.monotonic() + self.config.http_timeout
-        request = self._client().stream(
-            "GET",
-            url,
-            headers={"Accept": "application/json"},
-            timeout=self.config.http_timeout,
-            follow_redirects=False,
-        )
-        async with request as response:
-            self._check_response(response)
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                self._take(body, chunk, deadline)
-            return _json_body(bytes(body)), response.headers.get("cache-control")
+    def abort(self) -> None:
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)
 
 
-class SyncJWKSSource(_SourceState):
+class SyncJWKSSource(JWKSSourceCore):
+    """The blocking driver (``httpx.Client``); thread-safe."""
+
     def __init__(
         self,
         config: VerifierConfig,
@@ -334,54 +547,46 @@ class SyncJWKSSource(_SourceState):
     ) -> None:
         super().__init__(config, clock)
         self._client = client
-        self._lock = threading.Lock()
+        self._flight: SingleFlight[str, None] = SingleFlight(name="s2s-jwks-refresh")
 
     def get_key(self, kid: str) -> VerifyKey:
         key = self.fresh_key(kid)
         if key is not None:
             return key
-        if self._needs_fetch(kid):
-            self.refresh()
-            return self._usable_key(kid, after_fetch=True)
-        return self._usable_key(kid, after_fetch=False)
+        busy = self._flight.in_flight(_REFRESH)
+        plan = self._plan(kid, busy)
+        if plan is _Plan.BACKGROUND:
+            self._flight.start(_REFRESH, self._run)
+        elif plan is _Plan.WAIT:
+            # A refresh that outlives its deadline: decide with what is known.
+            with contextlib.suppress(FlightTimeout):
+                self._flight.do(_REFRESH, self._run, timeout=self._wait_bound(busy))
+        return self._resolve(kid)
 
     def refresh(self) -> None:
-        seen = self._last_attempt
-        with self._lock:
-            # Another thread fetched while this one waited for the lock: share its result.
-            if self._last_attempt != seen:
-                return
-            self._begin_attempt()
-            try:
-                if self._jwks_uri is None:
-                    self._jwks_uri = self._discover()
-                doc, cache_control = self._get(self._jwks_uri)
-                self._install(doc, cache_control)
-            except Exception as exc:
-                self._failed(exc)
+        """Fetch now, or join the fetch already under way (never raises)."""
+        self._flight.do(_REFRESH, self._run)
 
-    def _discover(self) -> str:
-        last: Exception = JWKSError("discovery failed")
-        for url in discovery_urls(self.issuer):
-            try:
-                doc, _ = self._get(url)
-                return self._accept_discovery(doc)
-            except (JWKSError, httpx.HTTPError) as exc:
-                last = exc
-        raise last
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no refresh is in flight (a background one included); False on timeout."""
+        return self._flight.wait(_REFRESH, timeout)
 
-    def _get(self, url: str) -> tuple[Any, str | None]:
-        deadline = self._clock.monotonic() + self.config.http_timeout
-        request = self._client().stream(
-            "GET",
-            url,
-            headers={"Accept": "application/json"},
-            timeout=self.config.http_timeout,
-            follow_redirects=False,
-        )
-        with request as response:
-            self._check_response(response)
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                self._take(body, chunk, deadline)
-            return _json_body(bytes(body)), response.headers.get("cache-control")
+    def _run(self) -> None:
+        flow = self.refresh_flow()
+        try:
+            step = next(flow)
+            while True:
+                step = flow.send(self._exchange(step))
+        except StopIteration:
+            pass
+
+    def _exchange(self, step: Fetch) -> Outcome:
+        remaining = step.deadline - self._clock.monotonic()
+        if remaining <= 0:
+            return JWKSError(f"no time left of the {self.config.http_timeout:g} s deadline")
+        exchange = _Exchange(self._client(), step, self._clock, remaining)
+        threading.Thread(target=exchange.run, name="s2s-jwks-fetch", daemon=True).start()
+        if not exchange.done.wait(remaining):
+            exchange.abort()
+            return JWKSError(f"no complete answer within {self.config.http_timeout:g} s")
+        return exchange.outcome

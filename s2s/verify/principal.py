@@ -1,4 +1,12 @@
-"""The verified caller."""
+"""The verified caller.
+
+Claim shapes accepted: ``scope`` (RFC 9068, space-separated) or ``scp`` (Entra/Okta, string or
+list); ``roles`` and ``permissions`` as a list of strings or one string (one name); ``features``
+as a list of names or as an object (ioserver-oidc: ``{"beta": true, "limit": 5}``), where a name is
+enabled when its value is truthy. :attr:`Principal.features` holds the enabled names (what
+``requires_features`` checks); :attr:`Principal.feature_values` the mapping as the token carried
+it (a list becomes ``{name: True}``).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +26,15 @@ def _strings(value: Any, *, split: bool = False) -> frozenset[str]:
     return frozenset()
 
 
+def _features(value: Any) -> tuple[frozenset[str], Mapping[str, Any]]:
+    """The enabled feature names and the feature mapping, from a list or an object claim."""
+    if isinstance(value, Mapping):
+        raw = {k: v for k, v in value.items() if isinstance(k, str)}
+        return frozenset(k for k, v in raw.items() if v), MappingProxyType(raw)
+    names = _strings(value)
+    return names, MappingProxyType(dict.fromkeys(sorted(names), True))
+
+
 # Not slotted: _from_owned_claims fills the instance dict directly (the hot path of every verify).
 @dataclass(frozen=True)
 class Principal:
@@ -33,6 +50,8 @@ class Principal:
     tenant_id: str | None = None
     token_id: str | None = None
     claims: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    # The features claim as a mapping (object as sent; a list as {name: True}); see features.
+    feature_values: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
     @classmethod
     def from_claims(cls, claims: Mapping[str, Any]) -> Principal:
@@ -63,6 +82,7 @@ def _from_owned_claims(cls: type[Principal], claims: dict[str, Any]) -> Principa
     else:
         scopes = _EMPTY if scope_claim is None else _strings(scope_claim, split=True)
     roles, permissions, features = get("roles"), get("permissions"), get("features")
+    feature_names, feature_values = (_EMPTY, _NO_FEATURES) if features is None else _features(features)
     # The fallbacks are looked up only when the first name is absent (same result as chained
     # defaults, fewer lookups for the usual tokens).
     client_id = get("client_id", _ABSENT)
@@ -88,15 +108,17 @@ def _from_owned_claims(cls: type[Principal], claims: dict[str, Any]) -> Principa
         scopes=scopes,
         roles=_EMPTY if roles is None else _strings(roles),
         permissions=_EMPTY if permissions is None else _strings(permissions),
-        features=_EMPTY if features is None else _strings(features),
+        features=feature_names,
         tenant_id=tenant if isinstance(tenant, str) else None,
         token_id=jti if isinstance(jti, str) else None,
         claims=MappingProxyType(claims),
+        feature_values=feature_values,
     )
     return principal
 
 
 _EMPTY: frozenset[str] = frozenset()
+_NO_FEATURES: Mapping[str, Any] = MappingProxyType({})
 # A caller's tokens carry the same scope string again and again: its (immutable) set is shared
 # instead of split and built per token. Bounded; a full table is simply started over.
 _SCOPE_SETS_SIZE = 1024

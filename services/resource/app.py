@@ -10,6 +10,10 @@ Settings: ``S2S_VERIFIER_*`` (see :meth:`s2s.verify.VerifierConfig.from_env`; wi
 :class:`ResourceSettings`) and, for ``GET /me/graph``, ``S2S_ENTRA_*`` (see
 :meth:`s2s.entra.EntraConfig.from_env`).
 
+``S2S_RESOURCE_PUBLIC_DOCS`` (default true) serves ``/schema`` without a token;
+``S2S_RESOURCE_TOKEN_URL`` (the issuer's token endpoint) adds an OAuth2 client-credentials flow
+to it, so Swagger UI's "Authorize" can fetch a token.
+
 Routes: ``GET /health`` (public), ``GET /whoami`` (any valid token), ``GET /orders`` and
 ``GET /orders/{id}`` (scope ``orders:read``), ``POST /orders`` (scope ``orders:write``),
 ``DELETE /orders/{id}`` (role ``admin``), WebSocket ``/orders/feed`` (scope ``orders:read``), and
@@ -56,6 +60,8 @@ class ResourceSettings:
     realm: str = "orders"
     # Serve /schema without a token (the API's shape is not secret; its data is).
     public_docs: bool = True
+    # The issuer's token endpoint: Swagger UI's "Authorize" then fetches tokens (client credentials).
+    token_url: str | None = None
     # What GET /me/graph asks Entra ID for on behalf of the caller, and where Graph lives.
     graph_scopes: tuple[str, ...] = (GRAPH_USER_READ,)
     graph_base_url: str = GRAPH_V1
@@ -64,6 +70,8 @@ class ResourceSettings:
         if not self.graph_scopes:
             raise ConfigError("graph_scopes must name at least one scope")
         check_fetch_url(self.graph_base_url, "graph_base_url")
+        if self.token_url is not None:
+            check_fetch_url(self.token_url, "token_url")
 
     @classmethod
     def from_env(
@@ -82,6 +90,8 @@ class ResourceSettings:
             options["graph_scopes"] = tuple(scopes)
         if graph_url := (env.get(prefix + "GRAPH_BASE_URL") or "").strip():
             options["graph_base_url"] = graph_url.rstrip("/")
+        if token_url := (env.get(prefix + "TOKEN_URL") or "").strip():
+            options["token_url"] = token_url
         return cls(**options)
 
 
@@ -174,27 +184,27 @@ def create_app(
             "roles": sorted(principal.roles),
         }
 
-    @get("/orders", guards=[requires_scopes("orders:read")])
+    @get("/orders", requires=requires_scopes("orders:read"))
     async def list_orders() -> list[dict[str, Any]]:
         return list(orders.items.values())
 
-    @get("/orders/{order_id:int}", guards=[requires_scopes("orders:read")])
+    @get("/orders/{order_id:int}", requires=requires_scopes("orders:read"))
     async def get_order(order_id: FromPath[int]) -> dict[str, Any]:
         return orders.get(order_id)
 
-    @post("/orders", guards=[requires_scopes("orders:write")])
+    @post("/orders", requires=requires_scopes("orders:write"))
     async def create_order(data: JSONBody[dict[str, Any]], principal: PrincipalDep) -> dict[str, Any]:
         order_id = max(orders.items, default=0) + 1
         order = {"id": order_id, "item": str(data.get("item", "")), "quantity": data.get("quantity", 1)}
         orders.items[order_id] = {**order, "created_by": principal.subject}
         return orders.items[order_id]
 
-    @delete("/orders/{order_id:int}", guards=[requires_roles("admin")])
+    @delete("/orders/{order_id:int}", requires=requires_roles("admin"))
     async def delete_order(order_id: FromPath[int]) -> None:
         orders.get(order_id)
         del orders.items[order_id]
 
-    @websocket("/orders/feed", guards=[requires_scopes("orders:read")])
+    @websocket("/orders/feed", requires=requires_scopes("orders:read"))
     async def order_feed(socket: WebSocket[Principal, Any, Any], principal: PrincipalDep) -> None:
         """Sends the orders, then answers each text message with the order of that id."""
         await socket.accept()
@@ -205,11 +215,11 @@ def create_app(
             except (ValueError, NotFoundException):
                 await socket.send_json({"error": "no such order"})
 
-    exclude = ["/schema(/.*)?"] if settings.public_docs else []
+    plugin_options.setdefault("public_schema", settings.public_docs)
+    plugin_options.setdefault("token_url", settings.token_url)
     plugin = S2SAuthPlugin(
         config if config is not None else VerifierConfig.from_env(),
         realm=settings.realm,
-        exclude=exclude,
         **plugin_options,
     )
     plugins: list[PluginProtocol] = [plugin]

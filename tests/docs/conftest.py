@@ -10,8 +10,8 @@ import uvicorn
 
 from s2s.issuer import Client, InMemoryClientRegistry, IssuerSettings
 from s2s.litestar.issuer import IssuerRuntime, create_issuer_app
-from tests.issuer.helpers import SECRET, SECRET_HASH, MemoryKeyStore
-from tests.support import free_port
+from tests.issuer.helpers import SECRET, SECRET_HASH
+from tests.support import MemoryKeyStore, free_port
 
 __all__ = ["AUDIENCE", "CLIENT_ID", "LiveIssuer"]
 

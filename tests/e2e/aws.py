@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ import boto3
 import pytest
 
 from tests.e2e.conftest import FAST_ROTATION_ENV, S2SCli
-from tests.support import free_port, stop_process, wait_until_ready
+from tests.support import RunningProcess, running_process, stop_process, wait_until_ready
 
 __all__ = [
     "AwsDeployment",
@@ -51,31 +50,21 @@ _SCRUBBED = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class MotoServer:
-    url: str
-    proc: subprocess.Popen[bytes]
-    log: Path
+MotoServer = RunningProcess
 
 
 @pytest.fixture
 def moto(tmp_path: Path) -> Iterator[MotoServer]:
     """``moto_server -H 127.0.0.1 -p PORT`` from the venv, in its own process (its own state)."""
-    port = free_port()
-    log = tmp_path / "moto.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = MotoServer(f"http://127.0.0.1:{port}", proc, log)
-    try:
-        # moto's dashboard path answers as soon as the server is up.
-        wait_until_ready(f"{server.url}/moto-api/", proc, log, timeout=30)
+    moto_server = str(Path(sys.executable).parent / "moto_server")
+    # moto's dashboard path answers as soon as the server is up.
+    with running_process(
+        lambda port: [moto_server, "-H", "127.0.0.1", "-p", str(port)],
+        name="moto",
+        workdir=tmp_path,
+        ready_path="/moto-api/",
+    ) as server:
         yield server
-    finally:
-        stop_process(proc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,40 +116,20 @@ def aws(moto: MotoServer, tmp_path: Path) -> AwsDeployment:
     return AwsDeployment(tmp_path, env, moto.url, prefix)
 
 
-@dataclass(frozen=True, slots=True)
-class ResourceService:
-    url: str
-    proc: subprocess.Popen[bytes]
-    log: Path
+ResourceService = RunningProcess
 
 
 @contextlib.contextmanager
 def running_resource_service(env: dict[str, str], workdir: Path) -> Iterator[ResourceService]:
     """``uvicorn services.resource.app:app`` on a free port of 127.0.0.1 (settings from ``env``'s
     ``S2S_VERIFIER_*``), until ``/health`` answers; stopped (terminate, wait, kill) on exit."""
-    port = free_port()
-    log = workdir / f"resource-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "services.resource.app:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
-            cwd=REPO_ROOT,
-            env={**env, "PYTHONUNBUFFERED": "1"},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    service = ResourceService(f"http://127.0.0.1:{port}", proc, log)
-    try:
-        wait_until_ready(f"{service.url}/health", proc, log)
+    uvicorn = [sys.executable, "-m", "uvicorn", "services.resource.app:app", "--no-access-log"]
+    with running_process(
+        lambda port: [*uvicorn, "--host", "127.0.0.1", "--port", str(port)],
+        name="resource",
+        workdir=workdir,
+        ready_path="/health",
+        env=env,
+        cwd=REPO_ROOT,
+    ) as service:
         yield service
-    finally:
-        stop_process(proc)

@@ -62,12 +62,13 @@ TIMING_ENV = {
 }
 
 LOAD_THREADS = 2
-MAX_REQUESTS = 20_000  # the load stops by itself at this count ...
-MAX_LOAD_SECONDS = 50.0  # ... or after this long, whichever comes first
 TOKENS_PER_KEY_AND_REPLICA = 3  # before the next rotation, each replica signs with the new key
-# A rotation reaches a replica within one poll interval; on a loaded 2-core machine running seven
-# processes, its reload thread may wait for a CPU a good deal longer.
-RELOAD_SLACK = 5.0
+TOKENS_AFTER_LAST_ROTATION = 20  # more verified load once the last rotation reached both replicas
+# The test is bounded by the work it must see done (rotations completed, tokens verified), not by
+# a time window: on a loaded 2-core machine running seven processes the same work takes longer.
+# These are safety nets only, far above what the work takes (the figures are printed).
+LOAD_CEILING = 540.0
+CONVERGENCE_CEILING = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +173,7 @@ class Outcome:
 
 class Load(BoundedLoad):
     """Threads that take turns between the replicas: fetch a token, verify it with PyJWT, call
-    ``GET /orders`` with it. Stops when told, after ``MAX_REQUESTS`` or ``MAX_LOAD_SECONDS``."""
+    ``GET /orders`` with it, until the test has seen its work done (or ``LOAD_CEILING``)."""
 
     def __init__(self, replicas: Replicas) -> None:
         self._replicas = replicas
@@ -182,7 +183,7 @@ class Load(BoundedLoad):
             replicas.a.jwks_uri, lifespan=JWKS_MAX_AGE, cooldown_duration=REFETCH_COOLDOWN
         )
         self.outcomes: list[Outcome] = []
-        super().__init__(LOAD_THREADS, MAX_REQUESTS, MAX_LOAD_SECONDS)
+        super().__init__(LOAD_THREADS, LOAD_CEILING)
 
     def stop(self) -> list[Outcome]:
         self.join()
@@ -196,17 +197,19 @@ class Load(BoundedLoad):
         with self._lock:
             return [f"{o.replica}: {o.error}" for o in self.outcomes if o.error is not None]
 
-    def wait_for(self, kid: str, timeout: float) -> float:
-        """Until both replicas have signed a few verified tokens with ``kid``; returns the seconds."""
-        began = time.monotonic()
-        while any(self.count(name, kid) < TOKENS_PER_KEY_AND_REPLICA for name in ("A", "B")):
-            assert self.running(), "load ended early"
-            assert time.monotonic() - began < timeout, (
-                f"replicas not signing with {kid} {timeout:.1f}s after the rotation "
+    def verified(self) -> int:
+        with self._lock:
+            return sum(1 for o in self.outcomes if o.error is None)
+
+    def wait_for(self, kid: str, count: int = TOKENS_PER_KEY_AND_REPLICA) -> float:
+        """Until both replicas have signed ``count`` verified tokens with ``kid``; the seconds."""
+        return self.wait_until(
+            lambda: all(self.count(name, kid) >= count for name in ("A", "B")),
+            lambda: (
+                f"both replicas signed {count} verified tokens with {kid} "
                 f"(A: {self.count('A', kid)}, B: {self.count('B', kid)}); errors: {self.errors()[:3]}"
-            )
-            time.sleep(0.02)
-        return time.monotonic() - began
+            ),
+        )
 
     def _record(self, outcome: Outcome) -> None:
         with self._lock:
@@ -276,6 +279,7 @@ def _assertion_form(assertion: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.timeout(LOAD_CEILING + 60)
 def test_replicas_rotate_under_load_without_a_failed_request(replicas: Replicas) -> None:
     rotations = 10 if replicas.signer == "local" else 3
     deployment = replicas.deployment
@@ -292,7 +296,7 @@ def test_replicas_rotate_under_load_without_a_failed_request(replicas: Replicas)
     began = time.monotonic()
     load.start()
     try:
-        load.wait_for(kid0, timeout=15)
+        load.wait_for(kid0)
         for _ in range(rotations):
             _wait_until_rotation_is_safe(next_key)
             started = time.monotonic()
@@ -305,8 +309,9 @@ def test_replicas_rotate_under_load_without_a_failed_request(replicas: Replicas)
             order.append(promoted["kid"])
             created.add(new_next["kid"])
             (next_key,) = [k for k in out["keys"] if k["kid"] == new_next["kid"]]
-            converged_seconds.append(load.wait_for(promoted["kid"], timeout=POLL_INTERVAL + RELOAD_SLACK))
-        time.sleep(POLL_INTERVAL + 0.5)  # more load after the last rotation has reached both
+            converged_seconds.append(load.wait_for(promoted["kid"]))
+        # More load after the last rotation has reached both replicas: counted, not timed.
+        load.wait_for(order[-1], TOKENS_PER_KEY_AND_REPLICA + TOKENS_AFTER_LAST_ROTATION // 2)
     finally:
         outcomes = load.stop()
     elapsed = time.monotonic() - began
@@ -335,7 +340,12 @@ def test_replicas_rotate_under_load_without_a_failed_request(replicas: Replicas)
         f"keys lost or invented: created {sorted(created)}, store holds {sorted(store)}"
     )
     states = {kid: rec["state"] for kid, rec in store.items()}
-    assert [states[k] for k in order] == ["previous"] * rotations + ["current"], states
+    # A demoted key stays "previous" until every token it signed has expired, then the schedule
+    # retires it: on a slow machine the early rotations are that old by the end. Retirement goes
+    # oldest first, so the states in rotation order are: retired..., previous..., current.
+    seen = [states[k] for k in order]
+    retired = seen.count("retired")
+    assert seen == ["retired"] * retired + ["previous"] * (rotations - retired) + ["current"], states
     assert states[next_key["kid"]] == "next", states
     kms_ids = {rec.get("kms_key_id") for rec in store.values()}
     if replicas.signer == "aws-kms":
@@ -351,7 +361,9 @@ def test_replicas_rotate_under_load_without_a_failed_request(replicas: Replicas)
     )["SecretString"]
     assert ('"d"' in document) is (replicas.signer == "local")
     published = {kid for kid, rec in store.items() if rec["published"]}
-    deadline = time.monotonic() + POLL_INTERVAL + RELOAD_SLACK
+    # Both already sign with the last key, so both hold the last keyset: their JWKS agree at once
+    # (the ceiling only guards against a hang).
+    deadline = time.monotonic() + CONVERGENCE_CEILING
     while not (_served_kids(replicas.a) == _served_kids(replicas.b) == published):
         assert time.monotonic() < deadline, "the replicas serve different JWKS"
         time.sleep(0.05)

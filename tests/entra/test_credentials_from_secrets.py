@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from s2s.entra import EntraApp, EntraConfig
+from s2s.errors import ConfigError
 from s2s.secrets import SecretNotFound, SecretsManagerSource
 from tests.entra.conftest import CLIENT_SECRET, ClientCert, FakeEntra, LocalCA, unverified_header
 
@@ -86,10 +87,35 @@ def test_certificate_key_from_secrets_manager(sm: Any, entra: FakeEntra, client_
     assert client_cert.key_pem not in repr(resolved)
 
 
-def test_missing_secret_stops_startup_naming_the_reference(sm: Any, entra: FakeEntra) -> None:
-    config = EntraConfig.from_env(
-        environ=_env(entra, S2S_ENTRA_CLIENT_SECRET="aws-sm://entra/none#client_secret")
-    )
+def test_missing_secret_stops_from_env_naming_the_variable_and_the_reference(
+    sm: Any, entra: FakeEntra
+) -> None:
     with pytest.raises(SecretNotFound) as info:
-        EntraApp.from_config(config, secrets=SecretsManagerSource(sm))
-    assert str(info.value) == "aws-sm://entra/none#client_secret: no such secret"
+        EntraConfig.from_env(environ=_env(entra, S2S_ENTRA_CLIENT_SECRET="aws-sm://entra/none#client_secret"))
+    assert str(info.value) == "S2S_ENTRA_CLIENT_SECRET=aws-sm://entra/none#client_secret: no such secret"
+
+
+def test_from_env_resolves_references_in_every_setting(sm: Any, entra: FakeEntra) -> None:
+    # Issue 13: EntraConfig.from_env took the literal "aws-sm://..." text as the value.
+    sm.create_secret(
+        Name="entra/app", SecretString=json.dumps({"tenant": entra.tenant, "client_secret": CLIENT_SECRET})
+    )
+    config = EntraConfig.from_env(
+        environ=_env(
+            entra,
+            S2S_ENTRA_TENANT_ID="aws-sm://entra/app#tenant",
+            S2S_ENTRA_CLIENT_SECRET="aws-sm://entra/app#client_secret",
+        ),
+        secrets=SecretsManagerSource(sm),
+    )
+    assert config.tenant_id == entra.tenant and config.client_secret == CLIENT_SECRET
+    assert CLIENT_SECRET not in repr(config)
+
+
+def test_missing_and_conflicting_settings_are_named_in_one_line() -> None:
+    with pytest.raises(ConfigError) as info:
+        EntraConfig.from_env(environ={"S2S_ENTRA_CLIENT_SECRET": "s", "S2S_ENTRA_PFX": "cGZ4"})
+    assert str(info.value) == (
+        "missing settings: S2S_ENTRA_TENANT_ID, S2S_ENTRA_CLIENT_ID; "
+        "S2S_ENTRA_CLIENT_SECRET and S2S_ENTRA_PFX are alternatives: give exactly one credential"
+    )

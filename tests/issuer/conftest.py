@@ -17,10 +17,10 @@ from tests.issuer.helpers import (
     ISSUER,
     OTHER_AUDIENCE,
     SECRET_HASH,
-    MemoryKeyStore,
     PkjClient,
     make_pkj,
 )
+from tests.support import MemoryKeyStore
 
 
 @pytest.fixture

@@ -14,10 +14,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc.jwk import ECKey
 
-from s2s.errors import KeyStoreError, VersionConflict
 from s2s.issuer import hash_secret
 from s2s.issuer._secret_hash import hash_secret_scrypt
-from s2s.keys.model import KeySet
 
 ISSUER = "https://issuer.test"
 TOKEN_URL = f"{ISSUER}/oauth2/token"
@@ -29,32 +27,6 @@ SECRET = "s3cr3t-Test-Value-0123456789abcdefghijklmnop"
 SECRET_HASH = hash_secret(SECRET)
 # The scrypt hash of earlier versions, once for the whole session: each costs tens of milliseconds.
 LEGACY_HASH = hash_secret_scrypt(SECRET)
-
-
-class MemoryKeyStore:
-    """A KeyStore in memory with compare-and-swap, and a switch to make loads fail."""
-
-    url = "memory://test"
-
-    def __init__(self) -> None:
-        self.keyset = KeySet()
-        self.version: str | None = None
-        self.counter = 0
-        self.fail = False
-        self.saves = 0
-
-    def load(self) -> tuple[KeySet, str | None]:
-        if self.fail:
-            raise KeyStoreError("memory store is down")
-        return self.keyset, self.version
-
-    def save(self, keyset: KeySet, expected_version: str | None) -> str:
-        if expected_version != self.version:
-            raise VersionConflict("changed meanwhile")
-        self.counter += 1
-        self.keyset, self.version = keyset, str(self.counter)
-        self.saves += 1
-        return self.version
 
 
 @dataclass

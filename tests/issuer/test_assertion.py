@@ -282,3 +282,51 @@ def test_non_finite_time_claims_are_refused(
     for _ in range(2):  # the first use, then its replay
         assert_refused(send(client, assertion), 401, "invalid_client", caplog, assertion)
         assert f"{claim} is not a number" in refusal_reason(caplog)
+
+
+@pytest.mark.parametrize(
+    ("usage", "accepted"),
+    [
+        ({}, True),
+        ({"use": "sig"}, True),
+        ({"key_ops": ["verify"]}, True),
+        ({"key_ops": ["sign", "verify"]}, True),
+        ({"use": "enc"}, False),
+        ({"key_ops": ["encrypt"]}, False),
+        ({"key_ops": ["sign"]}, False),
+        ({"key_ops": "verify"}, False),
+        ({"key_ops": []}, False),
+    ],
+    ids=str,
+)
+def test_client_keys_whose_use_or_key_ops_exclude_verification_are_refused(
+    usage: dict[str, Any], accepted: bool
+) -> None:
+    from s2s.errors import ConfigError
+    from s2s.issuer import Client as ClientRecord
+    from s2s.issuer.assertion import client_public_key
+    from tests.issuer.helpers import make_pkj
+
+    jwk = {**make_pkj().public_jwk, **usage}
+    if accepted:
+        assert client_public_key(jwk)["kid"] == jwk["kid"]
+        ClientRecord(client_id="c", audiences=("https://a",), jwks=(jwk,))
+        return
+    with pytest.raises(ConfigError, match="signature keys"):
+        client_public_key(jwk)
+    with pytest.raises(ConfigError):
+        ClientRecord(client_id="c", audiences=("https://a",), jwks=(jwk,))
+
+
+@pytest.mark.parametrize("member", [{"cty": "JWT"}, {"x5c": ["MIIB"]}, {"zip": "DEF"}, {"enc": "A128GCM"}])
+def test_the_one_header_deny_list_applies_to_assertions(
+    client: Client, pkj: PkjClient, clock: FakeClock, caplog: pytest.LogCaptureFixture, member: dict[str, Any]
+) -> None:
+    """The verifier and the assertion check share s2s.jose.NEVER_ALLOWED (``cty`` was refused by the
+    verifier only): a header member that announces nested content or carries keys is refused."""
+    assertion = make_assertion(pkj, now=clock.now(), header=member)
+    assert_refused(send(client, assertion), 401, "invalid_client", caplog, assertion)
+    assert "refused member" in refusal_reason(caplog)
+    # Headers that real clients send (MSAL: x5t#S256, typ JWT) are accepted.
+    ok = make_assertion(pkj, now=clock.now(), header={"x5t#S256": "abc", "typ": "JWT"})
+    assert send(client, ok).status_code == 200

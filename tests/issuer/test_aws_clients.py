@@ -29,7 +29,8 @@ from s2s.issuer import (
 )
 from s2s.keys.rotation import RotationPolicy
 from s2s.litestar.issuer import IssuerRuntime, create_issuer_app
-from tests.issuer.helpers import AUDIENCE, ISSUER, SECRET, SECRET_HASH, MemoryKeyStore, basic
+from tests.issuer.helpers import AUDIENCE, ISSUER, SECRET, SECRET_HASH, basic
+from tests.support import MemoryKeyStore
 
 NAME = "s2s/test-clients"
 URL = f"aws-sm://{NAME}"

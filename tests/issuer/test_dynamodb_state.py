@@ -33,13 +33,13 @@ from tests.issuer.helpers import (
     FORM,
     ISSUER,
     SECRET,
-    MemoryKeyStore,
     PkjClient,
     assert_refused,
     basic,
     make_assertion,
     refusal_reason,
 )
+from tests.support import MemoryKeyStore
 
 TABLE = "s2s-state"
 
@@ -238,7 +238,7 @@ def test_the_memory_default_and_local_signing_load_no_boto3() -> None:
         "from s2s.issuer.settings import IssuerSettings\n"
         "from s2s.litestar.issuer import create_issuer_app\n"
         "from s2s.issuer import InMemoryClientRegistry\n"
-        "from tests.issuer.helpers import MemoryKeyStore\n"
+        "from tests.support import MemoryKeyStore\n"
         "create_issuer_app(IssuerSettings(), store=MemoryKeyStore(), registry=InMemoryClientRegistry([]))\n"
         "print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))\n"
     )

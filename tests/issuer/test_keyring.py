@@ -15,7 +15,7 @@ from s2s.keys.model import KeySet, KeyState
 from s2s.keys.rotation import RotationPolicy, ensure_keys, revoke, rotate
 from s2s.keys.store import update_keyset
 from s2s.litestar.issuer import IssuerRuntime
-from tests.issuer.helpers import MemoryKeyStore
+from tests.support import MemoryKeyStore
 
 POLICY = RotationPolicy()
 

@@ -22,7 +22,8 @@ from s2s.keys.kms import KmsKeyFactory, KmsSigner, RoutingSigner
 from s2s.keys.rotation import RotationPolicy, ensure_keys, rotate
 from s2s.keys.store import update_keyset
 from s2s.litestar.issuer import IssuerRuntime, create_issuer_app
-from tests.issuer.helpers import AUDIENCE, FORM, ISSUER, SECRET, MemoryKeyStore, assert_refused, basic
+from tests.issuer.helpers import AUDIENCE, FORM, ISSUER, SECRET, assert_refused, basic
+from tests.support import MemoryKeyStore
 
 POLL = 30.0
 

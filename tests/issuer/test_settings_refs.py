@@ -12,7 +12,6 @@ import pytest
 
 from s2s.errors import ConfigError
 from s2s.issuer import IssuerSettings
-from s2s.issuer.settings import resolve_references
 from s2s.secrets import SecretError, SecretNotFound, SecretReference, SecretsManagerSource
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +31,18 @@ def sm(sm: Any) -> Any:
     return sm
 
 
+class Recording:
+    """A secret source that remembers what it was asked for."""
+
+    def __init__(self, inner: SecretsManagerSource) -> None:
+        self.inner = inner
+        self.asked: list[str] = []
+
+    def get(self, ref: str | SecretReference) -> str | bytes:
+        self.asked.append(str(ref))
+        return self.inner.get(ref)
+
+
 class Refusing:
     """A secret source that must never be asked."""
 
@@ -49,15 +60,17 @@ def test_references_in_any_setting_are_resolved_at_startup(sm: Any) -> None:
         "S2S_KEYSTORE": "aws-sm://s2s/keyset",
         "S2S_CLIENTS": "aws-sm://s2s/clients",
         "OTHER": "aws-sm://not-ours",
+        "S2S_NOT_A_SETTING": "aws-sm://not-read",
     }
-    settings = IssuerSettings.from_env(environ=env, secrets=SecretsManagerSource(client=sm))
+    source = Recording(SecretsManagerSource(client=sm))
+    settings = IssuerSettings.from_env(environ=env, secrets=source)
     assert settings.issuer == "https://issuer.from-secret.example"
     assert settings.rate_limit == 7.0
     assert settings.state == "dynamodb://state-from-secret"
     assert settings.token_ttl == 120
     assert settings.keystore == "aws-sm://s2s/keyset" and settings.clients == "aws-sm://s2s/clients"
-    resolved = resolve_references("S2S_", env, source=SecretsManagerSource(client=sm))
-    assert "OTHER" not in resolved  # only S2S_* settings are read
+    # Only the settings the issuer reads are resolved: not other variables, not store locations.
+    assert sorted(source.asked) == sorted(env[k] for k in ("S2S_ISSUER", "S2S_RATE_LIMIT", "S2S_STATE"))
 
 
 def test_the_default_source_follows_the_aws_environment(sm: Any) -> None:
@@ -152,10 +165,13 @@ def test_signer_state_and_kms_window_settings() -> None:
         30,
     )
     for env, fragment in (
-        ({"S2S_SIGNER": "hsm"}, "signer"),
+        ({"S2S_SIGNER": "hsm"}, "S2S_SIGNER='hsm' must be one of local, aws-kms"),
         ({"S2S_KMS_DELETION_WINDOW_DAYS": "0"}, "between 7 and 30"),
         ({"S2S_KMS_DELETION_WINDOW_DAYS": "31"}, "between 7 and 30"),
-        ({"S2S_KMS_DELETION_WINDOW_DAYS": "7.5"}, "integers"),
+        (
+            {"S2S_KMS_DELETION_WINDOW_DAYS": "7.5"},
+            "S2S_KMS_DELETION_WINDOW_DAYS='7.5' must be a whole number",
+        ),
     ):
         with pytest.raises(ConfigError, match=fragment):
             IssuerSettings.from_env(environ=env)

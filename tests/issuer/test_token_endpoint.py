@@ -22,13 +22,13 @@ from tests.issuer.helpers import (
     LEGACY_HASH,
     OTHER_AUDIENCE,
     SECRET,
-    MemoryKeyStore,
     PkjClient,
     assert_no_leak,
     assert_refused,
     basic,
     make_assertion,
 )
+from tests.support import MemoryKeyStore
 
 Client = TestClient[Litestar]
 CC = {"grant_type": "client_credentials"}

@@ -2,17 +2,16 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from typing import Any
 
-import boto3
 import pytest
 
 from s2s.aws import PENDING_STAGE
-from s2s.errors import ConfigError, KeyStoreError, VersionConflict
+from s2s.errors import ConfigError, VersionConflict
 from s2s.keys.aws_sm import SecretsManagerKeyStore
+from s2s.keys.errors import KeyStoreError
 from s2s.keys.model import KeySet, KeyState, generate_key
-from s2s.keys.store import KeyStore, open_keystore, update_keyset
+from s2s.keys.store import open_keystore
 
 NAME = "s2s/test-keyset"
 
@@ -25,66 +24,17 @@ def stages(sm: Any) -> dict[str, list[str]]:
     return dict(sm.describe_secret(SecretId=NAME)["VersionIdsToStages"])
 
 
-def test_missing_secret_loads_as_empty(sm: Any) -> None:
+def test_each_save_moves_awscurrent_and_leaves_no_staging_label(sm: Any) -> None:
+    # The compare-and-swap itself is the key-store contract (test_store_contract.py).
     store = SecretsManagerKeyStore(NAME, client=sm)
-    assert store.load() == (KeySet(), None)
-    assert isinstance(store, KeyStore)
-
-
-def test_create_then_compare_and_swap(sm: Any) -> None:
-    store = SecretsManagerKeyStore(NAME, client=sm)
-    first_keys = retired()
-    first = store.save(first_keys, None)
-    assert store.load() == (first_keys, first)
+    first = store.save(retired(), None)
+    second = store.save(retired(2), first)
+    assert "AWSCURRENT" in stages(sm)[second] and "AWSCURRENT" not in stages(sm)[first]
     with pytest.raises(VersionConflict):
-        store.save(retired(), None)  # already created
-    second_keys = retired(2)
-    second = store.save(second_keys, first)
-    assert second != first
-    assert store.load() == (second_keys, second)
-    assert "AWSCURRENT" in stages(sm)[second]
-    # the private staging label never stays behind
+        store.save(retired(3), first)
+    assert [v for v, s in stages(sm).items() if "AWSCURRENT" in s] == [second]
+    # the private staging label never stays behind, not even after a lost race
     assert not any(PENDING_STAGE in s for s in stages(sm).values())
-
-
-def test_a_stale_writer_loses_and_changes_nothing(sm: Any) -> None:
-    store_a = SecretsManagerKeyStore(NAME, client=sm)
-    store_b = SecretsManagerKeyStore(NAME, client=boto3.client("secretsmanager", region_name="us-east-1"))
-    base = store_a.save(retired(), None)
-    winner = retired(2)
-    won = store_a.save(winner, base)
-    with pytest.raises(VersionConflict):
-        store_b.save(retired(3), base)  # read `base`, but AWSCURRENT has moved on
-    assert store_a.load() == (winner, won)
-    current = [v for v, s in stages(sm).items() if "AWSCURRENT" in s]
-    assert current == [won]
-    assert not any(PENDING_STAGE in s for s in stages(sm).values())
-
-
-def test_two_threads_adding_keys_lose_none(sm: Any) -> None:
-    SecretsManagerKeyStore(NAME, client=sm).save(KeySet(), None)
-    per_thread = 12
-    keys = {n: [generate_key(now=float(i), state=KeyState.RETIRED) for i in range(per_thread)] for n in "ab"}
-    errors: list[BaseException] = []
-    start = threading.Barrier(2)
-
-    def writer(name: str) -> None:
-        store = SecretsManagerKeyStore(NAME, client=boto3.client("secretsmanager", region_name="us-east-1"))
-        start.wait()
-        try:
-            for key in keys[name]:
-                update_keyset(store, lambda ks, key=key: ks.add(key), attempts=1000)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=writer, args=(n,)) for n in "ab"]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    final, _ = SecretsManagerKeyStore(NAME, client=sm).load()
-    assert {k.kid for k in final} == {k.kid for ks in keys.values() for k in ks}
 
 
 def test_corrupt_secret_is_a_clear_error_without_its_value(sm: Any) -> None:

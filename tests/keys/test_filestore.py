@@ -8,16 +8,15 @@ import signal
 import stat
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from s2s.errors import KeyStoreError, VersionConflict
+from s2s.keys.errors import KeyStoreError
 from s2s.keys.filestore import FileKeyStore
 from s2s.keys.model import KeySet, KeyState, generate_key
-from s2s.keys.store import KeyStore, open_keystore, update_keyset
+from s2s.keys.store import open_keystore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,11 +25,10 @@ def one_key(now: float = 0.0, state: KeyState = KeyState.RETIRED) -> KeySet:
     return KeySet((generate_key(now=now, state=state),))
 
 
-def test_empty_store_loads_as_empty(tmp_path: Path) -> None:
-    store = FileKeyStore(tmp_path / "keys")
-    assert store.load() == (KeySet(), None)
+def test_loading_an_empty_store_creates_nothing(tmp_path: Path) -> None:
+    # The rest of the compare-and-swap contract: test_store_contract.py.
+    assert FileKeyStore(tmp_path / "keys").load() == (KeySet(), None)
     assert not (tmp_path / "keys").exists()
-    assert isinstance(store, KeyStore)
 
 
 def test_save_creates_private_directory_and_file(tmp_path: Path) -> None:
@@ -57,39 +55,6 @@ def test_existing_directory_mode_is_left_alone(tmp_path: Path) -> None:
     FileKeyStore(tmp_path).save(one_key(), None)
     assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755
     assert stat.S_IMODE((tmp_path / "keyset.json").stat().st_mode) == 0o600
-
-
-def test_compare_and_swap(tmp_path: Path) -> None:
-    store = FileKeyStore(tmp_path)
-    first = store.save(one_key(), None)
-    with pytest.raises(VersionConflict):
-        store.save(one_key(), None)  # someone created it already
-    second = store.save(one_key(2.0), first)
-    before = store.path.read_bytes()
-    with pytest.raises(VersionConflict):
-        store.save(one_key(3.0), first)  # stale version
-    assert store.path.read_bytes() == before
-    assert store.load()[1] == second
-
-
-def test_update_keyset_retries_after_a_conflict(tmp_path: Path) -> None:
-    store = FileKeyStore(tmp_path)
-    store.save(KeySet(), None)
-    sneaky = generate_key(now=1.0, state=KeyState.RETIRED)
-    mine = generate_key(now=2.0, state=KeyState.RETIRED)
-    calls = 0
-
-    def change(keyset: KeySet) -> KeySet:
-        nonlocal calls
-        calls += 1
-        if calls == 1:  # another writer gets in between our load and our save
-            store.save(keyset.add(sneaky), store.load()[1])
-        return keyset.add(mine)
-
-    result = update_keyset(store, change)
-    assert calls == 2
-    assert {k.kid for k in result} == {sneaky.kid, mine.kid}
-    assert store.load()[0] == result
 
 
 def test_open_keystore_urls(tmp_path: Path) -> None:
@@ -133,31 +98,6 @@ def test_a_file_in_place_of_the_directory_is_a_clear_error(tmp_path: Path) -> No
     (tmp_path / "keys").write_text("")
     with pytest.raises(KeyStoreError, match="not a directory"):
         FileKeyStore(tmp_path / "keys").save(KeySet(), None)
-
-
-def test_two_threads_adding_keys_lose_none(tmp_path: Path) -> None:
-    per_thread = 15
-    keys = {
-        name: [generate_key(now=float(i), state=KeyState.RETIRED) for i in range(per_thread)] for name in "ab"
-    }
-    errors: list[BaseException] = []
-
-    def writer(name: str) -> None:
-        store = FileKeyStore(tmp_path)  # each writer has its own store object, as replicas do
-        try:
-            for key in keys[name]:
-                update_keyset(store, lambda ks, key=key: ks.add(key), attempts=1000)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=writer, args=(name,)) for name in "ab"]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    final, _ = FileKeyStore(tmp_path).load()
-    assert {k.kid for k in final} == {k.kid for ks in keys.values() for k in ks}
 
 
 def test_two_processes_adding_keys_lose_none(tmp_path: Path) -> None:

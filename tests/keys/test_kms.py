@@ -331,7 +331,7 @@ def test_cli_lifecycle_with_kms_keys(cli: Cli, kms: Any, alg: str) -> None:
     # revoke the current key: next is promoted, a new next KMS key is made
     current = keyset.current
     assert current is not None
-    assert cli("keys", "revoke", current.kid).exit_code == 0
+    assert cli("keys", "revoke", "--kid", current.kid).exit_code == 0
     keyset = cli.keyset()
     assert all(k.kms_key_id for k in keyset) and len(keyset) == 4
 
@@ -387,7 +387,7 @@ def test_keys_leaving_the_jwks_are_scheduled_for_deletion_at_once(cli: Cli, kms:
     # revoking the signer takes its KMS key the same way
     current = cli.keyset().current
     assert current is not None and current.kms_key_id
-    assert cli("keys", "revoke", current.kid).exit_code == 0
+    assert cli("keys", "revoke", "--kid", current.kid).exit_code == 0
     assert kms.describe_key(KeyId=current.kms_key_id)["KeyMetadata"]["KeyState"] == "PendingDeletion"
     # the signing keys are untouched
     for key in cli.keyset().in_state(KeyState.CURRENT, KeyState.NEXT):

@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from s2s.errors import ConfigError, KeyNotFound
+from s2s.errors import ConfigError
+from s2s.keys.errors import KeyNotFound
 from s2s.keys.model import SIGNING_ALGS, KeySet, KeyState, SigningKey, generate_key, public_jwk_of, thumbprint
 
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")

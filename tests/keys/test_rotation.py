@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from s2s.clock import FakeClock
-from s2s.errors import ConfigError, KeyNotFound, RotationRefused
+from s2s.errors import ConfigError
+from s2s.keys.errors import KeyNotFound, RotationRefused
 from s2s.keys.model import KeySet, KeyState
 from s2s.keys.rotation import (
     RotationPolicy,

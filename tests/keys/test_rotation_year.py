@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from s2s.errors import RotationRefused
+from s2s.keys.errors import RotationRefused
 from s2s.keys.model import KeySet
 from s2s.keys.rotation import RotationPolicy, revoke, rotate, safe_at
 from tests.keys.conftest import KeyPool

@@ -79,6 +79,27 @@ def test_docs_are_public_by_default(service: TestClient[Litestar]) -> None:
     schema = service.get("/schema/openapi.json")
     assert schema.status_code == 200
     assert "BearerToken" in schema.json()["components"]["securitySchemes"]
+    assert schema.json()["paths"]["/orders"]["get"]["security"] == [{"BearerToken": []}]
+    assert service.get("/schema/../orders").status_code in (401, 404)
+
+
+def test_docs_document_the_client_credentials_flow(jwks: JwksServer, clock: FakeClock) -> None:
+    token_url = "https://issuer.example/oauth2/token"
+    app = create_app(
+        VerifierConfig.for_s2s(ISSUER, AUDIENCE),
+        ResourceSettings(token_url=token_url, public_docs=False),
+        entra=False,
+        http_client=jwks.client(),
+        clock=clock,
+    )
+    with TestClient(app) as client:
+        assert client.get("/schema/openapi.json").status_code == 401
+    schema = app.openapi_schema.to_schema()
+    assert schema["components"]["securitySchemes"]["OAuth2"]["flows"]["clientCredentials"] == {
+        "tokenUrl": token_url,
+        "scopes": {"orders:read": "orders:read", "orders:write": "orders:write"},
+    }
+    assert {"OAuth2": ["orders:write"]} in schema["paths"]["/orders"]["post"]["security"]
 
 
 def test_websocket_feed(service: TestClient[Litestar], mint: Mint) -> None:
@@ -107,11 +128,19 @@ def test_websocket_feed_refusals(
 def test_settings_from_env() -> None:
     assert ResourceSettings.from_env(environ={}) == ResourceSettings()
     settings = ResourceSettings.from_env(
-        environ={"S2S_RESOURCE_REALM": "x", "S2S_RESOURCE_PUBLIC_DOCS": "no"}
+        environ={
+            "S2S_RESOURCE_REALM": "x",
+            "S2S_RESOURCE_PUBLIC_DOCS": "no",
+            "S2S_RESOURCE_TOKEN_URL": "https://issuer.example/oauth2/token",
+        }
     )
-    assert settings == ResourceSettings(realm="x", public_docs=False)
+    assert settings == ResourceSettings(
+        realm="x", public_docs=False, token_url="https://issuer.example/oauth2/token"
+    )
     with pytest.raises(ConfigError):
         ResourceSettings.from_env(environ={"S2S_RESOURCE_PUBLIC_DOCS": "maybe"})
+    with pytest.raises(ConfigError, match="token_url"):
+        ResourceSettings.from_env(environ={"S2S_RESOURCE_TOKEN_URL": "http://issuer.example/token"})
 
 
 def test_module_app_is_built_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,5 +1,6 @@
-"""The core-level attack suite: each forged or malformed token is refused with InvalidToken, and
-neither the token nor any long part of it appears in the error or in the captured logs."""
+"""The core-level attack suite: each forged or malformed token is refused with an InvalidToken
+subclass (401 ``invalid_token``), and neither the token nor any long part of it appears in the
+error, its chain or traceback, or the captured logs."""
 
 from __future__ import annotations
 
@@ -15,9 +16,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PrivateKey
 
 from s2s.clock import FakeClock
+from s2s.jose import HeaderPolicy, HeaderRejected, JoseError
 from s2s.keys.model import SigningKey
 from s2s.keys.signing import LocalSigner
-from s2s.verify import InvalidToken, TokenVerifier, VerifierConfig
+from s2s.verify import (
+    BadSignature,
+    DisallowedAlgorithm,
+    ExpiredToken,
+    InvalidToken,
+    TokenVerifier,
+    UnknownKey,
+    VerifierConfig,
+    WrongTokenType,
+)
 from tests.verify.conftest import (
     AUDIENCE,
     ISSUER,
@@ -279,7 +290,7 @@ def assert_refused(verifier: TokenVerifier, token: Any, caplog: pytest.LogCaptur
     with pytest.raises(InvalidToken) as info:
         asyncio.run(verifier.verify(token))
     exc = info.value
-    assert type(exc) is InvalidToken and exc.error == "invalid_token" and exc.status_code == 401
+    assert exc.error == "invalid_token" and exc.status_code == 401
     # Raised outside any except block: no chained exception can carry token material.
     assert exc.__cause__ is None and exc.__context__ is None
     if isinstance(token, str) and token:
@@ -310,7 +321,7 @@ def test_non_string_tokens_are_invalid(
 
 def test_high_s_ecdsa_is_accepted_by_policy(ctx: Ctx, attack_verifier: TokenVerifier) -> None:
     """RFC 7518 does not require low-s and OpenSSL/KMS sign with either; the malleated signature
-    covers the same bytes (same claims, same jti), so it is accepted. Documented in algorithms.py."""
+    covers the same bytes (same claims, same jti), so it is accepted. Documented in s2s/jose/_keys.py."""
     assert asyncio.run(attack_verifier.verify(_high_s(ctx))).subject == "billing-service"
 
 
@@ -324,18 +335,21 @@ def test_wrong_typ_description(
     ctx: Ctx, attack_verifier: TokenVerifier, caplog: pytest.LogCaptureFixture
 ) -> None:
     exc = assert_refused(attack_verifier, ATTACKS["typ-JWT"](ctx), caplog)
-    assert exc.description == "wrong token type"
+    assert type(exc) is WrongTokenType and exc.description == "wrong token type"
 
 
 def test_unknown_kid_description(
     ctx: Ctx, attack_verifier: TokenVerifier, caplog: pytest.LogCaptureFixture
 ) -> None:
-    assert assert_refused(attack_verifier, ATTACKS["kid-unknown"](ctx), caplog).description == "unknown key"
-    assert assert_refused(attack_verifier, ATTACKS["expired"](ctx), caplog).description == "token expired"
-    sig = assert_refused(attack_verifier, ATTACKS["signature-flipped-bit"](ctx), caplog)
-    assert sig.description == "signature invalid"
-    alg = assert_refused(attack_verifier, ATTACKS["hs256-rsa-public-pem-as-secret"](ctx), caplog)
-    assert alg.description == "algorithm mismatch"
+    # The type says why (tests, metrics); the description on the wire is the same as before types.
+    for attack, kind, description in (
+        ("kid-unknown", UnknownKey, "unknown key"),
+        ("expired", ExpiredToken, "token expired"),
+        ("signature-flipped-bit", BadSignature, "signature invalid"),
+        ("hs256-rsa-public-pem-as-secret", DisallowedAlgorithm, "algorithm mismatch"),
+    ):
+        exc = assert_refused(attack_verifier, ATTACKS[attack](ctx), caplog)
+        assert type(exc) is kind and exc.description == description
 
 
 def test_json_whitespace_is_accepted(ctx: Ctx, attack_verifier: TokenVerifier) -> None:
@@ -346,7 +360,7 @@ def test_json_whitespace_is_accepted(ctx: Ctx, attack_verifier: TokenVerifier) -
 
 
 def test_header_cache_never_skips_a_check(ctx: Ctx) -> None:
-    from s2s.verify.compact import parse_compact
+    from s2s.jose import parse_compact
 
     good = ctx.good()
     assert parse_compact(good).kid == parse_compact(good).kid == ctx.keys["es"].kid
@@ -354,10 +368,11 @@ def test_header_cache_never_skips_a_check(ctx: Ctx) -> None:
     # x5t and accepted for one that does: the allowed-parameter check runs on every token.
     token = ctx.signed(ctx.header(x5t="t"), ctx.claims())
     for _ in range(2):
-        with pytest.raises(InvalidToken):
+        with pytest.raises(HeaderRejected):
             parse_compact(token)
-        assert parse_compact(token, extra_header_params=frozenset({"x5t"})).kid == ctx.keys["es"].kid
+        assert parse_compact(token, policy=HeaderPolicy.closed({"x5t"})).kid == ctx.keys["es"].kid
+    # A member of the one deny-list is refused whatever a policy allows (no policy can allow it).
     bad = ctx.signed(ctx.header(jku="https://evil.test"), ctx.claims())
     for _ in range(2):
-        with pytest.raises(InvalidToken):
-            parse_compact(bad, extra_header_params=frozenset({"jku"}))
+        with pytest.raises(JoseError):
+            parse_compact(bad, policy=HeaderPolicy(allowed=None))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from s2s.verify import InvalidRequest, InvalidToken, MissingToken, extract_bearer
+from s2s.verify import InvalidRequest, MalformedToken, MissingToken, extract_bearer
 
 TOKEN = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl"
 
@@ -61,5 +61,5 @@ def test_oversized_header() -> None:
 
 @pytest.mark.parametrize("cred", ["abc<def", 'a"b', "é", "a=b", "%41"])
 def test_malformed_token68(cred: str) -> None:
-    with pytest.raises(InvalidToken):
+    with pytest.raises(MalformedToken, match="malformed token"):
         extract_bearer(f"Bearer {cred}")

@@ -9,10 +9,19 @@ import pytest
 
 from s2s.clock import FakeClock
 from s2s.keys.model import SigningKey
-from s2s.verify import InvalidToken, SyncTokenVerifier, TokenVerifier, VerifierConfig
+from s2s.verify import (
+    BadSignature,
+    ExpiredToken,
+    SyncTokenVerifier,
+    TokenRevoked,
+    TokenTooOld,
+    TokenVerifier,
+    UnknownKey,
+    VerifierConfig,
+)
 from s2s.verify import verifier as verifier_module
 from s2s.verify.principal import Principal
-from tests.verify.conftest import AUDIENCE, ISSUER, JWKS_URL, JwksServer, Mint
+from tests.verify.conftest import AUDIENCE, ISSUER, JWKS_URL, JwksServer, Mint, base_claims, forge
 
 
 @pytest.fixture
@@ -28,21 +37,46 @@ def crypto_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-def test_repeated_token_costs_no_crypto(verifier: TokenVerifier, mint: Mint, crypto_calls: list[int]) -> None:
+def test_repeated_token_costs_no_crypto_once_it_came_back(
+    verifier: TokenVerifier, mint: Mint, crypto_calls: list[int]
+) -> None:
     token = mint()
 
-    async def many() -> set[int]:
-        return {id(await verifier.verify(token)) for _ in range(100)}
+    async def many() -> list[int]:
+        return [id(await verifier.verify(token)) for _ in range(100)]
 
-    assert len(asyncio.run(many())) == 1
-    assert len(crypto_calls) == 1
+    ids = asyncio.run(many())
+    # Verified on first sight and again when it comes back (then cached): 2 checks, not 100.
+    assert len(crypto_calls) == 2
+    assert len(set(ids[1:])) == 1
 
 
 def test_sync_twin_caches_too(sync_verifier: SyncTokenVerifier, mint: Mint, crypto_calls: list[int]) -> None:
     token = mint()
     for _ in range(10):
         sync_verifier.verify(token)
-    assert len(crypto_calls) == 1
+    assert len(crypto_calls) == 2
+
+
+def test_tokens_seen_once_never_push_out_the_tokens_that_come_back(
+    server: JwksServer, clock: FakeClock, mint: Mint, crypto_calls: list[int]
+) -> None:
+    v = TokenVerifier(
+        VerifierConfig.for_s2s(ISSUER, AUDIENCE), http_client=server.async_client(), clock=clock, cache_size=2
+    )
+    hot = mint(jti="hot")
+    once = [mint(jti=f"once-{i}") for i in range(50)]
+
+    async def go() -> None:
+        await v.verify(hot)
+        await v.verify(hot)  # came back: cached
+        for t in once:  # a stream of tokens each used once (new callers, a token per request)
+            await v.verify(t)
+        await v.verify(hot)
+
+    asyncio.run(go())
+    assert len(crypto_calls) == 2 + 50
+    assert len(v._core.cache) == 1
 
 
 def test_entry_gone_after_exp(
@@ -54,7 +88,7 @@ def test_entry_gone_after_exp(
     asyncio.run(verifier.verify(token))
     assert len(crypto_calls) == 2
     clock.advance(30)
-    with pytest.raises(InvalidToken, match="token expired"):
+    with pytest.raises(ExpiredToken, match="token expired"):
         asyncio.run(verifier.verify(token))
 
 
@@ -65,13 +99,21 @@ def test_entry_gone_when_key_leaves_jwks(
     srv.serve_keys(JWKS_URL, [key], cache_control="max-age=60")
     v = TokenVerifier(VerifierConfig.for_s2s(ISSUER, AUDIENCE), http_client=srv.async_client(), clock=clock)
     token = mint(exp=int(clock.now()) + 3600)
-    asyncio.run(v.verify(token))
-    asyncio.run(v.verify(token))
-    assert len(crypto_calls) == 1
-    srv.serve_keys(JWKS_URL, [keyring["es2"]])  # the key is withdrawn (revoked)
-    clock.advance(61)
-    with pytest.raises(InvalidToken, match="unknown key"):
-        asyncio.run(v.verify(token))
+
+    async def go() -> None:
+        for _ in range(3):
+            await v.verify(token)
+        assert len(crypto_calls) == 2  # first sight, and when it came back (then cached)
+        srv.serve_keys(JWKS_URL, [keyring["es2"]])  # the key is withdrawn (revoked)
+        clock.advance(61)
+        # Past the TTL the last good keys still serve (stale while revalidate) while ONE
+        # background refetch runs; once it is in, the withdrawn key's tokens are refused.
+        await v.verify(token)
+        await v.sources[0].wait_idle()
+        with pytest.raises(UnknownKey, match="unknown key"):
+            await v.verify(token)
+
+    asyncio.run(go())
     assert srv.total == 2
 
 
@@ -84,17 +126,26 @@ def test_entry_gone_when_its_kid_is_reused_for_another_key(
     srv.serve_keys(JWKS_URL, [key], cache_control="max-age=60")
     v = TokenVerifier(VerifierConfig.for_s2s(ISSUER, AUDIENCE), http_client=srv.async_client(), clock=clock)
     token = mint(exp=int(clock.now()) + 3600)
-    asyncio.run(v.verify(token))
-    replacement = {**keyring["es2"].public_jwk_entry(), "kid": key.kid}
-    srv.serve_keys(JWKS_URL, [replacement])
-    clock.advance(61)
-    # Another caller's request refetches the key set first.
-    with pytest.raises(InvalidToken, match="signature invalid"):
-        asyncio.run(v.verify(mint(exp=int(clock.now()) + 3600, jti="another")))
+
+    async def go() -> None:
+        await v.verify(token)
+        replacement = {**keyring["es2"].public_jwk_entry(), "kid": key.kid}
+        srv.serve_keys(JWKS_URL, [replacement])
+        clock.advance(61)
+        # A token of the new key meets the expired key set first: checked against the last good
+        # key (not its signer) it is refused, and the refetch starts behind it.
+        header = {"alg": "ES256", "kid": key.kid, "typ": "at+jwt"}
+        fresh = forge(header, base_claims(clock, exp=int(clock.now()) + 3600, jti="new"), key=keyring["es2"])
+        with pytest.raises(BadSignature, match="signature invalid"):
+            await v.verify(fresh)
+        await v.sources[0].wait_idle()
+        assert (await v.verify(fresh)).token_id == "new"
+        with pytest.raises(BadSignature, match="signature invalid"):
+            await v.verify(token)
+
+    asyncio.run(go())
     assert srv.total == 2
-    with pytest.raises(InvalidToken, match="signature invalid"):
-        asyncio.run(v.verify(token))
-    assert len(crypto_calls) == 3
+    assert len(crypto_calls) == 4
 
 
 def test_entry_survives_a_refetch_that_keeps_its_key(
@@ -121,7 +172,7 @@ def test_entry_respects_max_token_age(server: JwksServer, clock: FakeClock, mint
     token = mint()
     asyncio.run(v.verify(token))
     clock.advance(61)
-    with pytest.raises(InvalidToken, match="token too old"):
+    with pytest.raises(TokenTooOld, match="token too old"):
         asyncio.run(v.verify(token))
 
 
@@ -134,12 +185,13 @@ def test_cache_is_bounded(server: JwksServer, clock: FakeClock, mint: Mint, cryp
     async def go() -> None:
         for t in tokens:
             await v.verify(t)
+            await v.verify(t)  # came back: cached
         await v.verify(tokens[2])  # still cached
         await v.verify(tokens[0])  # evicted: verified again
 
     asyncio.run(go())
-    assert len(v._core._cache) == 2
-    assert len(crypto_calls) == 4
+    assert len(v._core.cache) == 2
+    assert len(crypto_calls) == 7
 
 
 def test_revocation_hook_runs_on_cache_hits(server: JwksServer, clock: FakeClock, mint: Mint) -> None:
@@ -158,6 +210,6 @@ def test_revocation_hook_runs_on_cache_hits(server: JwksServer, clock: FakeClock
     token = mint(jti="t-1")
     asyncio.run(v.verify(token))
     revoked.add("t-1")
-    with pytest.raises(InvalidToken, match="token revoked"):
+    with pytest.raises(TokenRevoked, match="token revoked"):
         asyncio.run(v.verify(token))
     assert len(seen) == 2

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from s2s.errors import ConfigError
+from s2s.jose import AlgorithmPolicy, KeyRejected
 from s2s.verify import VerifierConfig
-from s2s.verify.algorithms import AlgorithmPolicy, KeyRejected
 from tests.verify.conftest import AUDIENCE, ISSUER
 
 
@@ -31,7 +31,8 @@ def test_eddsa_in_allowlist_means_ed25519() -> None:
         {"extra_header_params": ("crit",)},
         {"token_types": ()},
         {"max_lifetime": 0},
-        {"jwks_ttl": 10, "jwks_min_ttl": 60},
+        {"jwks_ttl": 10, "jwks_max_ttl": 5},
+        {"jwks_min_ttl": 0},
         {"max_keys": 0},
         {"revocation_check": "yes"},
     ],

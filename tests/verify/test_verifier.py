@@ -11,7 +11,14 @@ from s2s.clock import FakeClock
 from s2s.errors import ConfigError
 from s2s.keys.model import SigningKey
 from s2s.keys.signing import LocalSigner
-from s2s.verify import InvalidToken, SyncTokenVerifier, TokenVerifier, VerifierConfig
+from s2s.verify import (
+    InvalidAudience,
+    SyncTokenVerifier,
+    TokenVerifier,
+    UnknownKey,
+    UntrustedIssuer,
+    VerifierConfig,
+)
 from tests.verify.conftest import AUDIENCE, ISSUER, JWKS_URL, JwksServer, Mint, base_claims, forge
 
 
@@ -45,7 +52,7 @@ def test_typ_is_case_insensitive_with_optional_application_prefix(
 
 def test_sync_twin_accepts_and_refuses(mint: Mint, sync_verifier: SyncTokenVerifier) -> None:
     assert sync_verifier.verify(mint()).subject == "billing-service"
-    with pytest.raises(InvalidToken):
+    with pytest.raises(InvalidAudience):
         sync_verifier.verify(mint(aud="other"))
 
 
@@ -122,16 +129,16 @@ def test_two_issuers_each_bound_to_their_own_keys(
         asyncio.run(v.verify(mint(signing_key=keyring["es_other"], iss=other_issuer))).issuer == other_issuer
     )
     # The other issuer's name with the first issuer's key: only the other issuer's keys are tried.
-    with pytest.raises(InvalidToken, match="unknown key"):
+    with pytest.raises(UnknownKey, match="unknown key"):
         asyncio.run(v.verify(mint(iss=other_issuer, jti="x")))
-    with pytest.raises(InvalidToken, match="unknown key"):
+    with pytest.raises(UnknownKey, match="unknown key"):
         asyncio.run(v.verify(mint(signing_key=keyring["es_other"], jti="y")))
 
 
 def test_unconfigured_issuer_refused_before_any_fetch(
     mint: Mint, server: JwksServer, verifier: TokenVerifier
 ) -> None:
-    with pytest.raises(InvalidToken, match="untrusted issuer"):
+    with pytest.raises(UntrustedIssuer, match="untrusted issuer"):
         asyncio.run(verifier.verify(mint(iss="https://evil.test")))
     assert server.total == 0
 
@@ -172,3 +179,30 @@ def test_principal_from_claims_is_the_constructor_result_and_frozen() -> None:
     assert dict(built.claims) == claims
     with pytest.raises(dataclasses.FrozenInstanceError):
         built.subject = "other"  # type: ignore[misc]
+
+
+def test_features_as_an_object_or_a_list_and_roles_as_a_string(
+    key: SigningKey, clock: FakeClock, verifier: TokenVerifier
+) -> None:
+    """ioserver-oidc's auth-service sends features as an object (enabled = truthy value)."""
+    signer = LocalSigner()
+    features = {"beta": True, "limit": 5, "legacy": False, "quota": 0, "note": "on"}
+    as_object = signer.sign(
+        key,
+        {"typ": "at+jwt"},
+        base_claims(clock, features=features, roles="admin", permissions="orders:delete", jti="o"),
+    )
+    p = asyncio.run(verifier.verify(as_object))
+    assert p.features == {"beta", "limit", "note"}
+    assert dict(p.feature_values) == features
+    assert p.roles == {"admin"} and p.permissions == {"orders:delete"}
+    as_list = signer.sign(
+        key, {"typ": "at+jwt"}, base_claims(clock, features=["beta", 7], roles=["a", "b"], jti="l")
+    )
+    p = asyncio.run(verifier.verify(as_list))
+    assert p.features == {"beta"} and dict(p.feature_values) == {"beta": True}
+    assert p.roles == {"a", "b"} and p.permissions == frozenset()
+    none = asyncio.run(verifier.verify(signer.sign(key, {"typ": "at+jwt"}, base_claims(clock, jti="n"))))
+    assert none.features == frozenset() and dict(none.feature_values) == {}
+    with pytest.raises(TypeError):
+        p.feature_values["beta"] = False  # type: ignore[index]
