@@ -1,7 +1,7 @@
 """The verified-token cache: a token that comes back costs a dictionary lookup until it expires.
 
 A token is cached on its SECOND verification, not its first: the first only records the token's
-hash in a small table of atomic values (which the garbage collector never traverses). A service
+hash in a bounded table of plain integers. A service
 whose callers reuse their tokens pays one extra verification per token; in exchange a stream of
 tokens seen once (new callers, a token per request) costs no cache entry, no eviction and no
 long-lived objects for the collector to walk, and cannot push the tokens that do come back out of
@@ -51,8 +51,9 @@ class VerifiedTokenCache:
         self._clock = clock
         self._max = max(0, max_entries)
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
-        # Hashes of tokens verified once and not cached yet (insertion order = age).
-        self._seen: dict[int, None] = {}
+        # Hashes of tokens verified once and not cached yet, oldest first. An OrderedDict: a plain
+        # dict emptied from the front walks its deleted slots on every eviction (~2.7 µs at 4096).
+        self._seen: OrderedDict[int, None] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -89,9 +90,8 @@ class VerifiedTokenCache:
             # First sight: remember it came; it is cached if it comes back.
             seen[digest] = None
             if len(seen) > self._max:
-                with self._lock, contextlib.suppress(KeyError, RuntimeError, StopIteration):
-                    while len(seen) > self._max:
-                        del seen[next(iter(seen))]
+                with contextlib.suppress(KeyError):  # emptied meanwhile by another thread
+                    seen.popitem(last=False)
             return
         entries = self._entries
         # Each OrderedDict operation is atomic; the lock only keeps two threads from both
