@@ -166,6 +166,8 @@ SECTIONS: tuple[Section, ...] = (
             "ISSUER": "The issuer URL; the token endpoint is found by discovery.",
             "CLIENT_SECRET": "The client secret (`client_secret_basic`).",
             "CLIENT_PRIVATE_KEY": "A private key (path, PEM or JWK text) for `private_key_jwt`.",
+            "ALLOW_INSECURE_HTTP": "`true`: send credentials over plain http to a non-loopback "
+            "host (a sidecar that adds TLS); logged once. Default `false`: https or loopback only.",
         },
     ),
     Section(

@@ -9,6 +9,8 @@ import click
 import httpx
 
 from s2s.cli import fail, main
+from s2s.errors import ConfigError
+from s2s.http import secure_url
 
 __all__ = ["token_command"]
 
@@ -26,6 +28,13 @@ __all__ = ["token_command"]
 @click.option("--scope", "scopes", multiple=True, help="Requested scope (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole token response as JSON.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
+@click.option(
+    "--allow-insecure-http",
+    is_flag=True,
+    envvar="S2S_ALLOW_INSECURE_HTTP",
+    help="Send the secret over plain http to a non-loopback issuer (a sidecar that adds TLS). "
+    "Env S2S_ALLOW_INSECURE_HTTP.",
+)
 def token_command(  # noqa: PLR0917 - click passes each option as an argument
     issuer: str,
     client_id: str,
@@ -34,9 +43,15 @@ def token_command(  # noqa: PLR0917 - click passes each option as an argument
     scopes: tuple[str, ...],
     as_json: bool,
     timeout: float,
+    allow_insecure_http: bool,
 ) -> None:
     """Fetch a token with client credentials (client_secret_basic) and print it."""
     url = issuer.rstrip("/") + "/oauth2/token"
+    try:
+        secure_url(url, "--issuer", allow_insecure_http=allow_insecure_http)
+    except ConfigError as exc:
+        fail(exc.description)
+        return
     form = {"grant_type": "client_credentials"}
     if audience:
         form["audience"] = audience

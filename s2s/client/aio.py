@@ -61,6 +61,7 @@ class AsyncTokenClient(TokenClientBase):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
         secret_source: SecretSource | None = None,
+        allow_insecure_http: bool = False,
     ) -> None:
         retry = self._setup(
             token_endpoint,
@@ -75,6 +76,7 @@ class AsyncTokenClient(TokenClientBase):
             secret_source=secret_source,
             http_given=http_client is not None,
             transport_given=transport is not None,
+            allow_insecure_http=allow_insecure_http,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(transport=transport, timeout=retry.timeout)

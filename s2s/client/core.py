@@ -31,7 +31,7 @@ from s2s.client.errors import (
 )
 from s2s.clock import Clock
 from s2s.errors import ConfigError
-from s2s.http import parse_retry_after
+from s2s.http import parse_retry_after, secure_url
 from s2s.oauth import FORM_TYPE, METADATA_PATH, SCOPE_TOKEN, AccessToken
 
 if TYPE_CHECKING:
@@ -156,6 +156,8 @@ class TokenClientSettings:
     client_secret: str | None = field(default=None, repr=False)
     private_key: str | None = field(default=None, repr=False)
     timeout: float = _DEFAULT_TIMEOUT
+    # Plain http to a non-loopback host (a mesh sidecar that adds TLS): explicit, logged once.
+    allow_insecure_http: bool = False
 
     def __post_init__(self) -> None:
         if not self.client_id:
@@ -186,16 +188,19 @@ class TokenClientSettings:
             "client_secret": env.text("CLIENT_SECRET"),
             "private_key": env.text("CLIENT_PRIVATE_KEY"),
             "timeout": env.duration("TOKEN_TIMEOUT", _DEFAULT_TIMEOUT, minimum=0.001),
+            "allow_insecure_http": env.flag("ALLOW_INSECURE_HTTP", False),
         }
         return env.build(cls, values, {"timeout": "TOKEN_TIMEOUT", "private_key": "CLIENT_PRIVATE_KEY"})
 
 
-def _http_url(url: str, what: str) -> str:
+def _http_url(url: str, what: str, allow_insecure_http: bool) -> str:
+    # The client sends its secret or assertion there: the same rule as the verifier's fetches.
+    secure_url(url, what, allow_insecure_http=allow_insecure_http)
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError):
         raise ConfigError(f"{what} is not a valid URL") from None
-    if parsed.scheme not in ("http", "https") or not parsed.host or parsed.fragment:
+    if parsed.fragment:
         raise ConfigError(f"{what} must be an http(s) URL without a fragment")
     return url
 
@@ -240,6 +245,7 @@ class TokenFlows:
         retry: RetryPolicy,
         rng: Callable[[], float] = random.random,
         max_cached: int = 1024,
+        allow_insecure_http: bool = False,
     ) -> None:
         if not client_id:
             raise ConfigError("the token client needs a client id")
@@ -247,8 +253,11 @@ class TokenFlows:
             raise ConfigError("give exactly one of token_endpoint or issuer (discovery)")
         self.client_id = client_id
         self.credential = credential
-        self.token_endpoint = _http_url(token_endpoint, "token_endpoint") if token_endpoint else None
-        self.issuer = _http_url(issuer.rstrip("/"), "issuer") if issuer else None
+        self.allow_insecure_http = allow_insecure_http
+        self.token_endpoint = (
+            _http_url(token_endpoint, "token_endpoint", allow_insecure_http) if token_endpoint else None
+        )
+        self.issuer = _http_url(issuer.rstrip("/"), "issuer", allow_insecure_http) if issuer else None
         self.clock = clock
         self.refresh = refresh
         self.retry = retry
@@ -329,9 +338,18 @@ class TokenFlows:
         if not isinstance(endpoint, str):
             raise DiscoveryError(f"{url} names no token_endpoint")
         try:
-            self.token_endpoint = _http_url(endpoint, "the discovered token_endpoint")
+            _http_url(endpoint, "the discovered token_endpoint", self.allow_insecure_http)
         except ConfigError as exc:
             raise DiscoveryError(exc.description) from None
+        # Metadata read over https must not send our credentials to plain http (not even on this
+        # host, where http://127.0.0.1:<port> is whatever listens there), unless opted in.
+        if (
+            self.issuer.startswith("https:")
+            and not endpoint.startswith("https:")
+            and not self.allow_insecure_http
+        ):
+            raise DiscoveryError("the discovered token_endpoint must use https (the issuer does)")
+        self.token_endpoint = endpoint
         return self.token_endpoint
 
     # -- token exchange -----------------------------------------------------------------------
@@ -478,6 +496,7 @@ class TokenClientBase:
         secret_source: SecretSource | None,
         http_given: bool,
         transport_given: bool,
+        allow_insecure_http: bool = False,
     ) -> RetryPolicy:
         """Check the arguments both twins take and make the flows; the retry policy in force."""
         if http_given and transport_given:
@@ -494,6 +513,7 @@ class TokenClientBase:
             refresh=refresh or RefreshPolicy(),
             retry=retry,
             rng=rng,
+            allow_insecure_http=allow_insecure_http,
         )
         return retry
 
@@ -508,6 +528,7 @@ class TokenClientBase:
             client_secret=settings.client_secret,
             private_key=settings.private_key,
             retry=retry,
+            allow_insecure_http=options.pop("allow_insecure_http", settings.allow_insecure_http),
             **options,
         )
 

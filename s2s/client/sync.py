@@ -66,6 +66,7 @@ class TokenClient(TokenClientBase):
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
         secret_source: SecretSource | None = None,
+        allow_insecure_http: bool = False,
     ) -> None:
         retry = self._setup(
             token_endpoint,
@@ -80,6 +81,7 @@ class TokenClient(TokenClientBase):
             secret_source=secret_source,
             http_given=http_client is not None,
             transport_given=transport is not None,
+            allow_insecure_http=allow_insecure_http,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(transport=transport, timeout=retry.timeout)

@@ -23,6 +23,7 @@ from s2s.jose import (
     KeyRejected,
     MissingKeyId,
     TokenLimits,
+    TypeRejected,
     VerifyKey,
     algs_for_jwk,
     b64url_decode,
@@ -52,9 +53,13 @@ __all__ = [
 ]
 
 MAX_ASSERTION_BYTES = 8192
+# Accepted header ``typ`` values ("" = no typ): what clients send today, and the explicit type of
+# draft-ietf-oauth-rfc7523bis. Any other (at+jwt, dpop+jwt, logout+jwt...) is another kind of JWT,
+# maybe signed by a key the client also uses elsewhere: it never passes as an assertion.
+ASSERTION_TYPES = frozenset({"", "jwt", "client-authentication+jwt"})
 # Any header member outside s2s.jose.NEVER_ALLOWED (senders add x5t, x5t#S256, typ...); we never
 # take a key from the token and understand no critical extension.
-ASSERTION_HEADER = HeaderPolicy(allowed=None, require_kid=True)
+ASSERTION_HEADER = HeaderPolicy(allowed=None, require_kid=True, types=ASSERTION_TYPES)
 _LIMITS = TokenLimits(
     max_token=MAX_ASSERTION_BYTES, max_header=4096, max_payload=MAX_ASSERTION_BYTES, max_signature=1400
 )
@@ -214,6 +219,8 @@ class AssertionVerifier:
             parsed = parse_compact(assertion, limits=_LIMITS, policy=ASSERTION_HEADER)
         except MissingKeyId:
             raise InvalidAssertion("client assertion has no kid") from None
+        except TypeRejected:
+            raise InvalidAssertion("client assertion typ names another kind of JWT") from None
         except HeaderRejected:
             raise InvalidAssertion("client assertion header uses a refused member") from None
         except AlgorithmRejected:
@@ -222,6 +229,10 @@ class AssertionVerifier:
             raise InvalidAssertion("client assertion is not a compact JWS") from None
         if parsed.kid is None:  # the policy requires it; kept explicit for the type
             raise InvalidAssertion("client assertion has no kid")
+        try:
+            ASSERTION_HEADER.check_typ(parsed.typ)
+        except TypeRejected:
+            raise InvalidAssertion("client assertion typ names another kind of JWT") from None
         key = self._key(client, parsed.kid, parsed.alg)
         try:
             check_signature(parsed, key)
@@ -237,9 +248,13 @@ class AssertionVerifier:
         if claims.get("iss") != client.client_id or claims.get("sub") != client.client_id:
             raise InvalidAssertion("client assertion iss and sub must both be the client id")
         aud = claims.get("aud")
-        auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-        if not any(isinstance(a, str) and a in self._audiences for a in auds):
-            raise InvalidAssertion("client assertion aud is not this token endpoint or issuer")
+        # Our issuer identifier or token endpoint, ALONE: an assertion that also names another
+        # server could be replayed there or here (the audience-injection attack behind
+        # draft-ietf-oauth-rfc7523bis). A one-element array is the same as the string.
+        if isinstance(aud, list) and len(aud) == 1:
+            aud = aud[0]
+        if not isinstance(aud, str) or aud not in self._audiences:
+            raise InvalidAssertion("client assertion aud must be this issuer or its token endpoint, alone")
         exp = _number(claims, "exp")
         if exp is None:
             raise InvalidAssertion("client assertion has no exp")

@@ -28,7 +28,6 @@ Provider presets and what they rely on (each checked against the provider's docu
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from s2s.errors import ConfigError
+from s2s.http import is_loopback_host, secure_url
 from s2s.jose import (
     DEFAULT_LIMITS,
     NEVER_ALLOWED,
@@ -84,30 +84,9 @@ _DURATIONS = (
 )
 
 
-def is_loopback_host(host: str) -> bool:
-    """``localhost`` or a loopback IP address (a name that merely starts so is not)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_fetch_url(url: str, what: str = "URL") -> str:
     """https only; plain http only to a loopback address (tests, a sidecar on the same host)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-    except ValueError:
-        raise ConfigError(f"{what} is not a valid URL") from None
-    if not host:
-        raise ConfigError(f"{what} has no host")
-    if parts.username or parts.password:
-        raise ConfigError(f"{what} must not carry credentials")
-    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(host)):
-        return url
-    raise ConfigError(f"{what} must use https (plain http only to a loopback address)")
+    return secure_url(url, what)
 
 
 def check_discovered_url(url: str, issuer: str) -> str:

@@ -360,11 +360,14 @@ def test_replicas_rotate_under_load_without_a_failed_request(replicas: Replicas)
         SecretId=f"{deployment.prefix}/keys", VersionStage="AWSCURRENT"
     )["SecretString"]
     assert ('"d"' in document) is (replicas.signer == "local")
-    published = {kid for kid, rec in store.items() if rec["published"]}
-    # Both already sign with the last key, so both hold the last keyset: their JWKS agree at once
-    # (the ceiling only guards against a hang).
+    # Both already sign with the last key, so both hold the last keyset: their JWKS agree with the
+    # store (the ceiling only guards against a hang). The store is read again each time: the
+    # replicas' schedule may retire an old key meanwhile, and then both must follow.
     deadline = time.monotonic() + CONVERGENCE_CEILING
-    while not (_served_kids(replicas.a) == _served_kids(replicas.b) == published):
+    while True:
+        published = {kid for kid, rec in deployment.store_keys().items() if rec["published"]}
+        if _served_kids(replicas.a) == _served_kids(replicas.b) == published:
+            break
         assert time.monotonic() < deadline, "the replicas serve different JWKS"
         time.sleep(0.05)
 

@@ -14,7 +14,15 @@ from litestar.testing import TestClient
 
 from s2s.clock import FakeClock
 from s2s.issuer.assertion import JWT_BEARER_ASSERTION_TYPE, InMemoryReplayCache
-from tests.issuer.helpers import FORM, ISSUER, PkjClient, assert_refused, make_assertion, refusal_reason
+from tests.issuer.helpers import (
+    FORM,
+    ISSUER,
+    TOKEN_URL,
+    PkjClient,
+    assert_refused,
+    make_assertion,
+    refusal_reason,
+)
 
 Client = TestClient[Litestar]
 
@@ -36,7 +44,7 @@ def b64(data: dict[str, Any]) -> str:
 def test_happy_path_with_issuer_audience_and_client_id(
     client: Client, pkj: PkjClient, clock: FakeClock
 ) -> None:
-    assertion = make_assertion(pkj, now=clock.now(), aud=[ISSUER, "https://elsewhere"])
+    assertion = make_assertion(pkj, now=clock.now(), aud=[ISSUER])
     response = send(client, assertion, client_id="pkj")
     assert response.status_code == 200, response.text
     assert response.json()["scope"] == "orders:read"
@@ -330,3 +338,46 @@ def test_the_one_header_deny_list_applies_to_assertions(
     # Headers that real clients send (MSAL: x5t#S256, typ JWT) are accepted.
     ok = make_assertion(pkj, now=clock.now(), header={"x5t#S256": "abc", "typ": "JWT"})
     assert send(client, ok).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "aud",
+    [
+        ["https://other-as.example/token", TOKEN_URL],  # audience injection: ours among others
+        [TOKEN_URL, ISSUER],  # even two of ours: one audience, alone
+        [],
+        "https://other-as.example/token",
+        [["nested"]],
+    ],
+    ids=["other-and-ours", "both-of-ours", "empty", "other", "nested"],
+)
+def test_an_assertion_names_us_alone(
+    client: Client, pkj: PkjClient, clock: FakeClock, caplog: pytest.LogCaptureFixture, aud: Any
+) -> None:
+    assertion = make_assertion(pkj, now=clock.now(), aud=aud)
+    assert_refused(send(client, assertion), 401, "invalid_client", caplog, assertion)
+    assert "aud must be this issuer or its token endpoint, alone" in refusal_reason(caplog)
+
+
+@pytest.mark.parametrize("aud", [TOKEN_URL, ISSUER, [TOKEN_URL], [ISSUER]], ids=str)
+def test_a_one_element_audience_is_the_same_as_the_string(
+    client: Client, pkj: PkjClient, clock: FakeClock, aud: Any
+) -> None:
+    assert send(client, make_assertion(pkj, now=clock.now(), aud=aud)).status_code == 200
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "dpop+jwt", "application/at+jwt", "logout+jwt", "secevent+jwt"])
+def test_other_kinds_of_jwt_are_not_assertions(
+    client: Client, pkj: PkjClient, clock: FakeClock, caplog: pytest.LogCaptureFixture, typ: str
+) -> None:
+    assertion = make_assertion(pkj, now=clock.now(), header={"typ": typ})
+    assert_refused(send(client, assertion), 401, "invalid_client", caplog, assertion)
+    assert "typ names another kind of JWT" in refusal_reason(caplog)
+
+
+@pytest.mark.parametrize("typ", [None, "JWT", "jwt", "client-authentication+jwt", "application/jwt"])
+def test_assertion_types_clients_send_are_accepted(
+    client: Client, pkj: PkjClient, clock: FakeClock, typ: str | None
+) -> None:
+    assertion = make_assertion(pkj, now=clock.now(), header={"typ": typ})
+    assert send(client, assertion).status_code == 200
