@@ -288,7 +288,7 @@ def test_sigstop_of_moto_for_20_seconds(aws: AwsDeployment, moto: MotoServer) ->
             f"token requests during the stop: {len(during)}, statuses {sorted({t[1] for t in during})}, "
             f"slowest {max((t[2] for t in during), default=0):.2f}s"
         )
-            # Hung, /health would take the whole 20 s stop; answering at once takes ~0.2 s here when
+        # Hung, /health would take the whole 20 s stop; answering at once takes ~0.2 s here when
         # the machine is quiet. The bound is generous so that a busy 2-core box does not fail it.
         assert health_statuses == {200} and health_slowest < 5.0
         assert flip < 6.0  # 1 s probe interval + 2 s probe timeout, with slack for a busy machine
