@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
-from litestar import Litestar, MediaType, Request, Response, asgi, get
+from litestar import Litestar, MediaType, Request, Response, asgi, get, route
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -29,6 +29,12 @@ from s2s.issuer import (
     IssuerSettings,
     build_issuer,
     server_metadata,
+)
+from s2s.issuer.metadata import (
+    AUTHORIZE_PATH,
+    OPENID_CONFIGURATION_PATH,
+    authorization_error,
+    openid_configuration,
 )
 from s2s.issuer.token import NO_STORE, TokenResponse
 from s2s.oauth import JWKS_PATH, METADATA_PATH, TOKEN_PATH
@@ -113,6 +119,7 @@ def create_issuer_app(
     keys, endpoint, metrics = runtime.keys, runtime.endpoint, runtime.metrics
 
     metadata_bytes = json.dumps(server_metadata(settings), separators=(",", ":")).encode()
+    openid_bytes = json.dumps(openid_configuration(settings), separators=(",", ":")).encode()
     public_cache = {"Cache-Control": f"public, max-age={settings.jwks_max_age}"}
     no_store = {"Cache-Control": "no-store"}
     max_body = settings.max_body_bytes
@@ -171,12 +178,19 @@ def create_issuer_app(
             )
         return Response(keys.jwks_bytes, headers=public_cache, media_type=JSON)
 
-    @get(
-        [METADATA_PATH, "/.well-known/openid-configuration"],
-        include_in_schema=False,
-    )
+    @get(METADATA_PATH, include_in_schema=False)
     async def metadata() -> Response[bytes]:
         return Response(metadata_bytes, headers=public_cache, media_type=JSON)
+
+    @get(OPENID_CONFIGURATION_PATH, include_in_schema=False)
+    async def openid_metadata() -> Response[bytes]:
+        return Response(openid_bytes, headers=public_cache, media_type=JSON)
+
+    @route(AUTHORIZE_PATH, http_method=["GET", "POST"], include_in_schema=False)
+    async def authorize(request: Request[Any, Any, Any]) -> Response[bytes]:
+        # No login here: every request gets an RFC 6749 error, never a redirect (see metadata).
+        status, body = authorization_error(dict(request.query_params))
+        return Response(body, status_code=status, headers=NO_STORE, media_type=JSON)
 
     @get("/health", include_in_schema=False)
     async def health() -> Response[bytes]:
@@ -226,7 +240,7 @@ def create_issuer_app(
                     await task
 
     return Litestar(
-        route_handlers=[token, jwks, metadata, health, ready, metrics_route],
+        route_handlers=[token, jwks, metadata, openid_metadata, authorize, health, ready, metrics_route],
         exception_handlers={Exception: http_error},
         lifespan=[lifespan],
         openapi_config=None,
