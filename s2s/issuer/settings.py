@@ -56,7 +56,7 @@ class IssuerSettings:
     issuer: str = "http://127.0.0.1:8000"
     keystore: str = "file://keys"
     clients: str = "file://keys/clients.json"
-    token_ttl: float = 300
+    token_ttl: float = 1800
     rotation: RotationPolicy = field(default_factory=RotationPolicy)
     run_rotation: bool = True
     create_keys: bool = True
