@@ -49,6 +49,8 @@ __all__ = ["NO_STORE", "TokenEndpoint", "TokenResponse", "error_response"]
 log = logging.getLogger("s2s.issuer.token")
 
 NO_STORE: Mapping[str, str] = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# Entra ID's convention, the only way MSAL names a resource in client credentials.
+DEFAULT_SCOPE_SUFFIX = "/.default"
 # Infrastructure errors whose description is safe and meant for the caller, answered as 503.
 _UNAVAILABLE = (StateUnavailable, RegistryUnavailable)
 
@@ -173,6 +175,25 @@ class TokenEndpoint:
         return TokenResponse(200, body, NO_STORE)
 
     @staticmethod
+    def _default_audience(raw: str | None) -> str | None:
+        """The audience named by an Entra-style ``scope=<audience>/.default`` (MSAL's only way to
+        name a resource in client credentials), or None when the scope has no ``/.default`` token.
+        Such a scope must be the only one: mixed with others it would be ambiguous."""
+        if raw is None or DEFAULT_SCOPE_SUFFIX not in raw:
+            return None
+        tokens = [t for t in raw.split(" ") if t]
+        if (
+            len(tokens) != 1
+            or not tokens[0].endswith(DEFAULT_SCOPE_SUFFIX)
+            or not SCOPE_TOKEN.match(tokens[0])
+        ):
+            raise InvalidScope("a <audience>/.default scope must be the only scope requested")
+        audience = tokens[0][: -len(DEFAULT_SCOPE_SUFFIX)]
+        if not audience:
+            raise InvalidScope("scope is malformed")
+        return audience
+
+    @staticmethod
     def _audience(client: Client, params: Mapping[str, str]) -> str:
         audience, resource = params.get("audience"), params.get("resource")
         if audience is not None and resource is not None and audience != resource:
@@ -180,6 +201,13 @@ class TokenEndpoint:
         if resource is not None and not _is_absolute_uri(resource):
             raise InvalidTarget("resource must be an absolute URI without a fragment")
         requested = audience if audience is not None else resource
+        by_scope = TokenEndpoint._default_audience(params.get("scope"))
+        if by_scope is not None:
+            if requested is not None and requested != by_scope:
+                raise InvalidTokenRequest("the /.default scope names another audience than the request")
+            if by_scope not in client.audiences:
+                raise InvalidScope("the /.default scope names an audience not allowed for this client")
+            return by_scope
         if requested is None:
             if len(client.audiences) == 1:
                 return client.audiences[0]
@@ -191,7 +219,8 @@ class TokenEndpoint:
     @staticmethod
     def _scopes(client: Client, raw: str | None) -> tuple[str, ...]:
         # RFC 6749 §3.3 lets the server apply a default when scope is omitted: all allowed scopes.
-        if raw is None or not raw.strip(" "):
+        # `<audience>/.default` (checked by _audience) asks for that default explicitly.
+        if raw is None or not raw.strip(" ") or TokenEndpoint._default_audience(raw) is not None:
             return client.scopes
         if raw in client.scopes:  # one allowed scope, already a valid token (the registry checks)
             return (raw,)
