@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from s2s.errors import ConfigError
+from s2s.issuer._certs import leaf_certificate
 from s2s.issuer._secret_hash import generate_secret, hash_secret, parse_secret_hash
 from s2s.issuer.assertion import client_public_key as _client_public_key
 from s2s.jose import CLIENT_ASSERTION_ALGS, algs_for_jwk
@@ -91,12 +92,19 @@ class Client:
         }
         if self.jwks:
             out["kids"] = [k["kid"] for k in self.jwks]
+            certs = [(k["kid"], leaf_certificate(k["x5c"])) for k in self.jwks if "x5c" in k]
+            if certs:
+                out["certificates"] = [
+                    {"kid": kid, "x5t#S256": c.x5t_s256, "not_before": c.not_before, "not_after": c.not_after}
+                    for kid, c in certs
+                ]
         return out
 
     def to_document(self) -> dict[str, Any]:
         doc = self.to_public_dict()
         doc.pop("auth_method")
         doc.pop("kids", None)
+        doc.pop("certificates", None)
         if self.secret_hash is not None:
             doc["secret_hash"] = self.secret_hash
         else:

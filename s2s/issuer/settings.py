@@ -63,7 +63,7 @@ class IssuerSettings:
     rate_limit: float = 20.0
     rate_burst: float = 40.0
     max_body_bytes: int = 16 * 1024
-    assertion_max_lifetime: float = 300
+    assertion_max_lifetime: float = 3600
     host: str = "127.0.0.1"
     port: int = 8000
     # memory | dynamodb://TABLE[?region=R]: where replay and rate-limit state lives.
