@@ -79,6 +79,20 @@ def _client_keys(jwks_file: Path | None, cert_files: tuple[Path, ...], now: floa
     return {"keys": keys}
 
 
+def _features(names: tuple[str, ...], as_json: str | None) -> Any:
+    if as_json is None:
+        return names
+    if names:
+        raise ConfigError("give --feature or --features-json, not both")
+    try:
+        value = json.loads(as_json)
+    except ValueError:
+        raise ConfigError("--features-json is not JSON") from None
+    if not isinstance(value, dict | list):
+        raise ConfigError("--features-json must be a JSON list or object")
+    return value
+
+
 @clients_group.command("add")
 @click.argument("client_id")
 @click.option("--audience", "audiences", multiple=True, required=True, help="Allowed audience (repeatable).")
@@ -86,6 +100,10 @@ def _client_keys(jwks_file: Path | None, cert_files: tuple[Path, ...], now: floa
 @click.option("--role", "roles", multiple=True, help="Role claim for its tokens (repeatable).")
 @click.option("--permission", "permissions", multiple=True, help="Permission claim (repeatable).")
 @click.option("--feature", "features", multiple=True, help="Feature claim (repeatable).")
+@click.option(
+    "--features-json",
+    help='Features as JSON instead: a list of names or an object such as \'{"beta": true, "limit": 5}\'.',
+)
 @click.option(
     "--jwks",
     "jwks_file",
@@ -110,6 +128,7 @@ def add_command(  # noqa: PLR0917 - click passes each option as an argument
     roles: tuple[str, ...],
     permissions: tuple[str, ...],
     features: tuple[str, ...],
+    features_json: str | None,
     jwks_file: Path | None,
     cert_files: tuple[Path, ...],
     ttl: float | None,
@@ -124,7 +143,7 @@ def add_command(  # noqa: PLR0917 - click passes each option as an argument
         scopes=scopes,
         roles=roles,
         permissions=permissions,
-        features=features,
+        features=_features(features, features_json),
         max_ttl=ttl,
         jwks=_client_keys(jwks_file, cert_files, now),
         now=now,

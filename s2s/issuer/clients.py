@@ -7,10 +7,12 @@ never shares a secret with us). Where clients are kept: :mod:`s2s.issuer._regist
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from s2s.errors import ConfigError
@@ -35,6 +37,25 @@ def _strings(value: Any, what: str, pattern: re.Pattern[str] | None = None) -> t
     return tuple(out)
 
 
+MAX_FEATURES_JSON = 4096
+
+
+def _features(value: Any) -> tuple[str, ...] | Mapping[str, Any]:
+    """Features as a list of names or as an object (name -> JSON value), kept in the shape given."""
+    if not isinstance(value, Mapping):
+        return _strings(value, "feature")
+    if not all(isinstance(k, str) and k for k in value):
+        raise ConfigError("feature names must be non-empty strings")
+    try:
+        size = len(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError):
+        raise ConfigError("feature values must be JSON values") from None
+    if size > MAX_FEATURES_JSON:
+        raise ConfigError(f"features must stay under {MAX_FEATURES_JSON} bytes of JSON")
+    # Read-only: a Client is frozen, and the same mapping goes into every token.
+    return MappingProxyType(json.loads(json.dumps(value)))
+
+
 @dataclass(frozen=True, slots=True)
 class Client:
     client_id: str
@@ -42,7 +63,8 @@ class Client:
     scopes: tuple[str, ...] = ()
     roles: tuple[str, ...] = ()
     permissions: tuple[str, ...] = ()
-    features: tuple[str, ...] = ()
+    # A list of names, or an object of name -> JSON value (ioserver-oidc's shape: enabled = truthy).
+    features: tuple[str, ...] | Mapping[str, Any] = ()
     max_ttl: float | None = None
     # Exactly one credential. The hash is not secret-equivalent, but it stays out of repr and logs.
     secret_hash: str | None = field(default=None, repr=False)
@@ -56,8 +78,9 @@ class Client:
         if not self.audiences:
             raise ConfigError(f"client {self.client_id}: at least one audience is required")
         object.__setattr__(self, "scopes", _strings(self.scopes, "scope", SCOPE_TOKEN))
-        for name in ("roles", "permissions", "features"):
+        for name in ("roles", "permissions"):
             object.__setattr__(self, name, _strings(getattr(self, name), name[:-1]))
+        object.__setattr__(self, "features", _features(self.features))
         ttl = self.max_ttl
         if ttl is not None and (
             isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl < math.inf
@@ -86,7 +109,7 @@ class Client:
             "scopes": list(self.scopes),
             "roles": list(self.roles),
             "permissions": list(self.permissions),
-            "features": list(self.features),
+            "features": dict(self.features) if isinstance(self.features, Mapping) else list(self.features),
             "max_ttl": self.max_ttl,
             "created_at": self.created_at,
         }
@@ -145,7 +168,7 @@ def new_client(
     scopes: Sequence[str] = (),
     roles: Sequence[str] = (),
     permissions: Sequence[str] = (),
-    features: Sequence[str] = (),
+    features: Sequence[str] | Mapping[str, Any] = (),
     max_ttl: float | None = None,
     jwks: Mapping[str, Any] | None = None,
     now: float | None = None,
@@ -174,7 +197,7 @@ def new_client(
         scopes=tuple(scopes),
         roles=tuple(roles),
         permissions=tuple(permissions),
-        features=tuple(features),
+        features=features if isinstance(features, Mapping) else tuple(features),
         max_ttl=max_ttl,
         secret_hash=hash_secret(secret) if secret is not None else None,
         jwks=keys,

@@ -7,7 +7,7 @@ as two steps so that nothing is built that the response does not need.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from s2s.clock import Clock, system_clock
@@ -39,10 +39,13 @@ class Minter:
         }
         if scopes:
             claims["scope"] = " ".join(scopes)
-        for name in ("roles", "permissions", "features"):
+        for name in ("roles", "permissions"):
             values = getattr(client, name)
             if values:
                 claims[name] = list(values)
+        features = client.features
+        if features:  # in the registration's shape: a list of names or an object
+            claims["features"] = dict(features) if isinstance(features, Mapping) else list(features)
         return claims
 
     def sign(self, key: SigningKey, claims: dict[str, Any]) -> str:
