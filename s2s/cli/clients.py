@@ -119,6 +119,11 @@ def _features(names: tuple[str, ...], as_json: str | None) -> Any:
     "named by kid or by thumbprint (x5t#S256, as MSAL sends it).",
 )
 @click.option("--ttl", type=click.FloatRange(min=1), help="Longest token lifetime for this client, seconds.")
+@click.option(
+    "--claim-aliases/--no-claim-aliases",
+    default=None,
+    help="Also emit scp, cid and azp (Okta/Entra conventions) in its tokens; unset: S2S_CLAIM_ALIASES.",
+)
 @_registry_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def add_command(  # noqa: PLR0917 - click passes each option as an argument
@@ -132,6 +137,7 @@ def add_command(  # noqa: PLR0917 - click passes each option as an argument
     jwks_file: Path | None,
     cert_files: tuple[Path, ...],
     ttl: float | None,
+    claim_aliases: bool | None,
     registry: str,
     as_json: bool,
 ) -> None:
@@ -145,6 +151,7 @@ def add_command(  # noqa: PLR0917 - click passes each option as an argument
         permissions=permissions,
         features=_features(features, features_json),
         max_ttl=ttl,
+        claim_aliases=claim_aliases,
         jwks=_client_keys(jwks_file, cert_files, now),
         now=now,
     )

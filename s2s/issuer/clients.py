@@ -66,6 +66,8 @@ class Client:
     # A list of names, or an object of name -> JSON value (ioserver-oidc's shape: enabled = truthy).
     features: tuple[str, ...] | Mapping[str, Any] = ()
     max_ttl: float | None = None
+    # Also emit Okta/Entra-style aliases (scp, cid, azp); None: the issuer's S2S_CLAIM_ALIASES.
+    claim_aliases: bool | None = None
     # Exactly one credential. The hash is not secret-equivalent, but it stays out of repr and logs.
     secret_hash: str | None = field(default=None, repr=False)
     jwks: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
@@ -86,6 +88,8 @@ class Client:
             isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl < math.inf
         ):
             raise ConfigError(f"client {self.client_id}: max_ttl must be a positive number of seconds")
+        if self.claim_aliases is not None and not isinstance(self.claim_aliases, bool):
+            raise ConfigError(f"client {self.client_id}: claim_aliases must be true, false or absent")
         if (self.secret_hash is None) == (not self.jwks):
             raise ConfigError(f"client {self.client_id}: needs exactly one of a secret or a public JWKS")
         if self.secret_hash is not None:
@@ -113,6 +117,8 @@ class Client:
             "max_ttl": self.max_ttl,
             "created_at": self.created_at,
         }
+        if self.claim_aliases is not None:
+            out["claim_aliases"] = self.claim_aliases
         if self.jwks:
             out["kids"] = [k["kid"] for k in self.jwks]
             certs = [(k["kid"], leaf_certificate(k["x5c"])) for k in self.jwks if "x5c" in k]
@@ -153,6 +159,7 @@ class Client:
                 permissions=doc.get("permissions", ()),
                 features=doc.get("features", ()),
                 max_ttl=doc.get("max_ttl"),
+                claim_aliases=doc.get("claim_aliases"),
                 secret_hash=doc.get("secret_hash"),
                 jwks=keys,
                 created_at=doc.get("created_at"),
@@ -170,6 +177,7 @@ def new_client(
     permissions: Sequence[str] = (),
     features: Sequence[str] | Mapping[str, Any] = (),
     max_ttl: float | None = None,
+    claim_aliases: bool | None = None,
     jwks: Mapping[str, Any] | None = None,
     now: float | None = None,
 ) -> tuple[Client, str | None]:
@@ -199,6 +207,7 @@ def new_client(
         permissions=tuple(permissions),
         features=features if isinstance(features, Mapping) else tuple(features),
         max_ttl=max_ttl,
+        claim_aliases=claim_aliases,
         secret_hash=hash_secret(secret) if secret is not None else None,
         jwks=keys,
         created_at=now,

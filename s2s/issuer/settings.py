@@ -73,6 +73,8 @@ class IssuerSettings:
     # PEM files for HTTPS served by `s2s serve` itself (both or neither); paths, never contents.
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+    # Also emit scp/cid/azp (Okta/Entra conventions) in every token; a client may override.
+    claim_aliases: bool = False
 
     def __post_init__(self) -> None:
         issuer = self.issuer.rstrip("/")
@@ -143,7 +145,8 @@ class IssuerSettings:
         """``S2S_ISSUER``, ``S2S_KEYSTORE``, ``S2S_CLIENTS``, ``S2S_TOKEN_TTL``, ``S2S_RUN_ROTATION``,
         ``S2S_CREATE_KEYS``, ``S2S_RATE_LIMIT``, ``S2S_RATE_BURST``, ``S2S_MAX_BODY_BYTES``, ``S2S_HOST``,
         ``S2S_PORT``, ``S2S_STATE``, ``S2S_SIGNER``, ``S2S_KMS_DELETION_WINDOW_DAYS``,
-        ``S2S_SSL_CERTFILE``, ``S2S_SSL_KEYFILE`` (PEM file paths, both or neither); rotation timing
+        ``S2S_SSL_CERTFILE``, ``S2S_SSL_KEYFILE`` (PEM file paths, both or neither),
+        ``S2S_CLAIM_ALIASES``; rotation timing
         (``S2S_JWKS_MAX_AGE``, ``S2S_POLL_INTERVAL``, ``S2S_MAX_TOKEN_TTL``, ...) as
         :meth:`RotationPolicy.from_env` reads it. ``aws-sm://`` references are resolved (``secrets``
         replaces the Secrets Manager source, e.g. in tests); every problem is reported in one line."""
@@ -171,6 +174,7 @@ class IssuerSettings:
             "kms_deletion_window_days": env.integer("KMS_DELETION_WINDOW_DAYS", d.kms_deletion_window_days),
             "ssl_certfile": env.text("SSL_CERTFILE"),
             "ssl_keyfile": env.text("SSL_KEYFILE"),
+            "claim_aliases": env.flag("CLAIM_ALIASES", d.claim_aliases),
         }
         # The issuer checks its settings against the policy's timings: name those variables too.
         timings = {f.name: f.name.upper() for f in fields(RotationPolicy)}

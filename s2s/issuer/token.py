@@ -120,7 +120,9 @@ class TokenEndpoint:
         self.registry = registry
         self.keys = keys
         self.metrics = metrics or keys.metrics
-        self.minter = Minter(settings.issuer, signer or LocalSigner(), clock=clock)
+        self.minter = Minter(
+            settings.issuer, signer or LocalSigner(), clock=clock, claim_aliases=settings.claim_aliases
+        )
         self.secrets = secrets or SecretVerifier(clock)
         self.limiter = limiter or TokenBucketLimiter(settings.rate_limit, settings.rate_burst, clock=clock)
         self._params = FormReader(settings.max_body_bytes)
