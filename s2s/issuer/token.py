@@ -173,7 +173,12 @@ class TokenEndpoint:
             log.error("signing with key %s failed: %s", key.kid, exc.description)
             raise TemporarilyUnavailable("signing is temporarily unavailable") from None
         self.metrics.issued()
-        body = _token_body(token, claims["exp"] - claims["iat"], claims.get("scope", ""))
+        granted = claims.get("scope", "")
+        if self._default_audience(params.get("scope")) is not None:
+            # The grant named as it was asked for (`<audience>/.default`, RFC 6749 §5.1): MSAL
+            # caches a token under the scope of the response and looks it up by the one it sent.
+            granted = params["scope"].strip(" ")
+        body = _token_body(token, claims["exp"] - claims["iat"], granted)
         return TokenResponse(200, body, NO_STORE)
 
     @staticmethod

@@ -74,7 +74,8 @@ class IssuerDir:
 
 @dataclass(frozen=True)
 class TlsIssuer:
-    url: str
+    url: str  # the issuer URL (may have a path)
+    origin: str  # https://127.0.0.1:PORT (health, readiness)
     ca: LocalCA
     proc: subprocess.Popen[bytes] = field(repr=False)
     log: Path
@@ -92,12 +93,21 @@ class TlsIssuer:
 
 @contextlib.contextmanager
 def serve_tls(
-    issuer_dir: IssuerDir, ca: LocalCA, *, via_env: bool = False, startup_timeout: float = 30
+    issuer_dir: IssuerDir,
+    ca: LocalCA,
+    *,
+    via_env: bool = False,
+    issuer_path: str = "",
+    startup_timeout: float = 30,
 ) -> Iterator[TlsIssuer]:
     """``s2s serve`` with the test CA's server certificate on a free port of 127.0.0.1 (options, or
-    ``S2S_SSL_*`` with ``via_env``); ready once ``/ready`` answers 200 over HTTPS; stopped on exit."""
+    ``S2S_SSL_*`` with ``via_env``); ready once ``/ready`` answers 200 over HTTPS; stopped on exit.
+    ``issuer_path`` (e.g. ``/s2s``) sets ``S2S_ISSUER`` to an issuer URL with that path."""
     port = free_port()
     env = dict(issuer_dir.env)
+    origin = f"https://127.0.0.1:{port}"
+    if issuer_path:
+        env["S2S_ISSUER"] = origin + issuer_path
     args = [str(s2s_executable()), "serve", "--host", "127.0.0.1", "--port", str(port)]
     if via_env:
         env["S2S_SSL_CERTFILE"], env["S2S_SSL_KEYFILE"] = str(ca.cert_path), str(ca.key_path)
@@ -112,13 +122,13 @@ def serve_tls(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    running = TlsIssuer(f"https://127.0.0.1:{port}", ca, proc, log)
+    running = TlsIssuer(origin + issuer_path, origin, ca, proc, log)
     try:
         deadline = time.monotonic() + startup_timeout
         with running.http() as http:
             while True:
                 with contextlib.suppress(httpx.HTTPError):
-                    if http.get(f"{running.url}/ready", timeout=1).status_code == 200:
+                    if http.get(f"{origin}/ready", timeout=1).status_code == 200:
                         break
                 assert proc.poll() is None, f"s2s serve exited with {proc.returncode}:\n{log_tail(log)}"
                 assert time.monotonic() < deadline, (

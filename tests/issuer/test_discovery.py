@@ -8,7 +8,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from s2s.issuer import InMemoryClientRegistry, IssuerSettings
+from s2s.litestar.issuer import create_issuer_app
 from tests.issuer.helpers import ISSUER
+from tests.support import MemoryKeyStore
 
 Client = TestClient[Litestar]
 
@@ -81,3 +84,27 @@ def test_the_authorization_endpoint_answers_every_request_with_an_oauth_error(
     assert body["error"] == error and set(body) == {"error", "error_description"}
     # Nothing the caller sent is reflected.
     assert "evil.example" not in response.text and "st4te-VALUE" not in response.text
+
+
+def test_an_issuer_url_with_a_path_serves_under_it() -> None:
+    """MSAL Python wants a path segment in its authority: https://host/s2s serves its endpoints
+    under /s2s, as its metadata names them (RFC 8414 §3.1 metadata with the path appended)."""
+    issuer = "https://issuer.test/s2s"
+    app = create_issuer_app(
+        IssuerSettings(issuer=issuer),
+        store=MemoryKeyStore(),
+        registry=InMemoryClientRegistry([]),
+        reload_loop=False,
+    )
+    with TestClient(app, base_url="https://issuer.test") as tc:
+        oidc = tc.get("/s2s/.well-known/openid-configuration").json()
+        assert oidc["issuer"] == issuer and oidc["token_endpoint"] == f"{issuer}/oauth2/token"
+        for path in (
+            "/.well-known/oauth-authorization-server/s2s",
+            "/s2s/.well-known/oauth-authorization-server",
+        ):
+            assert tc.get(path).json()["issuer"] == issuer
+        assert tc.get("/s2s/.well-known/jwks.json").json()["keys"]
+        refused = tc.post("/s2s/oauth2/token", data={"grant_type": "client_credentials"})
+        assert refused.status_code in (400, 401) and "error" in refused.json()
+        assert tc.get("/s2s/oauth2/authorize").json()["error"] == "invalid_request"
