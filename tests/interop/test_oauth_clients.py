@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 import authlib
+import httpx
 import msal
 import pytest
 from authlib.integrations.base_client.errors import OAuthError
@@ -25,8 +26,11 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuth2Client
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from cryptography.hazmat.primitives import hashes
 from joserfc.jwk import RSAKey
+from litestar import Litestar, get
 from litestar.testing import TestClient
 
+from s2s.litestar import PrincipalDep, S2SAuthPlugin, requires_features
+from s2s.verify import VerifierConfig
 from tests.interop.conftest import HERE, NODE, ResourceService, node_version, require_node_modules
 from tests.interop.tls_issuer import IssuerDir, TlsIssuer, serve_tls
 from tests.issuer.cert_helpers import make_client_cert
@@ -77,6 +81,10 @@ def deployment(interop_ca: LocalCA, tmp_path_factory: pytest.TempPathFactory) ->
     jwk = RSAKey.import_key(AUTHLIB_KEY.key.public_key()).as_dict(private=False)  # type: ignore[arg-type]
     jwks.write_text(json.dumps({"keys": [jwk]}))
     issuer_dir.add_client("authlib-pkj", "--audience", ORDERS, "--scope", "orders:read", "--jwks", str(jwks))
+    # ioserver-oidc's shape: features as an object.
+    features = json.dumps({"beta": True, "limit": 5, "off": False})
+    record = issuer_dir.add_client("featured", "--audience", ORDERS, "--features-json", features)
+    secrets["featured"] = record["client_secret"]
     # MSAL Python needs a path segment in its authority: the issuer URL has one.
     with serve_tls(issuer_dir, interop_ca, issuer_path="/s2s") as issuer:
         yield Deployment(issuer, secrets)
@@ -350,3 +358,37 @@ def test_authlib_private_key_jwt_refusals(deployment: Deployment, case: str) -> 
     with private_key_jwt(deployment, key_pem, **auth) as client, pytest.raises(OAuthError) as refused:
         client.fetch_token(deployment.issuer.token_endpoint, grant_type="client_credentials")
     assert refused.value.error == "invalid_client" and reason in str(refused.value.description), refused.value
+
+
+# -- features as an object, through the plugin ---------------------------------------------------
+
+
+@get("/beta", guards=[requires_features("beta")])
+async def beta(principal: PrincipalDep) -> dict[str, Any]:
+    return {"features": sorted(principal.features), "values": dict(principal.feature_values)}
+
+
+@get("/off", guards=[requires_features("off")])
+async def off() -> str:
+    return "never"
+
+
+def test_features_as_an_object_pass_requires_features(deployment: Deployment) -> None:
+    ran = f"Authlib {authlib.__version__} -> s2s serve (features object) -> s2s plugin requires_features"
+    print(ran)
+    with authlib_client(
+        deployment, "featured", deployment.secrets["featured"], "client_secret_basic"
+    ) as client:
+        token = client.fetch_token(deployment.issuer.token_endpoint, grant_type="client_credentials")
+    http = httpx.AsyncClient(verify=deployment.issuer.ca.client_context(), trust_env=False)
+    config = VerifierConfig.from_discovery(deployment.issuer.url, audience=ORDERS)
+    app = Litestar([beta, off], plugins=[S2SAuthPlugin(config, http_client=http)], on_shutdown=[http.aclose])
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    with TestClient(app) as tc:
+        allowed = tc.get("/beta", headers=headers)
+        assert allowed.status_code == 200, f"{ran}: {allowed.text}"
+        assert allowed.json() == {
+            "features": ["beta", "limit"],
+            "values": {"beta": True, "limit": 5, "off": False},
+        }
+        assert tc.get("/off", headers=headers).status_code == 403, ran

@@ -8,29 +8,26 @@ then ``s2s serve --ssl-certfile --ssl-keyfile`` runs until the test's ``with`` b
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.e2e.conftest import S2SCli
 from tests.support import free_port, log_tail, s2s_executable, stop_process
 from tests.support_tls import LocalCA
 
 __all__ = ["IssuerDir", "TlsIssuer", "serve_tls"]
 
 
-@dataclass
-class IssuerDir:
+@dataclass(frozen=True, slots=True)
+class IssuerDir(S2SCli):
     """A key store and a client registry in ``root``, and the environment pointing at them."""
-
-    root: Path
-    env: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def create(cls, root: Path, **settings: str) -> IssuerDir:
@@ -49,22 +46,6 @@ class IssuerDir:
         made = cls(root, env)
         made.cli_json("keys", "init")
         return made
-
-    def cli(self, *args: str, extra_env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(s2s_executable()), *args],
-            cwd=self.root,
-            env={**self.env, **(extra_env or {})},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
-    def cli_json(self, *args: str) -> Any:
-        result = self.cli(*args, "--json")
-        assert result.returncode == 0, f"s2s {' '.join(args)} failed: {result.stderr.strip()}"
-        return json.loads(result.stdout)
 
     def add_client(self, client_id: str, *args: str) -> dict[str, Any]:
         """``s2s clients add CLIENT_ID ARGS --json``: the public record (and ``client_secret``)."""
