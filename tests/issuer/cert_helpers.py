@@ -1,4 +1,5 @@
-"""Client certificates and assertions as MSAL and Authlib make them, for the issuer tests."""
+"""Client certificates and assertions as MSAL and Authlib make them, and `s2s clients add` run
+in-process, for the issuer tests."""
 
 from __future__ import annotations
 
@@ -12,12 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+from click.testing import CliRunner, Result
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-__all__ = ["ClientCert", "assertion", "make_client_cert"]
+from s2s.cli import main
+
+__all__ = ["ClientCert", "assertion", "clients_add", "make_client_cert"]
+
+
+def clients_add(registry: Path, client_id: str, *args: str) -> Result:
+    """``s2s clients add CLIENT_ID ARGS --registry file://REGISTRY`` (in-process)."""
+    return CliRunner().invoke(main, ["clients", "add", client_id, *args, "--registry", f"file://{registry}"])
 
 
 @dataclass(frozen=True)

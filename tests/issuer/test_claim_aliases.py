@@ -6,13 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from s2s.cli import main
 from s2s.clock import FakeClock
 from s2s.issuer import Client, IssuerSettings
 from s2s.issuer.minter import Minter
 from s2s.keys.signing import LocalSigner
+from tests.issuer.cert_helpers import clients_add
 from tests.issuer.helpers import AUDIENCE, ISSUER, SECRET_HASH
 
 ALIASES = {"scp", "cid", "azp"}
@@ -47,20 +46,8 @@ def test_aliases(global_flag: bool, client_flag: bool | None, expected: bool) ->
 def test_settings_and_cli(tmp_path: Path) -> None:
     assert IssuerSettings.from_env(environ={}).claim_aliases is False
     assert IssuerSettings.from_env(environ={"S2S_CLAIM_ALIASES": "true"}).claim_aliases is True
-    registry = f"file://{tmp_path / 'clients.json'}"
-    result = CliRunner().invoke(
-        main,
-        [
-            "clients",
-            "add",
-            "svc",
-            "--audience",
-            AUDIENCE,
-            "--claim-aliases",
-            "--registry",
-            registry,
-            "--json",
-        ],
+    result = clients_add(
+        tmp_path / "clients.json", "svc", "--audience", AUDIENCE, "--claim-aliases", "--json"
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["claim_aliases"] is True

@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from s2s.cli import main
 from s2s.clock import FakeClock
 from s2s.errors import ConfigError
 from s2s.issuer import Client
 from s2s.issuer.minter import Minter
 from s2s.keys.signing import LocalSigner
+from tests.issuer.cert_helpers import clients_add
 from tests.issuer.helpers import AUDIENCE, ISSUER, SECRET_HASH
 
 OBJECT = {"beta": True, "limit": 5, "off": False}
@@ -44,26 +43,11 @@ def test_malformed_features_are_refused(bad: Any) -> None:
 
 
 def test_clients_add_features_json(tmp_path: Path) -> None:
-    registry = f"file://{tmp_path / 'clients.json'}"
-    runner = CliRunner()
-    result = runner.invoke(
-        main,
-        [
-            "clients",
-            "add",
-            "svc",
-            "--audience",
-            AUDIENCE,
-            "--features-json",
-            json.dumps(OBJECT),
-            "--registry",
-            registry,
-            "--json",
-        ],
+    registry = tmp_path / "clients.json"
+    result = clients_add(
+        registry, "svc", "--audience", AUDIENCE, "--features-json", json.dumps(OBJECT), "--json"
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["features"] == OBJECT
-    result = runner.invoke(
-        main, ["clients", "add", "x", "--audience", AUDIENCE, "--features-json", "5", "--registry", registry]
-    )
+    result = clients_add(registry, "x", "--audience", AUDIENCE, "--features-json", "5")
     assert result.exit_code != 0 and "list or object" in result.output
