@@ -148,6 +148,11 @@ SECTIONS: tuple[Section, ...] = (
             "SIGNER": "Where new private keys live: `local` (in the keyset) or `aws-kms`; unset: follow "
             "the keyset.",
             "KMS_DELETION_WINDOW_DAYS": "Days before a pruned KMS key is deleted (7 to 30).",
+            "SSL_CERTFILE": "PEM certificate (chain) for HTTPS served by `s2s serve` itself "
+            "(with `S2S_SSL_KEYFILE`); the issuer URL then defaults to `https://HOST:PORT`.",
+            "SSL_KEYFILE": "PEM private key (unencrypted) of that certificate.",
+            "CLAIM_ALIASES": "Also emit `scp` (list), `cid` and `azp` (Okta/Entra conventions) in every "
+            "token; a client's `--claim-aliases/--no-claim-aliases` overrides it.",
         },
     ),
     Section(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import ssl
 from dataclasses import replace
 
 import click
@@ -15,6 +16,7 @@ import click
 from s2s._files import check_private_file
 from s2s.cli import main
 from s2s.clock import system_clock
+from s2s.errors import ConfigError
 from s2s.issuer import FileClientRegistry, IssuerSettings, create_first_keys, new_client, open_client_registry
 from s2s.issuer.state import parse_state_url
 
@@ -91,6 +93,27 @@ BACKLOG = 1024
 GRACEFUL_SHUTDOWN = 10
 
 
+def _check_tls(settings: IssuerSettings) -> None:
+    """Load the certificate and key once before starting, so a wrong path, a key that does not
+    match the certificate or an encrypted key ends with one ``s2s: error:`` line (uvicorn would
+    print a traceback). The message names files, never their contents."""
+    if settings.ssl_certfile is None or settings.ssl_keyfile is None:
+        return
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        # An encrypted key would prompt on the terminal: a password callback refuses instead.
+        context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile, password=lambda: b"")
+    except (OSError, ssl.SSLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ConfigError(
+            f"TLS certificate {settings.ssl_certfile} / key {settings.ssl_keyfile} cannot be used "
+            f"({reason}): both PEM, unencrypted key, the key matching the certificate"
+        ) from None
+
+
+_path = click.Path(dir_okay=False, path_type=str)
+
+
 @main.command("serve")
 @click.option("--host", envvar="S2S_HOST", default="127.0.0.1", show_default=True)
 @click.option("--port", envvar="S2S_PORT", type=click.IntRange(1, 65535), default=8000, show_default=True)
@@ -112,19 +135,34 @@ GRACEFUL_SHUTDOWN = 10
     show_default=True,
     help="Seconds an idle keep-alive connection stays open.",
 )
+@click.option("--ssl-certfile", type=_path, help="PEM certificate (chain) for HTTPS (env S2S_SSL_CERTFILE).")
+@click.option("--ssl-keyfile", type=_path, help="PEM private key for HTTPS (env S2S_SSL_KEYFILE).")
 def serve_command(
-    *, host: str, port: int, demo: bool, access_log: bool, limit_concurrency: int, timeout_keep_alive: int
+    *,
+    host: str,
+    port: int,
+    demo: bool,
+    access_log: bool,
+    limit_concurrency: int,
+    timeout_keep_alive: int,
+    ssl_certfile: str | None,
+    ssl_keyfile: str | None,
 ) -> None:
-    """Run the issuer (settings from S2S_* variables; the issuer URL defaults to http://HOST:PORT)."""
+    """Run the issuer (settings from S2S_* variables; the issuer URL defaults to http://HOST:PORT,
+    https://HOST:PORT with a certificate)."""
     import uvicorn  # noqa: PLC0415 - lazy: the server stack loads only for `serve`
 
     from s2s.litestar.issuer import configure_host_logging, create_issuer_app  # noqa: PLC0415 - same
 
     configure_host_logging()
     settings = IssuerSettings.from_env()
+    if ssl_certfile is not None or ssl_keyfile is not None:  # options replace both variables
+        settings = replace(settings, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+    _check_tls(settings)
     if "S2S_ISSUER" not in os.environ:
         url_host = f"[{host}]" if ":" in host else host
-        settings = replace(settings, issuer=f"http://{url_host}:{port}")
+        scheme = "https" if settings.tls else "http"
+        settings = replace(settings, issuer=f"{scheme}://{url_host}:{port}")
     settings = replace(settings, host=host, port=port)
     secret = prepare(settings, demo=demo)
     click.echo(f"issuer {settings.issuer} (token endpoint {settings.token_endpoint})")
@@ -143,6 +181,8 @@ def serve_command(
         h11_max_incomplete_event_size=MAX_INCOMPLETE_EVENT,
         backlog=BACKLOG,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+        ssl_certfile=settings.ssl_certfile,
+        ssl_keyfile=settings.ssl_keyfile,
     )
 
 

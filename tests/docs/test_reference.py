@@ -33,7 +33,7 @@ def test_settings_reference_lists_what_from_env_reads() -> None:
                  "S2S_ENTRA_TOKEN_CACHE_PATH", "S2S_RESOURCE_PUBLIC_DOCS"):  # fmt: skip
         assert f"| `{name}` |" in page
     # Defaults are read from the built objects, not written by hand.
-    assert "| `S2S_TOKEN_TTL` | `float` | `300` |" in page
+    assert "| `S2S_TOKEN_TTL` | `float` | `1800` |" in page
     assert "| `S2S_VERIFIER_ISSUER` | `str` | **required** |" in page
     assert "| `S2S_SIGNER` | `str or None` | `unset` |" in page
 
