@@ -24,8 +24,8 @@ import httpx
 
 from s2s.client import RetryPolicy, TokenClient
 from s2s.errors import S2SError
+from s2s.http import is_loopback_host
 from s2s.verify import TokenVerifier, VerifierConfig
-from s2s.verify.config import is_loopback_host
 
 __all__ = ["config_rows", "is_loopback_url", "key_rows", "s2s_cli_group"]
 
@@ -240,6 +240,8 @@ def s2s_cli_group(verifier: object) -> click.Group:
                     client_secret=client_secret,
                     http_client=http,
                     retry=RetryPolicy(attempts=1, deadline=timeout, timeout=timeout),
+                    # --allow-remote is the explicit opt-in, plain http included (logged once).
+                    allow_insecure_http=allow_remote,
                 )
                 token = client.get_token(audience, scopes)
             except S2SError as exc:
