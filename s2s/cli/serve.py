@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
+import socket
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import click
 
-from s2s.cli import main
+from s2s.cli import fail, main
 from s2s.clock import system_clock
 from s2s.issuer import IssuerSettings, create_first_keys, new_client, open_client_registry
 from s2s.issuer.state import parse_state_url
@@ -52,26 +56,65 @@ def prepare(settings: IssuerSettings, *, demo: bool) -> str | None:
     return secret
 
 
+def _s2s_command() -> str:
+    """How the reader runs this ``s2s``: relative to the working directory when it lives below it
+    (``.venv/bin/s2s`` from the repository root), ``s2s`` when that is the one on PATH."""
+    exe = Path(os.path.abspath(sys.argv[0]))  # not resolve(): a symlinked .venv stays .venv
+    try:
+        return str(exe.relative_to(Path.cwd()))
+    except ValueError:
+        on_path = shutil.which("s2s")
+        return "s2s" if on_path and Path(on_path).resolve() == exe.resolve() else str(exe)
+
+
 def _demo_instructions(settings: IssuerSettings, secret: str | None) -> None:
     endpoint = settings.token_endpoint
+    s2s = _s2s_command()
     if secret is None:
         click.echo(
             f"demo client {DEMO_CLIENT_ID!r} exists already; its secret was shown when it was created. "
-            f"To get a new one: s2s clients remove {DEMO_CLIENT_ID} --registry {settings.clients} "
+            f"To get a new one: {s2s} clients remove {DEMO_CLIENT_ID} --registry {settings.clients} "
             "and start `s2s serve --demo` again."
         )
         return
     click.echo(f"demo client: client_id={DEMO_CLIENT_ID} client_secret={secret}")
     click.echo("(shown once: the registry keeps only a hash)")
-    click.echo("fetch a token:")
+    # The secret travels in the environment: command-line arguments show up in process lists.
+    click.echo("fetch a token (from this directory):")
+    click.echo(f"  export S2S_CLIENT_SECRET={shlex.quote(secret)}")
     click.echo(
-        f"  curl -s -u {DEMO_CLIENT_ID}:{secret} -d grant_type=client_credentials "
-        f"-d audience={shlex.quote(DEMO_AUDIENCE)} {shlex.quote(endpoint)}"
+        f"  {s2s} token --issuer {shlex.quote(settings.issuer)} --client-id {DEMO_CLIENT_ID} "
+        f"--audience {shlex.quote(DEMO_AUDIENCE)}"
     )
+    click.echo("or with curl (printf is a shell builtin: the secret stays out of process lists):")
     click.echo(
-        f"  s2s token --issuer {shlex.quote(settings.issuer)} --client-id {DEMO_CLIENT_ID} "
-        f"--client-secret={shlex.quote(secret)} --audience {shlex.quote(DEMO_AUDIENCE)}"
+        f'  printf \'user = "{DEMO_CLIENT_ID}:%s"\\n\' "$S2S_CLIENT_SECRET" | curl -s -K - '
+        f"-d grant_type=client_credentials -d audience={shlex.quote(DEMO_AUDIENCE)} {shlex.quote(endpoint)}"
     )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Listen before saying anything: a taken port ends with one line, before any "ready" output.
+
+    uvicorn serves on this socket (``fd=``), so nothing can take the port in between.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}): check --host")
+        raise  # fail() exits; this tells the type checker
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another port with --port")
+    sock.set_inheritable(True)
+    return sock
 
 
 @main.command("serve")
@@ -91,12 +134,14 @@ def serve_command(host: str, port: int, demo: bool, access_log: bool) -> None:
         url_host = f"[{host}]" if ":" in host else host
         settings = replace(settings, issuer=f"http://{url_host}:{port}")
     settings = replace(settings, host=host, port=port)
+    sock = _bind(host, port)
     secret = prepare(settings, demo=demo)
     click.echo(f"issuer {settings.issuer} (token endpoint {settings.token_endpoint})")
     if demo:
         _demo_instructions(settings, secret)
     app = create_issuer_app(settings)
-    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info", lifespan="on")
+    uvicorn.run(app, fd=sock.fileno(), access_log=access_log, log_level="info", lifespan="on")
+    sock.close()
 
 
 @main.group("state")
