@@ -18,7 +18,7 @@ import click
 from s2s import __version__
 from s2s.errors import S2SError
 
-__all__ = ["emit", "fail", "main", "missing_location", "table"]
+__all__ = ["HELP_WIDTH", "emit", "fail", "main", "missing_location", "table"]
 
 
 # Modules that add commands to ``main`` (each imports ``main`` from here, so they load last).
@@ -106,5 +106,21 @@ def main() -> None:
     """s2s: short-lived signed tokens between services."""
 
 
+# Lines of ``--help`` (and so of docs/reference/cli.md, generated from it): click's width in an
+# 80-column terminal.
+HELP_WIDTH = 78
+
+
+def _show_envvars(command: click.Command) -> None:
+    """Every option read from the environment says so in ``--help`` (``[env var: S2S_...]``)."""
+    for param in command.params:
+        if isinstance(param, click.Option) and param.envvar:
+            param.show_envvar = True
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _show_envvars(sub)
+
+
 for _name in _COMMAND_MODULES:
     importlib.import_module(_name)
+_show_envvars(main)
