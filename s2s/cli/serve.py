@@ -117,12 +117,39 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _run_workers(settings: IssuerSettings, sock: socket.socket, workers: int, *, access_log: bool) -> None:
+    """uvicorn's process manager on the socket bound here: each worker builds the app from the
+    environment (so the URL this command worked out goes there) and loads the same key store,
+    client registry and issuer state; keys were created above, once, before any worker started."""
+    import uvicorn  # noqa: PLC0415 - lazy: the server stack loads only for `serve`
+
+    os.environ.update(S2S_ISSUER=settings.issuer, S2S_HOST=settings.host, S2S_PORT=str(settings.port))
+    uvicorn.run(
+        "s2s.litestar.issuer:create_issuer_app",
+        factory=True,
+        fd=sock.fileno(),
+        workers=workers,
+        access_log=access_log,
+        log_level="info",
+        lifespan="on",
+    )
+    sock.close()
+
+
 @main.command("serve")
 @click.option("--host", envvar="S2S_HOST", default="127.0.0.1", show_default=True)
 @click.option("--port", envvar="S2S_PORT", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--demo", is_flag=True, help="Create a demo client (if missing) and print how to get a token.")
 @click.option("--access-log", is_flag=True, help="Log every request (off by default: it costs throughput).")
-def serve_command(host: str, port: int, demo: bool, access_log: bool) -> None:
+@click.option(
+    "--workers",
+    envvar="S2S_WORKERS",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes serving the port; they share the key store and the issuer state.",
+)
+def serve_command(host: str, port: int, demo: bool, access_log: bool, workers: int) -> None:
     """Run the issuer (settings from S2S_* variables; the issuer URL defaults to http://HOST:PORT)."""
     import uvicorn  # noqa: PLC0415 - lazy: the server stack loads only for `serve`
 
@@ -139,6 +166,9 @@ def serve_command(host: str, port: int, demo: bool, access_log: bool) -> None:
     click.echo(f"issuer {settings.issuer} (token endpoint {settings.token_endpoint})")
     if demo:
         _demo_instructions(settings, secret)
+    if workers > 1:
+        _run_workers(settings, sock, workers, access_log=access_log)
+        return
     app = create_issuer_app(settings)
     uvicorn.run(app, fd=sock.fileno(), access_log=access_log, log_level="info", lifespan="on")
     sock.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from s2s.jose import b64url_decode
 from tests.support import free_port, log_tail, stop_process, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,3 +149,44 @@ def test_dev_py_forwards_a_stop_signal_to_its_child(tmp_path: Path, signum: int)
         stop_process(proc)
         if pid_file.exists() and _alive(int(pid_file.read_text())):
             os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_serve_with_two_workers_shares_keys_and_clients(tmp_path: Path) -> None:
+    import httpx
+
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(VENV / "bin" / "s2s"), "serve", "--demo", "--workers", "2", "--port", str(port)],
+            cwd=tmp_path,
+            env=_clean_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while log.read_text().count("Application startup complete") < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, log_tail(log)
+            time.sleep(0.1)
+        wait_until_ready(f"{url}/ready", proc, log)
+        text = log.read_text()
+        secret = next(x for x in text.splitlines() if "client_secret=" in x).split("client_secret=")[1]
+        assert text.count("Started server process") == 2
+        kids = set()
+        # New connections each time: the kernel spreads them over both workers' accept().
+        for _ in range(20):
+            with httpx.Client(trust_env=False) as http:
+                answer = http.post(
+                    f"{url}/oauth2/token",
+                    data={"grant_type": "client_credentials", "audience": "https://api.example.internal"},
+                    auth=("demo", secret),
+                )
+                assert answer.status_code == 200, answer.text
+                header = answer.json()["access_token"].split(".")[0]
+                kids.add(json.loads(b64url_decode(header))["kid"])
+        assert len(kids) == 1  # one key store: every worker signs with the same current key
+    finally:
+        stop_process(proc)
+    assert "Finished server process" in log.read_text()
