@@ -13,6 +13,7 @@ import socket
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -96,7 +97,7 @@ def _demo_instructions(settings: IssuerSettings, secret: str | None) -> None:
 def _bind(host: str, port: int) -> socket.socket:
     """Listen before saying anything: a taken port ends with one line, before any "ready" output.
 
-    uvicorn serves on this socket (``fd=``), so nothing can take the port in between.
+    uvicorn serves on this very socket (:func:`_serve`), so nothing can take the port in between.
     """
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
@@ -117,23 +118,45 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _run_workers(settings: IssuerSettings, sock: socket.socket, workers: int, *, access_log: bool) -> None:
-    """uvicorn's process manager on the socket bound here: each worker builds the app from the
-    environment (so the URL this command worked out goes there) and loads the same key store,
-    client registry and issuer state; keys were created above, once, before any worker started."""
-    import uvicorn  # noqa: PLC0415 - lazy: the server stack loads only for `serve`
+def _serve(app: Any, sock: socket.socket, *, workers: int = 1, **options: Any) -> None:
+    """``uvicorn.run`` on the socket :func:`_bind` holds (so nothing takes the port in between).
 
+    The socket object itself goes to uvicorn, not its file descriptor: uvicorn rebuilds a socket
+    from ``fd=`` as AF_UNIX, and asyncio then leaves Nagle on for every connection (a 40 ms
+    delayed-ACK stall per keep-alive response). With ``workers`` > 1, ``app`` is an import string.
+    """
+    import uvicorn  # noqa: PLC0415 - lazy: the server stack loads only for `serve`
+    from uvicorn.supervisors import Multiprocess  # noqa: PLC0415 - same
+
+    config = uvicorn.Config(app, workers=workers, **options)
+    server = uvicorn.Server(config)
+    try:
+        if workers > 1:
+            Multiprocess(config, sockets=[sock]).run()
+        else:
+            server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    if workers == 1 and not server.started:
+        sys.exit(3)  # what uvicorn.run exits with when the app fails to start
+
+
+def _run_workers(settings: IssuerSettings, sock: socket.socket, workers: int, *, access_log: bool) -> None:
+    """N processes on the socket bound here: each worker builds the app from the environment (so
+    the URL this command worked out goes there) and loads the same key store, client registry and
+    issuer state; keys were created above, once, before any worker started."""
     os.environ.update(S2S_ISSUER=settings.issuer, S2S_HOST=settings.host, S2S_PORT=str(settings.port))
-    uvicorn.run(
+    _serve(
         "s2s.litestar.issuer:create_issuer_app",
-        factory=True,
-        fd=sock.fileno(),
+        sock,
         workers=workers,
+        factory=True,
         access_log=access_log,
         log_level="info",
         lifespan="on",
     )
-    sock.close()
 
 
 @main.command("serve")
@@ -151,7 +174,6 @@ def _run_workers(settings: IssuerSettings, sock: socket.socket, workers: int, *,
 )
 def serve_command(host: str, port: int, demo: bool, access_log: bool, workers: int) -> None:
     """Run the issuer (settings from S2S_* variables; the issuer URL defaults to http://HOST:PORT)."""
-    import uvicorn  # noqa: PLC0415 - lazy: the server stack loads only for `serve`
 
     from s2s.litestar.issuer import configure_host_logging, create_issuer_app  # noqa: PLC0415 - same
 
@@ -170,8 +192,7 @@ def serve_command(host: str, port: int, demo: bool, access_log: bool, workers: i
         _run_workers(settings, sock, workers, access_log=access_log)
         return
     app = create_issuer_app(settings)
-    uvicorn.run(app, fd=sock.fileno(), access_log=access_log, log_level="info", lifespan="on")
-    sock.close()
+    _serve(app, sock, access_log=access_log, log_level="info", lifespan="on")
 
 
 @main.group("state")

@@ -81,10 +81,10 @@ def test_clients_add_with_jwks(registry_env: Path, tmp_path: Path) -> None:
 def test_serve_demo_reports_existing_client_without_secret(
     registry_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import uvicorn
+    from s2s.cli import serve
 
-    started: list[int] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append(kw["fd"]))
+    started: list[object] = []
+    monkeypatch.setattr(serve, "_serve", lambda app, sock, **kw: started.append(sock.close()))
     code, out, _ = run("serve", "--demo", "--port", str(free_port()))
     assert code == 0 and len(started) == 1
     assert "client_secret=" in out and "export S2S_CLIENT_SECRET=" in out and "curl -s -K -" in out
