@@ -133,31 +133,13 @@ class TestIssuer:
         claims.update(extra)
         return claims
 
-    def mint(
-        self,
-        *,
-        subject: str = "test-client",
-        audience: str | None = None,
-        scopes: Iterable[str] = (),
-        roles: Iterable[str] = (),
-        permissions: Iterable[str] = (),
-        ttl: float | None = None,
-        header: Mapping[str, Any] | None = None,
-        **extra: Any,
-    ) -> str:
-        """A signed access token. ``extra`` claims are added or replace the defaults (``exp=...``
-        to test expiry, ``iss=...`` for a stranger); ``header`` adds header parameters."""
-        claims = self.claims(
-            subject=subject,
-            audience=audience,
-            scopes=scopes,
-            roles=roles,
-            permissions=permissions,
-            ttl=ttl,
-            **extra,
-        )
+    def mint(self, *, header: Mapping[str, Any] | None = None, **claims: Any) -> str:
+        """A signed access token with the :meth:`claims` for these keywords (``subject``,
+        ``audience``, ``scopes``, ``roles``, ``permissions``, ``ttl``; any other keyword is a claim
+        added or replacing a default: ``exp=...`` to test expiry, ``iss=...`` for a stranger);
+        ``header`` adds header parameters."""
         protected = {**_HEADER, **(header or {}), "alg": self.key.alg, "kid": self.key.kid}
-        return serialize_compact(protected, claims, self._sign)
+        return serialize_compact(protected, self.claims(**claims), self._sign)
 
     def bearer(self, **mint: Any) -> dict[str, str]:
         """``{"Authorization": "Bearer <token>"}`` for a test client request."""

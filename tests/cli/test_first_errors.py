@@ -75,17 +75,21 @@ def test_help_and_version_still_print_to_stdout(empty_dir: Path) -> None:
         assert result.exit_code == 0 and result.stdout and result.stderr == ""
 
 
-def test_example_service_without_settings_ends_with_one_line_under_uvicorn(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("S2S_")}
-    got = subprocess.run(
-        [sys.executable, "-m", "uvicorn", "services.resource.app:app", "--port", str(free_port())],
-        cwd=ROOT,
+def _uvicorn(app: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "uvicorn", app, "--port", str(free_port())],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_example_service_without_settings_ends_with_one_line_under_uvicorn(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("S2S_")}
+    got = _uvicorn("services.resource.app:app", ROOT, env)
     assert got.returncode == 1
     assert got.stderr == "s2s: error: missing settings: S2S_VERIFIER_ISSUER, S2S_VERIFIER_AUDIENCE\n"
 
@@ -99,25 +103,9 @@ def test_a_plugin_built_at_import_without_settings_ends_with_one_line(tmp_path: 
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("S2S_")}
     env["S2S_VERIFIER_AUDIENCE"] = "https://api.example.internal"
-    got = subprocess.run(
-        [sys.executable, "-m", "uvicorn", "userapp:app", "--port", str(free_port())],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    got = _uvicorn("userapp:app", tmp_path, env)
     assert got.returncode == 1
     assert got.stderr == "s2s: error: missing setting: S2S_VERIFIER_ISSUER\n"
     # S2S_DEBUG=1 keeps the traceback for whoever asks for it.
-    got = subprocess.run(
-        [sys.executable, "-m", "uvicorn", "userapp:app", "--port", str(free_port())],
-        cwd=tmp_path,
-        env={**env, "S2S_DEBUG": "1"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    got = _uvicorn("userapp:app", tmp_path, {**env, "S2S_DEBUG": "1"})
     assert "Traceback" in got.stderr and "S2S_VERIFIER_ISSUER" in got.stderr

@@ -54,26 +54,24 @@ def test_demo_commands_run_as_printed_and_keep_the_secret_out_of_argv(tmp_path: 
         assert export == f"export S2S_CLIENT_SECRET={secret}"
         assert token_cmd.startswith(".venv/bin/s2s token ") and secret not in token_cmd
         assert secret not in curl_cmd
-        env = _clean_env()
-        got = subprocess.run(
-            ["sh", "-c", f"{export}\n{token_cmd}"],
-            check=False,
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
+
+        def as_printed(command: str) -> subprocess.CompletedProcess[str]:
+            # A shell in the reader's directory: the export line, then the command.
+            return subprocess.run(
+                ["sh", "-c", f"{export}\n{command}"],
+                check=False,
+                cwd=tmp_path,
+                env=_clean_env(),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+
+        got = as_printed(token_cmd)
         assert got.returncode == 0, got.stderr
         assert got.stdout.count(".") == 2 and got.stdout.startswith("eyJ")
         if shutil.which("curl"):
-            got = subprocess.run(
-                ["sh", "-c", f"{export}\n{curl_cmd}"],
-                check=False,
-                cwd=tmp_path,
-                env=env,
-                capture_output=True,
-                text=True,
-            )
+            got = as_printed(curl_cmd)
             assert got.returncode == 0 and '"access_token":"eyJ' in got.stdout, got.stdout + got.stderr
     finally:
         stop_process(proc)
