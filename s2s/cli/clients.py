@@ -12,10 +12,10 @@ from typing import Any
 
 import click
 
-from s2s.cli import emit, main, table
+from s2s.cli import emit, main, missing_location, table
 from s2s.clock import system_clock
 from s2s.errors import ConfigError
-from s2s.issuer import ManagedClientRegistry, new_client, open_client_registry
+from s2s.issuer import FileClientRegistry, ManagedClientRegistry, new_client, open_client_registry
 from s2s.issuer._certs import certificates_from_pem, jwk_for_certificate
 
 __all__ = ["DEFAULT_REGISTRY", "clients_group"]
@@ -174,7 +174,15 @@ def add_command(  # noqa: PLR0917 - click passes each option as an argument
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def list_command(registry: str, as_json: bool) -> None:
     """List clients (never their secrets or hashes)."""
-    clients = _registry(registry).all()
+    managed = _registry(registry)
+    if isinstance(managed, FileClientRegistry) and not managed.path.exists():
+        missing_location(
+            "client registry",
+            managed.url,
+            f"s2s clients add CLIENT_ID --audience AUDIENCE --registry {managed.url}",
+            "--registry / S2S_CLIENTS",
+        )
+    clients = managed.all()
     rows = [
         (
             c.client_id,
