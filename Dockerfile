@@ -13,10 +13,13 @@ WORKDIR /app
 RUN groupadd --system --gid 10001 s2s \
     && useradd --system --uid 10001 --gid s2s --home-dir /home/s2s --create-home --shell /usr/sbin/nologin s2s
 
-# The library first, so that editing services/ does not reinstall the dependencies.
+# The pinned dependencies first (requirements/image.txt: s2s[aws,msal], what the issuer and the
+# example service use), then the library, so that editing s2s/ or services/ reinstalls nothing.
+COPY requirements/image.txt ./requirements/image.txt
+RUN pip install --no-deps -r requirements/image.txt
 COPY pyproject.toml README.md ./
 COPY s2s ./s2s
-RUN pip install ".[aws]"
+RUN pip install --no-deps .
 
 COPY services ./services
 # An empty file store for `docker run` without S2S_KEYSTORE: owned by the service user, 0700,

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from s2s.aws import AwsSettings
-from s2s.cli import main
+from s2s.cli import HELP_WIDTH, main
 from s2s.client import TokenClientSettings
 from s2s.entra import EntraConfig
 from s2s.issuer import IssuerSettings
@@ -62,6 +62,9 @@ class Section:
     attributes: Mapping[str, str]
     descriptions: Mapping[str, str]
     intro: str = ""
+    # Groups of variables of which exactly one must be given (``EnvReader.one_of``): each member's
+    # default cell says so instead of "required" (the example above had to pick one of them).
+    alternatives: tuple[tuple[str, ...], ...] = ()
 
 
 def _issuer(env: Mapping[str, str]) -> Any:
@@ -148,6 +151,11 @@ SECTIONS: tuple[Section, ...] = (
             "SIGNER": "Where new private keys live: `local` (in the keyset) or `aws-kms`; unset: follow "
             "the keyset.",
             "KMS_DELETION_WINDOW_DAYS": "Days before a pruned KMS key is deleted (7 to 30).",
+            "SSL_CERTFILE": "PEM certificate (chain) for HTTPS served by `s2s serve` itself "
+            "(with `S2S_SSL_KEYFILE`); the issuer URL then defaults to `https://HOST:PORT`.",
+            "SSL_KEYFILE": "PEM private key (unencrypted) of that certificate.",
+            "CLAIM_ALIASES": "Also emit `scp` (list), `cid` and `azp` (Okta/Entra conventions) in every "
+            "token; a client's `--claim-aliases/--no-claim-aliases` overrides it.",
         },
     ),
     Section(
@@ -157,6 +165,7 @@ SECTIONS: tuple[Section, ...] = (
         build=_client,
         required={"S2S_CLIENT_ID": "billing", "S2S_CLIENT_SECRET": "x", "S2S_ISSUER": "https://i.example"},
         attributes={"TOKEN_TIMEOUT": "timeout", "CLIENT_PRIVATE_KEY": "private_key"},
+        alternatives=(("TOKEN_ENDPOINT", "ISSUER"), ("CLIENT_SECRET", "CLIENT_PRIVATE_KEY")),
         intro="Give `S2S_TOKEN_ENDPOINT` or `S2S_ISSUER`, and one of `S2S_CLIENT_SECRET` / "
         "`S2S_CLIENT_PRIVATE_KEY`. Secrets may be `aws-sm://` references.",
         descriptions={
@@ -203,6 +212,7 @@ SECTIONS: tuple[Section, ...] = (
         build=_entra,
         required={"S2S_ENTRA_TENANT_ID": "t", "S2S_ENTRA_CLIENT_ID": "c", "S2S_ENTRA_CLIENT_SECRET": "s"},
         attributes={},
+        alternatives=(("CLIENT_SECRET", "CERTIFICATE_KEY", "PFX"),),
         intro="Exactly one credential: `CLIENT_SECRET`, `CERTIFICATE_KEY` (with `CERTIFICATE_THUMBPRINT`) "
         "or `PFX`.",
         descriptions={
@@ -325,7 +335,14 @@ def settings_markdown() -> str:
             path = section.attributes.get(suffix, suffix.lower())
             # "X | None" as "X or None": a pipe cannot be escaped inside a code span in a table.
             kind = _type(built, path).replace(" | ", " or ")
-            default = "**required**" if name in section.required else f"`{_show(_attribute(built, path))}`"
+            group = next((g for g in section.alternatives if suffix in g), None)
+            if group is not None:
+                others = " / ".join(f"`{section.prefix}{o}`" for o in group if o != suffix)
+                default = f"**one of** this or {others}"
+            elif name in section.required:
+                default = "**required**"
+            else:
+                default = f"`{_show(_attribute(built, path))}`"
             out.append(f"| `{name}` | `{kind}` | {_cell(default)} | {_cell(section.descriptions[suffix])} |")
         out.append("")
     return "\n".join(out)
@@ -347,15 +364,15 @@ def _command_markdown(root: click.Command, root_name: str) -> list[str]:
         parent: click.Context | None = None
         for name in path[:-1]:
             parent = click.Context(root if parent is None else parent.command, info_name=name, parent=parent)
-        ctx = click.Context(
-            command, info_name=path[-1], parent=parent, terminal_width=100, max_content_width=100
-        )
+        # Exactly what `--help` prints in an 80-column terminal: the same click call, the same width.
+        ctx = click.Context(command, info_name=path[-1], parent=parent, terminal_width=HELP_WIDTH)
         level = "#" * min(len(path) + 1, 4)
         out += [f"{level} `{' '.join(path)}`", "", "```text", command.get_help(ctx), "```", ""]
+        # Options whose --help does not show their variable (the litestar commands) list it here.
         envs = [
             f"`{' / '.join(p.opts)}`: `{p.envvar}`"
             for p in command.params
-            if isinstance(p, click.Option) and isinstance(p.envvar, str)
+            if isinstance(p, click.Option) and isinstance(p.envvar, str) and not p.show_envvar
         ]
         if envs:
             out += ["Environment: " + "; ".join(envs) + ".", ""]

@@ -18,7 +18,9 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from s2s.errors import ConfigError
@@ -59,6 +61,32 @@ def _duration_or_number(text: str) -> float:
         return parse_duration(text)
     except ValueError:
         return float(text)
+
+
+def _one_line_when_uncaught() -> None:
+    """Make an uncaught settings error end the process with its one line, not a traceback.
+
+    ``from_env`` usually runs while a server imports the app (``uvicorn services.resource.app:app``,
+    a plugin built at module level): there the error escapes to ``sys.excepthook``, and its message,
+    which names every missing or invalid variable, would sit under dozens of traceback lines. Only
+    settings errors change; everything else (and ``S2S_DEBUG=1``) keeps the previous hook.
+    """
+    previous = sys.excepthook
+    if getattr(previous, "_s2s_settings_hook", False):
+        return
+
+    def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        from s2s.secrets.errors import SecretError  # noqa: PLC0415 - only when an error is shown
+
+        debug = os.environ.get("S2S_DEBUG", "").strip().lower() in _TRUE
+        if isinstance(value, ConfigError | SecretError) and not debug:
+            sys.stderr.write(f"s2s: error: {value}\n")
+            sys.stderr.flush()
+            return
+        previous(kind, value, tb)
+
+    hook._s2s_settings_hook = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
 
 
 class EnvReader:
@@ -235,8 +263,10 @@ class EnvReader:
             if rest or parts:
                 error.description = "; ".join([error.description, *rest, *parts])
                 error.args = (error.description,)
+            _one_line_when_uncaught()
             raise error
         if parts:
+            _one_line_when_uncaught()
             raise ConfigError("; ".join(parts))
 
     # -- machinery ----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import click
 from s2s import __version__
 from s2s.errors import S2SError
 
-__all__ = ["emit", "fail", "main", "table"]
+__all__ = ["HELP_WIDTH", "emit", "fail", "main", "missing_location", "table"]
 
 
 # Modules that add commands to ``main`` (each imports ``main`` from here, so they load last).
@@ -26,6 +26,32 @@ _COMMAND_MODULES = ("s2s.cli.keys", "s2s.cli.clients", "s2s.cli.serve", "s2s.cli
 
 
 class _Group(click.Group):
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        # Click's own errors (usage, a bad value) in the same one-line form as every other error,
+        # with click's message kept whole: it carries the "Did you mean ...?" suggestion.
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: click shows its help
+                exc.show()
+                sys.exit(exc.exit_code)
+            where = exc.ctx.command_path if exc.ctx is not None else "s2s"
+            fail(f"{exc.format_message()} (`{where} --help` for usage)", exc.exit_code)
+        except click.ClickException as exc:
+            fail(exc.format_message(), exc.exit_code)
+        except click.Abort:
+            fail("aborted")
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -45,6 +71,18 @@ class _Group(click.Group):
 def fail(message: str, code: int = 1) -> None:
     click.echo(f"s2s: error: {message}", err=True)
     sys.exit(code)
+
+
+def missing_location(what: str, url: str, create: str, option: str) -> None:
+    """End a command that found no ``what`` at ``url``: where it looked and how to make one.
+
+    File stores are relative to the working directory unless absolute: say which one was meant.
+    """
+    where = url
+    path = url.removeprefix("file://") if url.startswith("file://") or "://" not in url else None
+    if path is not None and not os.path.isabs(path):
+        where = f"{url} (relative to the current directory {os.getcwd()})"
+    fail(f"no {what} at {where}; create it with `{create}`, or point {option} at an existing one")
 
 
 def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
@@ -68,5 +106,21 @@ def main() -> None:
     """s2s: short-lived signed tokens between services."""
 
 
+# Lines of ``--help`` (and so of docs/reference/cli.md, generated from it): click's width in an
+# 80-column terminal.
+HELP_WIDTH = 78
+
+
+def _show_envvars(command: click.Command) -> None:
+    """Every option read from the environment says so in ``--help`` (``[env var: S2S_...]``)."""
+    for param in command.params:
+        if isinstance(param, click.Option) and param.envvar:
+            param.show_envvar = True
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _show_envvars(sub)
+
+
 for _name in _COMMAND_MODULES:
     importlib.import_module(_name)
+_show_envvars(main)

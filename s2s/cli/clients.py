@@ -12,10 +12,11 @@ from typing import Any
 
 import click
 
-from s2s.cli import emit, main, table
+from s2s.cli import emit, main, missing_location, table
 from s2s.clock import system_clock
 from s2s.errors import ConfigError
-from s2s.issuer import ManagedClientRegistry, new_client, open_client_registry
+from s2s.issuer import FileClientRegistry, ManagedClientRegistry, new_client, open_client_registry
+from s2s.issuer._certs import certificates_from_pem, jwk_for_certificate
 
 __all__ = ["DEFAULT_REGISTRY", "clients_group"]
 
@@ -49,6 +50,49 @@ def clients_group() -> None:
     """Manage the clients allowed to obtain tokens."""
 
 
+def _read_certificate(path: Path, now: float) -> dict[str, Any]:
+    """The JWK (with the certificate in ``x5c``) of the first certificate in a PEM file; an
+    expired or not yet valid certificate is refused now rather than at its first token request."""
+    try:
+        pem = path.read_bytes()
+    except OSError:
+        raise ConfigError(f"{path}: not a readable file") from None
+    if b"PRIVATE KEY" in pem:
+        raise ConfigError(f"{path}: holds a private key; give the certificate only")
+    try:
+        cert = certificates_from_pem(pem)[0]
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.description}") from None
+    if not cert.not_before <= now <= cert.not_after:
+        raise ConfigError(f"{path}: the certificate is not valid now (expired or not yet valid)")
+    return jwk_for_certificate(cert)
+
+
+def _client_keys(jwks_file: Path | None, cert_files: tuple[Path, ...], now: float) -> dict[str, Any] | None:
+    if jwks_file is None and not cert_files:
+        return None
+    keys: list[Any] = []
+    if jwks_file is not None:
+        doc = _read_jwks(jwks_file)
+        keys.extend(doc["keys"] if isinstance(doc.get("keys"), list) else [doc])
+    keys.extend(_read_certificate(path, now) for path in cert_files)
+    return {"keys": keys}
+
+
+def _features(names: tuple[str, ...], as_json: str | None) -> Any:
+    if as_json is None:
+        return names
+    if names:
+        raise ConfigError("give --feature or --features-json, not both")
+    try:
+        value = json.loads(as_json)
+    except ValueError:
+        raise ConfigError("--features-json is not JSON") from None
+    if not isinstance(value, dict | list):
+        raise ConfigError("--features-json must be a JSON list or object")
+    return value
+
+
 @clients_group.command("add")
 @click.argument("client_id")
 @click.option("--audience", "audiences", multiple=True, required=True, help="Allowed audience (repeatable).")
@@ -57,12 +101,29 @@ def clients_group() -> None:
 @click.option("--permission", "permissions", multiple=True, help="Permission claim (repeatable).")
 @click.option("--feature", "features", multiple=True, help="Feature claim (repeatable).")
 @click.option(
+    "--features-json",
+    help='Features as JSON instead: a list of names or an object such as \'{"beta": true, "limit": 5}\'.',
+)
+@click.option(
     "--jwks",
     "jwks_file",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Public JWKS (or JWK) file: the client authenticates with private_key_jwt, no secret.",
 )
+@click.option(
+    "--cert",
+    "cert_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PEM certificate of the client (repeatable): private_key_jwt with that certificate's key, "
+    "named by kid or by thumbprint (x5t#S256, as MSAL sends it).",
+)
 @click.option("--ttl", type=click.FloatRange(min=1), help="Longest token lifetime for this client, seconds.")
+@click.option(
+    "--claim-aliases/--no-claim-aliases",
+    default=None,
+    help="Also emit scp, cid and azp (Okta/Entra conventions) in its tokens; unset: S2S_CLAIM_ALIASES.",
+)
 @_registry_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def add_command(  # noqa: PLR0917 - click passes each option as an argument
@@ -72,22 +133,27 @@ def add_command(  # noqa: PLR0917 - click passes each option as an argument
     roles: tuple[str, ...],
     permissions: tuple[str, ...],
     features: tuple[str, ...],
+    features_json: str | None,
     jwks_file: Path | None,
+    cert_files: tuple[Path, ...],
     ttl: float | None,
+    claim_aliases: bool | None,
     registry: str,
     as_json: bool,
 ) -> None:
-    """Register CLIENT_ID. Prints its new secret once (unless --jwks)."""
+    """Register CLIENT_ID. Prints its new secret once (unless --jwks or --cert)."""
+    now = system_clock.now()
     client, secret = new_client(
         client_id,
         audiences=audiences,
         scopes=scopes,
         roles=roles,
         permissions=permissions,
-        features=features,
+        features=_features(features, features_json),
         max_ttl=ttl,
-        jwks=_read_jwks(jwks_file) if jwks_file is not None else None,
-        now=system_clock.now(),
+        claim_aliases=claim_aliases,
+        jwks=_client_keys(jwks_file, cert_files, now),
+        now=now,
     )
     _registry(registry).add(client)
     data = client.to_public_dict()
@@ -108,7 +174,15 @@ def add_command(  # noqa: PLR0917 - click passes each option as an argument
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def list_command(registry: str, as_json: bool) -> None:
     """List clients (never their secrets or hashes)."""
-    clients = _registry(registry).all()
+    managed = _registry(registry)
+    if isinstance(managed, FileClientRegistry) and not managed.path.exists():
+        missing_location(
+            "client registry",
+            managed.url,
+            f"s2s clients add CLIENT_ID --audience AUDIENCE --registry {managed.url}",
+            "--registry / S2S_CLIENTS",
+        )
+    clients = managed.all()
     rows = [
         (
             c.client_id,

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import click
 
-from s2s.cli import emit, main, table
+from s2s.cli import emit, main, missing_location, table
 from s2s.cli.errors import EmptyKeyset, KeysetExists, KmsDeletionFailed
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError
@@ -242,6 +242,8 @@ def list_command(store: str, as_json: bool) -> None:
     """Show every key with its state and what happens to it next."""
     ks = open_keystore(store)
     keyset, version = ks.load()
+    if version is None:  # nothing was ever saved there (a typo, or the wrong directory)
+        missing_location("key store", ks.url, f"s2s keys init --store {ks.url}", "--store / S2S_KEYSTORE")
     policy = _policy()
 
     def human() -> None:

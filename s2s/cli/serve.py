@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
+import socket
+import ssl
+import sys
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import click
 
 from s2s._files import check_private_file
-from s2s.cli import main
+from s2s.cli import fail, main
 from s2s.clock import system_clock
+from s2s.errors import ConfigError
 from s2s.issuer import FileClientRegistry, IssuerSettings, create_first_keys, new_client, open_client_registry
 from s2s.issuer.state import parse_state_url
 
@@ -57,25 +64,103 @@ def prepare(settings: IssuerSettings, *, demo: bool) -> str | None:
     return secret
 
 
+def _s2s_command() -> str:
+    """How the reader runs this ``s2s``: relative to the working directory when it lives below it
+    (``.venv/bin/s2s`` from the repository root), ``s2s`` when that is the one on PATH."""
+    exe = Path(os.path.abspath(sys.argv[0]))  # not resolve(): a symlinked .venv stays .venv
+    try:
+        return str(exe.relative_to(Path.cwd()))
+    except ValueError:
+        on_path = shutil.which("s2s")
+        return "s2s" if on_path and Path(on_path).resolve() == exe.resolve() else str(exe)
+
+
 def _demo_instructions(settings: IssuerSettings, secret: str | None) -> None:
     endpoint = settings.token_endpoint
+    s2s = _s2s_command()
     if secret is None:
         click.echo(
             f"demo client {DEMO_CLIENT_ID!r} exists already; its secret was shown when it was created. "
-            f"To get a new one: s2s clients remove {DEMO_CLIENT_ID} --registry {settings.clients} "
+            f"To get a new one: {s2s} clients remove {DEMO_CLIENT_ID} --registry {settings.clients} "
             "and start `s2s serve --demo` again."
         )
         return
     click.echo(f"demo client: client_id={DEMO_CLIENT_ID} client_secret={secret}")
     click.echo("(shown once: the registry keeps only a hash)")
-    click.echo("fetch a token:")
+    # The secret travels in the environment: command-line arguments show up in process lists.
+    click.echo("fetch a token (from this directory):")
+    click.echo(f"  export S2S_CLIENT_SECRET={shlex.quote(secret)}")
     click.echo(
-        f"  curl -s -u {DEMO_CLIENT_ID}:{secret} -d grant_type=client_credentials "
-        f"-d audience={shlex.quote(DEMO_AUDIENCE)} {shlex.quote(endpoint)}"
+        f"  {s2s} token --issuer {shlex.quote(settings.issuer)} --client-id {DEMO_CLIENT_ID} "
+        f"--audience {shlex.quote(DEMO_AUDIENCE)}"
     )
+    click.echo("or with curl (printf is a shell builtin: the secret stays out of process lists):")
     click.echo(
-        f"  s2s token --issuer {shlex.quote(settings.issuer)} --client-id {DEMO_CLIENT_ID} "
-        f"--client-secret={shlex.quote(secret)} --audience {shlex.quote(DEMO_AUDIENCE)}"
+        f'  printf \'user = "{DEMO_CLIENT_ID}:%s"\\n\' "$S2S_CLIENT_SECRET" | curl -s -K - '
+        f"-d grant_type=client_credentials -d audience={shlex.quote(DEMO_AUDIENCE)} {shlex.quote(endpoint)}"
+    )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Listen before saying anything: a taken port ends with one line, before any "ready" output.
+
+    uvicorn serves on this very socket (:func:`_serve`), so nothing can take the port in between.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}): check --host")
+        raise  # fail() exits; this tells the type checker
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another port with --port")
+    sock.set_inheritable(True)
+    return sock
+
+
+def _serve(app: Any, sock: socket.socket, *, workers: int = 1, **options: Any) -> None:
+    """``uvicorn.run`` on the socket :func:`_bind` holds (so nothing takes the port in between).
+
+    The socket object itself goes to uvicorn, not its file descriptor: uvicorn rebuilds a socket
+    from ``fd=`` as AF_UNIX, and asyncio then leaves Nagle on for every connection (a 40 ms
+    delayed-ACK stall per keep-alive response). With ``workers`` > 1, ``app`` is an import string.
+    """
+    import uvicorn  # noqa: PLC0415 - lazy: the server stack loads only for `serve`
+    from uvicorn.supervisors import Multiprocess  # noqa: PLC0415 - same
+
+    config = uvicorn.Config(app, workers=workers, **options)
+    server = uvicorn.Server(config)
+    try:
+        if workers > 1:
+            Multiprocess(config, sockets=[sock]).run()
+        else:
+            server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    if workers == 1 and not server.started:
+        sys.exit(3)  # what uvicorn.run exits with when the app fails to start
+
+
+def _run_workers(settings: IssuerSettings, sock: socket.socket, workers: int, **options: Any) -> None:
+    """N processes on the socket bound here: each worker builds the app from the environment (so
+    the URL this command worked out goes there) and loads the same key store, client registry and
+    issuer state; keys were created above, once, before any worker started."""
+    os.environ.update(S2S_ISSUER=settings.issuer, S2S_HOST=settings.host, S2S_PORT=str(settings.port))
+    _serve(
+        "s2s.litestar.issuer:create_issuer_app",
+        sock,
+        workers=workers,
+        factory=True,
+        **options,
     )
 
 
@@ -89,6 +174,27 @@ TIMEOUT_KEEP_ALIVE = 5
 MAX_INCOMPLETE_EVENT = 16 * 1024
 BACKLOG = 1024
 GRACEFUL_SHUTDOWN = 10
+
+
+def _check_tls(settings: IssuerSettings) -> None:
+    """Load the certificate and key once before starting, so a wrong path, a key that does not
+    match the certificate or an encrypted key ends with one ``s2s: error:`` line (uvicorn would
+    print a traceback). The message names files, never their contents."""
+    if settings.ssl_certfile is None or settings.ssl_keyfile is None:
+        return
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        # An encrypted key would prompt on the terminal: a password callback refuses instead.
+        context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile, password=lambda: b"")
+    except (OSError, ssl.SSLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ConfigError(
+            f"TLS certificate {settings.ssl_certfile} / key {settings.ssl_keyfile} cannot be used "
+            f"({reason}): both PEM, unencrypted key, the key matching the certificate"
+        ) from None
+
+
+_path = click.Path(dir_okay=False, path_type=str)
 
 
 @main.command("serve")
@@ -112,38 +218,65 @@ GRACEFUL_SHUTDOWN = 10
     show_default=True,
     help="Seconds an idle keep-alive connection stays open.",
 )
+@click.option("--ssl-certfile", type=_path, help="PEM certificate (chain) for HTTPS (env S2S_SSL_CERTFILE).")
+@click.option("--ssl-keyfile", type=_path, help="PEM private key for HTTPS (env S2S_SSL_KEYFILE).")
+@click.option(
+    "--workers",
+    envvar="S2S_WORKERS",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes serving the port; they share the key store and the issuer state.",
+)
 def serve_command(
-    *, host: str, port: int, demo: bool, access_log: bool, limit_concurrency: int, timeout_keep_alive: int
+    *,
+    host: str,
+    port: int,
+    demo: bool,
+    access_log: bool,
+    limit_concurrency: int,
+    timeout_keep_alive: int,
+    ssl_certfile: str | None,
+    ssl_keyfile: str | None,
+    workers: int,
 ) -> None:
-    """Run the issuer (settings from S2S_* variables; the issuer URL defaults to http://HOST:PORT)."""
-    import uvicorn  # noqa: PLC0415 - lazy: the server stack loads only for `serve`
+    """Run the issuer (settings from S2S_* variables; the issuer URL defaults to http://HOST:PORT,
+    https://HOST:PORT with a certificate)."""
 
     from s2s.litestar.issuer import configure_host_logging, create_issuer_app  # noqa: PLC0415 - same
 
     configure_host_logging()
     settings = IssuerSettings.from_env()
+    if ssl_certfile is not None or ssl_keyfile is not None:  # options replace both variables
+        settings = replace(settings, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+    _check_tls(settings)
     if "S2S_ISSUER" not in os.environ:
         url_host = f"[{host}]" if ":" in host else host
-        settings = replace(settings, issuer=f"http://{url_host}:{port}")
+        scheme = "https" if settings.tls else "http"
+        settings = replace(settings, issuer=f"{scheme}://{url_host}:{port}")
     settings = replace(settings, host=host, port=port)
+    sock = _bind(host, port)
     secret = prepare(settings, demo=demo)
     click.echo(f"issuer {settings.issuer} (token endpoint {settings.token_endpoint})")
     if demo:
         _demo_instructions(settings, secret)
+    options: dict[str, Any] = {
+        "access_log": access_log,
+        "log_level": "info",
+        "lifespan": "on",
+        "limit_concurrency": limit_concurrency,
+        "timeout_keep_alive": timeout_keep_alive,
+        "h11_max_incomplete_event_size": MAX_INCOMPLETE_EVENT,
+        "backlog": BACKLOG,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
+        "ssl_certfile": settings.ssl_certfile,
+        "ssl_keyfile": settings.ssl_keyfile,
+    }
+    if workers > 1:
+        _run_workers(settings, sock, workers, **options)
+        return
     app = create_issuer_app(settings)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        access_log=access_log,
-        log_level="info",
-        lifespan="on",
-        limit_concurrency=limit_concurrency,
-        timeout_keep_alive=timeout_keep_alive,
-        h11_max_incomplete_event_size=MAX_INCOMPLETE_EVENT,
-        backlog=BACKLOG,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
-    )
+    _serve(app, sock, **options)
 
 
 @main.group("state")

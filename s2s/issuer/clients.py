@@ -7,13 +7,16 @@ never shares a secret with us). Where clients are kept: :mod:`s2s.issuer._regist
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from s2s.errors import ConfigError
+from s2s.issuer._certs import leaf_certificate
 from s2s.issuer._secret_hash import generate_secret, hash_secret, parse_secret_hash
 from s2s.issuer.assertion import client_public_key as _client_public_key
 from s2s.jose import CLIENT_ASSERTION_ALGS, algs_for_jwk
@@ -34,6 +37,25 @@ def _strings(value: Any, what: str, pattern: re.Pattern[str] | None = None) -> t
     return tuple(out)
 
 
+MAX_FEATURES_JSON = 4096
+
+
+def _features(value: Any) -> tuple[str, ...] | Mapping[str, Any]:
+    """Features as a list of names or as an object (name -> JSON value), kept in the shape given."""
+    if not isinstance(value, Mapping):
+        return _strings(value, "feature")
+    if not all(isinstance(k, str) and k for k in value):
+        raise ConfigError("feature names must be non-empty strings")
+    try:
+        size = len(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError):
+        raise ConfigError("feature values must be JSON values") from None
+    if size > MAX_FEATURES_JSON:
+        raise ConfigError(f"features must stay under {MAX_FEATURES_JSON} bytes of JSON")
+    # Read-only: a Client is frozen, and the same mapping goes into every token.
+    return MappingProxyType(json.loads(json.dumps(value)))
+
+
 @dataclass(frozen=True, slots=True)
 class Client:
     client_id: str
@@ -41,8 +63,11 @@ class Client:
     scopes: tuple[str, ...] = ()
     roles: tuple[str, ...] = ()
     permissions: tuple[str, ...] = ()
-    features: tuple[str, ...] = ()
+    # A list of names, or an object of name -> JSON value (ioserver-oidc's shape: enabled = truthy).
+    features: tuple[str, ...] | Mapping[str, Any] = ()
     max_ttl: float | None = None
+    # Also emit Okta/Entra-style aliases (scp, cid, azp); None: the issuer's S2S_CLAIM_ALIASES.
+    claim_aliases: bool | None = None
     # Exactly one credential. The hash is not secret-equivalent, but it stays out of repr and logs.
     secret_hash: str | None = field(default=None, repr=False)
     jwks: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
@@ -55,13 +80,16 @@ class Client:
         if not self.audiences:
             raise ConfigError(f"client {self.client_id}: at least one audience is required")
         object.__setattr__(self, "scopes", _strings(self.scopes, "scope", SCOPE_TOKEN))
-        for name in ("roles", "permissions", "features"):
+        for name in ("roles", "permissions"):
             object.__setattr__(self, name, _strings(getattr(self, name), name[:-1]))
+        object.__setattr__(self, "features", _features(self.features))
         ttl = self.max_ttl
         if ttl is not None and (
             isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl < math.inf
         ):
             raise ConfigError(f"client {self.client_id}: max_ttl must be a positive number of seconds")
+        if self.claim_aliases is not None and not isinstance(self.claim_aliases, bool):
+            raise ConfigError(f"client {self.client_id}: claim_aliases must be true, false or absent")
         if (self.secret_hash is None) == (not self.jwks):
             raise ConfigError(f"client {self.client_id}: needs exactly one of a secret or a public JWKS")
         if self.secret_hash is not None:
@@ -85,18 +113,27 @@ class Client:
             "scopes": list(self.scopes),
             "roles": list(self.roles),
             "permissions": list(self.permissions),
-            "features": list(self.features),
+            "features": dict(self.features) if isinstance(self.features, Mapping) else list(self.features),
             "max_ttl": self.max_ttl,
             "created_at": self.created_at,
         }
+        if self.claim_aliases is not None:
+            out["claim_aliases"] = self.claim_aliases
         if self.jwks:
             out["kids"] = [k["kid"] for k in self.jwks]
+            certs = [(k["kid"], leaf_certificate(k["x5c"])) for k in self.jwks if "x5c" in k]
+            if certs:
+                out["certificates"] = [
+                    {"kid": kid, "x5t#S256": c.x5t_s256, "not_before": c.not_before, "not_after": c.not_after}
+                    for kid, c in certs
+                ]
         return out
 
     def to_document(self) -> dict[str, Any]:
         doc = self.to_public_dict()
         doc.pop("auth_method")
         doc.pop("kids", None)
+        doc.pop("certificates", None)
         if self.secret_hash is not None:
             doc["secret_hash"] = self.secret_hash
         else:
@@ -122,6 +159,7 @@ class Client:
                 permissions=doc.get("permissions", ()),
                 features=doc.get("features", ()),
                 max_ttl=doc.get("max_ttl"),
+                claim_aliases=doc.get("claim_aliases"),
                 secret_hash=doc.get("secret_hash"),
                 jwks=keys,
                 created_at=doc.get("created_at"),
@@ -137,8 +175,9 @@ def new_client(
     scopes: Sequence[str] = (),
     roles: Sequence[str] = (),
     permissions: Sequence[str] = (),
-    features: Sequence[str] = (),
+    features: Sequence[str] | Mapping[str, Any] = (),
     max_ttl: float | None = None,
+    claim_aliases: bool | None = None,
     jwks: Mapping[str, Any] | None = None,
     now: float | None = None,
 ) -> tuple[Client, str | None]:
@@ -166,8 +205,9 @@ def new_client(
         scopes=tuple(scopes),
         roles=tuple(roles),
         permissions=tuple(permissions),
-        features=tuple(features),
+        features=features if isinstance(features, Mapping) else tuple(features),
         max_ttl=max_ttl,
+        claim_aliases=claim_aliases,
         secret_hash=hash_secret(secret) if secret is not None else None,
         jwks=keys,
         created_at=now,

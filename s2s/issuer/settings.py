@@ -73,7 +73,7 @@ class IssuerSettings:
     issuer: str = "http://127.0.0.1:8000"
     keystore: str = "file://keys"
     clients: str = "file://keys/clients.json"
-    token_ttl: float = 300
+    token_ttl: float = 1800
     rotation: RotationPolicy = field(default_factory=RotationPolicy)
     run_rotation: bool = True
     create_keys: bool = True
@@ -82,7 +82,7 @@ class IssuerSettings:
     max_body_bytes: int = 16 * 1024
     # Seconds to receive a token request's whole body (a trickling body gets 408, not a worker).
     body_timeout: float = 10.0
-    assertion_max_lifetime: float = 300
+    assertion_max_lifetime: float = 3600
     host: str = "127.0.0.1"
     port: int = 8000
     # sqlite://PATH | dynamodb://TABLE[?region=R] | memory: where replay and rate-limit state
@@ -91,6 +91,11 @@ class IssuerSettings:
     state: str = "memory"
     signer: str | None = None
     kms_deletion_window_days: int = 30
+    # PEM files for HTTPS served by `s2s serve` itself (both or neither); paths, never contents.
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    # Also emit scp/cid/azp (Okta/Entra conventions) in every token; a client may override.
+    claim_aliases: bool = False
 
     def __post_init__(self) -> None:
         issuer = self.issuer.rstrip("/")
@@ -118,12 +123,19 @@ class IssuerSettings:
         if not 0 < self.port < 65536:
             raise ConfigError(f"port {self.port} is not a TCP port")
         KeyFactories.validate(self.signer, self.kms_deletion_window_days)
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ConfigError("ssl_certfile and ssl_keyfile go together: set both for HTTPS, or neither")
         # Validated here so a typo stops startup, not the first token request.
         parse_state_url(self.state)
 
     def key_factories(self) -> KeyFactories:
         """Where this issuer makes new keys (``signer``), with its KMS deletion window."""
         return KeyFactories(self.signer, kms_deletion_window_days=self.kms_deletion_window_days)
+
+    @property
+    def tls(self) -> bool:
+        """Whether ``s2s serve`` speaks HTTPS itself (a certificate and its key are set)."""
+        return self.ssl_certfile is not None
 
     @property
     def token_endpoint(self) -> str:
@@ -156,7 +168,9 @@ class IssuerSettings:
         """``S2S_ISSUER``, ``S2S_KEYSTORE``, ``S2S_CLIENTS``, ``S2S_TOKEN_TTL``, ``S2S_RUN_ROTATION``,
         ``S2S_CREATE_KEYS``, ``S2S_RATE_LIMIT``, ``S2S_RATE_BURST``, ``S2S_MAX_BODY_BYTES``,
         ``S2S_BODY_TIMEOUT``, ``S2S_HOST``,
-        ``S2S_PORT``, ``S2S_STATE``, ``S2S_SIGNER``, ``S2S_KMS_DELETION_WINDOW_DAYS``; rotation timing
+        ``S2S_PORT``, ``S2S_STATE``, ``S2S_SIGNER``, ``S2S_KMS_DELETION_WINDOW_DAYS``,
+        ``S2S_SSL_CERTFILE``, ``S2S_SSL_KEYFILE`` (PEM file paths, both or neither),
+        ``S2S_CLAIM_ALIASES``; rotation timing
         (``S2S_JWKS_MAX_AGE``, ``S2S_POLL_INTERVAL``, ``S2S_MAX_TOKEN_TTL``, ...) as
         :meth:`RotationPolicy.from_env` reads it. ``aws-sm://`` references are resolved (``secrets``
         replaces the Secrets Manager source, e.g. in tests); every problem is reported in one line."""
@@ -185,6 +199,9 @@ class IssuerSettings:
             "signer": env.choice("SIGNER", SIGNERS),
             # Its range is checked once, by KeyFactories.validate (the variable is named by build).
             "kms_deletion_window_days": env.integer("KMS_DELETION_WINDOW_DAYS", d.kms_deletion_window_days),
+            "ssl_certfile": env.text("SSL_CERTFILE"),
+            "ssl_keyfile": env.text("SSL_KEYFILE"),
+            "claim_aliases": env.flag("CLAIM_ALIASES", d.claim_aliases),
         }
         # The issuer checks its settings against the policy's timings: name those variables too.
         timings = {f.name: f.name.upper() for f in fields(RotationPolicy)}

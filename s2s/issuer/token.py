@@ -53,6 +53,8 @@ __all__ = ["NO_STORE", "TokenEndpoint", "TokenResponse", "error_response"]
 log = logging.getLogger("s2s.issuer.token")
 
 NO_STORE: Mapping[str, str] = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# Entra ID's convention, the only way MSAL names a resource in client credentials.
+DEFAULT_SCOPE_SUFFIX = "/.default"
 _GENERIC_CLIENT_FAILURE = InvalidClient().description
 
 
@@ -142,7 +144,9 @@ class TokenEndpoint:
         self.registry = registry
         self.keys = keys
         self.metrics = metrics or keys.metrics
-        self.minter = Minter(settings.issuer, signer or LocalSigner(), clock=clock)
+        self.minter = Minter(
+            settings.issuer, signer or LocalSigner(), clock=clock, claim_aliases=settings.claim_aliases
+        )
         self.secrets = secrets or SecretVerifier(clock)
         self.limiter = limiter or TokenBucketLimiter(settings.rate_limit, settings.rate_burst, clock=clock)
         self._params = FormReader(settings.max_body_bytes)
@@ -259,8 +263,32 @@ class TokenEndpoint:
             log.error("signing with key %s failed: %s", key.kid, exc.description)
             raise TemporarilyUnavailable("signing is temporarily unavailable") from None
         self.metrics.issued()
-        body = _token_body(token, claims["exp"] - claims["iat"], claims.get("scope", ""))
+        granted = claims.get("scope", "")
+        if self._default_audience(params.get("scope")) is not None:
+            # The grant named as it was asked for (`<audience>/.default`, RFC 6749 §5.1): MSAL
+            # caches a token under the scope of the response and looks it up by the one it sent.
+            granted = params["scope"].strip(" ")
+        body = _token_body(token, claims["exp"] - claims["iat"], granted)
         return TokenResponse(200, body, NO_STORE)
+
+    @staticmethod
+    def _default_audience(raw: str | None) -> str | None:
+        """The audience named by an Entra-style ``scope=<audience>/.default`` (MSAL's only way to
+        name a resource in client credentials), or None when the scope has no ``/.default`` token.
+        Such a scope must be the only one: mixed with others it would be ambiguous."""
+        if raw is None or DEFAULT_SCOPE_SUFFIX not in raw:
+            return None
+        tokens = [t for t in raw.split(" ") if t]
+        if (
+            len(tokens) != 1
+            or not tokens[0].endswith(DEFAULT_SCOPE_SUFFIX)
+            or not SCOPE_TOKEN.match(tokens[0])
+        ):
+            raise InvalidScope("a <audience>/.default scope must be the only scope requested")
+        audience = tokens[0][: -len(DEFAULT_SCOPE_SUFFIX)]
+        if not audience:
+            raise InvalidScope("scope is malformed")
+        return audience
 
     @staticmethod
     def _audience(client: Client, params: Mapping[str, str]) -> str:
@@ -270,6 +298,13 @@ class TokenEndpoint:
         if resource is not None and not _is_absolute_uri(resource):
             raise InvalidTarget("resource must be an absolute URI without a fragment")
         requested = audience if audience is not None else resource
+        by_scope = TokenEndpoint._default_audience(params.get("scope"))
+        if by_scope is not None:
+            if requested is not None and requested != by_scope:
+                raise InvalidTokenRequest("the /.default scope names another audience than the request")
+            if by_scope not in client.audiences:
+                raise InvalidScope("the /.default scope names an audience not allowed for this client")
+            return by_scope
         if requested is None:
             if len(client.audiences) == 1:
                 return client.audiences[0]
@@ -281,7 +316,8 @@ class TokenEndpoint:
     @staticmethod
     def _scopes(client: Client, raw: str | None) -> tuple[str, ...]:
         # RFC 6749 §3.3 lets the server apply a default when scope is omitted: all allowed scopes.
-        if raw is None or not raw.strip(" "):
+        # `<audience>/.default` (checked by _audience) asks for that default explicitly.
+        if raw is None or not raw.strip(" ") or TokenEndpoint._default_audience(raw) is not None:
             return client.scopes
         if raw in client.scopes:  # one allowed scope, already a valid token (the registry checks)
             return (raw,)

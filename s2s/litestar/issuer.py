@@ -13,10 +13,11 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import anyio
 import anyio.to_thread
-from litestar import Litestar, MediaType, Request, Response, asgi, get
+from litestar import Litestar, MediaType, Request, Response, asgi, get, route
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -31,6 +32,12 @@ from s2s.issuer import (
     TemporarilyUnavailable,
     build_issuer,
     server_metadata,
+)
+from s2s.issuer.metadata import (
+    AUTHORIZE_PATH,
+    OPENID_CONFIGURATION_PATH,
+    authorization_error,
+    openid_configuration,
 )
 from s2s.issuer.token import NO_STORE, TokenResponse
 from s2s.oauth import JWKS_PATH, METADATA_PATH, TOKEN_PATH
@@ -123,7 +130,15 @@ def create_issuer_app(
     runtime = build_issuer(settings, **parts)
     keys, endpoint, metrics = runtime.keys, runtime.endpoint, runtime.metrics
 
+    # An issuer URL with a path (https://host/s2s: MSAL Python wants a path segment in its
+    # authority) serves its endpoints under that path, as its metadata names them; RFC 8414 §3.1
+    # metadata sits at /.well-known/oauth-authorization-server/s2s (and, for s2s's own token
+    # client, which appends the well-known path, also under the prefix). Health, readiness and
+    # metrics stay at the root.
+    base = urlsplit(settings.issuer).path.rstrip("/")
+    token_path = base + TOKEN_PATH
     metadata_bytes = json.dumps(server_metadata(settings), separators=(",", ":")).encode()
+    openid_bytes = json.dumps(openid_configuration(settings), separators=(",", ":")).encode()
     public_cache = {"Cache-Control": f"public, max-age={settings.jwks_max_age}"}
     no_store = {"Cache-Control": "no-store"}
     max_body = settings.max_body_bytes
@@ -134,7 +149,7 @@ def create_issuer_app(
     def refuse(description: str) -> TokenResponse:
         return endpoint.error_response(InvalidTokenRequest(description))
 
-    @asgi(TOKEN_PATH, copy_scope=False)
+    @asgi(token_path, copy_scope=False)
     async def token(scope: Scope, receive: Receive, send: Send) -> None:
         # A raw ASGI route: no request object, signature model or response object per call; the
         # endpoint gets bytes and returns bytes. This keeps the route near a bare handler's speed.
@@ -186,7 +201,7 @@ def create_issuer_app(
         source = peer[0] if peer else None
         await _send(send, await endpoint.process(body, content_type, authorization, run_sync, source))
 
-    @get(JWKS_PATH, include_in_schema=False)
+    @get(base + JWKS_PATH, include_in_schema=False)
     async def jwks() -> Response[bytes]:
         if keys.keyset is None:
             return Response(
@@ -194,12 +209,19 @@ def create_issuer_app(
             )
         return Response(keys.jwks_bytes, headers=public_cache, media_type=JSON)
 
-    @get(
-        [METADATA_PATH, "/.well-known/openid-configuration"],
-        include_in_schema=False,
-    )
+    @get(sorted({METADATA_PATH + base, base + METADATA_PATH}), include_in_schema=False)
     async def metadata() -> Response[bytes]:
         return Response(metadata_bytes, headers=public_cache, media_type=JSON)
+
+    @get(base + OPENID_CONFIGURATION_PATH, include_in_schema=False)
+    async def openid_metadata() -> Response[bytes]:
+        return Response(openid_bytes, headers=public_cache, media_type=JSON)
+
+    @route(base + AUTHORIZE_PATH, http_method=["GET", "POST"], include_in_schema=False)
+    async def authorize(request: Request[Any, Any, Any]) -> Response[bytes]:
+        # No login here: every request gets an RFC 6749 error, never a redirect (see metadata).
+        status, body = authorization_error(dict(request.query_params))
+        return Response(body, status_code=status, headers=NO_STORE, media_type=JSON)
 
     @get("/health", include_in_schema=False)
     async def health() -> Response[bytes]:
@@ -226,7 +248,7 @@ def create_issuer_app(
 
     def http_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         status = exc.status_code if isinstance(exc, HTTPException) else HTTP_500_INTERNAL_SERVER_ERROR
-        if request.scope.get("path") == TOKEN_PATH:
+        if request.scope.get("path") == token_path:
             if status >= 500:
                 return _response(endpoint.error_response(exc))
             if status == 405:
@@ -264,7 +286,7 @@ def create_issuer_app(
                 runtime.pool.close()
 
     return Litestar(
-        route_handlers=[token, jwks, metadata, health, ready, metrics_route],
+        route_handlers=[token, jwks, metadata, openid_metadata, authorize, health, ready, metrics_route],
         exception_handlers={Exception: http_error},
         lifespan=[lifespan],
         openapi_config=None,

@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    S2S_VERIFIER_ISSUER=http://127.0.0.1:8000 S2S_VERIFIER_AUDIENCE=orders-api \\
-        uvicorn services.resource.app:app --port 8001
+    S2S_VERIFIER_ISSUER=http://127.0.0.1:8000 S2S_VERIFIER_AUDIENCE=https://api.example.internal \\
+        .venv/bin/uvicorn services.resource.app:app --port 8001
 
 Settings: ``S2S_VERIFIER_*`` (see :meth:`s2s.verify.VerifierConfig.from_env`; without
 ``S2S_VERIFIER_JWKS_URI`` the JWKS is found by discovery), ``S2S_RESOURCE_*`` (see

@@ -81,17 +81,17 @@ def test_clients_add_with_jwks(registry_env: Path, tmp_path: Path) -> None:
 def test_serve_demo_reports_existing_client_without_secret(
     registry_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import uvicorn
+    from s2s.cli import serve
 
-    started: list[int] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append(kw["port"]))
-    code, out, _ = run("serve", "--demo", "--port", "8123")
-    assert code == 0 and started == [8123]
-    assert "client_secret=" in out and "curl -s -u demo:" in out
+    started: list[object] = []
+    monkeypatch.setattr(serve, "_serve", lambda app, sock, **kw: started.append(sock.close()))
+    code, out, _ = run("serve", "--demo", "--port", str(free_port()))
+    assert code == 0 and len(started) == 1
+    assert "client_secret=" in out and "export S2S_CLIENT_SECRET=" in out and "curl -s -K -" in out
     assert (registry_env.parent / "keyset.json").exists()
-    code, out, _ = run("serve", "--demo", "--port", "8124")
+    code, out, _ = run("serve", "--demo", "--port", str(free_port()))
     assert code == 0 and "exists already" in out and "client_secret=" not in out
-    assert "s2s clients remove demo" in out
+    assert "clients remove demo" in out
 
 
 @pytest.fixture

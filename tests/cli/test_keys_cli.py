@@ -123,11 +123,12 @@ def test_list_table_and_json(cli: Cli) -> None:
     assert all("private_jwk" not in k and "public_jwk" not in k for k in data["keys"])
 
 
-def test_list_of_an_empty_store_says_how_to_start(cli: Cli) -> None:
-    result = cli("keys", "list")
-    assert result.exit_code == 0
-    assert "s2s keys init" in result.stderr
-    assert json.loads(cli("keys", "list", "--json").stdout)["keys"] == []
+def test_list_of_a_missing_store_says_where_it_looked_and_how_to_start(cli: Cli) -> None:
+    for args in (("keys", "list"), ("keys", "list", "--json")):
+        result = cli(*args)
+        assert result.exit_code == 1 and result.stdout == ""
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("s2s: error: no key store at ")
+        assert f"s2s keys init --store {cli.store}" in result.stderr
 
 
 def test_rotate_too_early_is_refused_with_the_safe_time(cli: Cli) -> None:

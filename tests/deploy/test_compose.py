@@ -21,6 +21,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 from urllib.parse import urlsplit
 
 import click
@@ -30,6 +31,7 @@ import yaml
 from check_jsonschema.builtin_schemas import get_builtin_schema
 
 from s2s.cli import main as cli_main
+from s2s.cli.serve import DEMO_AUDIENCE
 from s2s.issuer.settings import IssuerSettings
 from s2s.verify import VerifierConfig
 from tests.support import free_port
@@ -362,6 +364,8 @@ def test_resource_service_trusts_the_issuers_and_the_demo_audience(compose: dict
     _, ctx = resolve_cli(shlex.split(add_line.strip()))
     assert ctx.params["client_id"] == "demo"
     assert e["S2S_VERIFIER_AUDIENCE"] in ctx.params["audiences"]
+    # The same demo audience as the local demo (`s2s serve --demo`, README, quickstart).
+    assert e["S2S_VERIFIER_AUDIENCE"] == DEMO_AUDIENCE
     # uvicorn is given an app that exists.
     module, attr = command(resource)[1].split(":")
     assert importlib.util.find_spec(module) is not None
@@ -386,11 +390,14 @@ def test_init_script_uses_only_real_cli_flags_and_functions(compose: dict[str, A
     init_env = resolved_env(services(compose)["init"])
     for call in s2s_calls:
         argv = [re.sub(r"\$\{(\w+)\}", lambda m: init_env[m.group(1)], a) for a in shlex.split(call)]
-        resolve_cli(argv)
+        # ...and s2s reads its S2S_* options from that environment too (`s2s state init`).
+        with mock.patch.dict(os.environ, init_env):
+            resolve_cli(argv)
     for module, name in re.findall(r"from ([\w.]+) import (\w+)", script):
         assert hasattr(importlib.import_module(module), name), f"{module}.{name}"
-    table = urlsplit(env(services(compose)["init"])["S2S_STATE"]).netloc
-    assert f"create_state_table('{table}')" in script
+    # The state table comes from the CLI, which reads S2S_STATE like the issuers do.
+    assert re.search(r"^\s*s2s state init\s*$", script, re.MULTILINE)
+    assert env(services(compose)["init"])["S2S_STATE"].startswith("dynamodb://")
 
 
 def published_ports(doc: dict[str, Any]) -> Iterator[tuple[str, Any]]:
@@ -555,7 +562,12 @@ def test_dockerfile_runs_as_non_root_from_a_pinned_slim_python() -> None:
     # Everything after the last USER runs as that user, including CMD.
     last_user = max(i for i, (word, _) in enumerate(steps) if word == "USER")
     assert [word for word, _ in steps[last_user:]].count("RUN") == 0
-    assert any(word == "RUN" and 'pip install ".[aws]"' in rest for word, rest in steps)
+    # Reproducible: the lock file, then s2s itself without resolving anything else.
+    runs = [rest for word, rest in steps if word == "RUN" and "pip install" in rest]
+    assert runs == ["pip install --no-deps -r requirements/image.txt", "pip install --no-deps ."]
+    locked = (ROOT / "requirements" / "image.txt").read_text("utf-8")
+    for package in ("boto3", "msal", "litestar", "uvicorn"):
+        assert re.search(rf"^{package}==\S+$", locked, re.MULTILINE), package
     assert any(word == "HEALTHCHECK" for word, _ in steps)
     copied = [rest for word, rest in steps if word in ("COPY", "ADD")]
     assert copied
@@ -585,6 +597,6 @@ def test_dockerignore_keeps_keys_venv_and_caches_out() -> None:
     # An allow-list: everything is out unless named, and keys/ is never named back in.
     assert lines[0] == "*"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "s2s", "services"}
+    assert allowed == {"pyproject.toml", "README.md", "s2s", "services", "requirements/image.txt"}
     for excluded in ("keys/", ".venv/", "**/__pycache__", "**/.pytest_cache", "**/.mypy_cache"):
         assert excluded in lines

@@ -1,7 +1,7 @@
 """Every ```python block in docs/ runs, page by page, against a real issuer on 127.0.0.1.
 
-The blocks of one page share a namespace, in order, as a reader would paste them. The only names
-a page gets besides the environment it documents are listed in ``FIXTURES``.
+The blocks of one page share a namespace, in order, as a reader would paste them. A page gets no
+name from the test: only the environment it tells the reader to set (``docs_env``).
 """
 
 from __future__ import annotations
@@ -12,11 +12,9 @@ import types
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from s2s.verify import InsufficientScope, SyncTokenVerifier, VerificationError, VerifierConfig
-from tests.docs.conftest import AUDIENCE, LiveIssuer
+from tests.docs.conftest import LiveIssuer
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 BLOCK = re.compile(r"^```python\n(.*?)^```$", re.DOTALL | re.MULTILINE)
@@ -25,23 +23,6 @@ PAGES = sorted(p for p in DOCS.rglob("*.md") if BLOCK.search(p.read_text()))
 
 def blocks(page: Path) -> list[str]:
     return BLOCK.findall(page.read_text())
-
-
-def orders_api(issuer: str) -> httpx.MockTransport:
-    """`orders_api` in fetch-tokens.md: answers 200 only to a token that verifies with orders:read."""
-    verifier = SyncTokenVerifier(VerifierConfig.for_s2s(issuer, AUDIENCE))
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        header = request.headers.get("authorization", "")
-        try:
-            principal = verifier.verify(header.removeprefix("Bearer "))
-        except VerificationError:
-            return httpx.Response(401)
-        if "orders:read" not in principal.scopes:
-            raise InsufficientScope("orders:read")
-        return httpx.Response(200, json=[])
-
-    return httpx.MockTransport(handle)
 
 
 def test_pages_with_examples_are_found() -> None:
@@ -55,8 +36,8 @@ def test_page_examples_run(page: Path, docs_env: LiveIssuer, monkeypatch: pytest
     module = types.ModuleType(f"docs_{page.stem.replace('-', '_')}")
     monkeypatch.setitem(sys.modules, module.__name__, module)
     namespace: dict[str, Any] = module.__dict__
-    if page.name == "fetch-tokens.md":
-        namespace["orders_api"] = orders_api(docs_env.url)
+    # Nothing is injected: a page runs with only the environment it tells the reader to set.
+    assert set(namespace) <= {"__name__", "__doc__", "__package__", "__loader__", "__spec__"}
     for number, source in enumerate(blocks(page), 1):
         code = compile(source, f"{page.relative_to(DOCS)} block {number}", "exec")
         exec(code, namespace)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,9 +35,15 @@ def test_settings_reference_lists_what_from_env_reads() -> None:
                  "S2S_ENTRA_TOKEN_CACHE_PATH", "S2S_RESOURCE_PUBLIC_DOCS"):  # fmt: skip
         assert f"| `{name}` |" in page
     # Defaults are read from the built objects, not written by hand.
-    assert "| `S2S_TOKEN_TTL` | `float` | `300` |" in page
+    assert "| `S2S_TOKEN_TTL` | `float` | `1800` |" in page
     assert "| `S2S_VERIFIER_ISSUER` | `str` | **required** |" in page
     assert "| `S2S_SIGNER` | `str or None` | `unset` |" in page
+    # Alternatives are marked as such, not one of them "required" and the other optional.
+    assert "| `S2S_ISSUER` | `str or None` | **one of** this or `S2S_TOKEN_ENDPOINT` |" in page
+    assert "| `S2S_TOKEN_ENDPOINT` | `str or None` | **one of** this or `S2S_ISSUER` |" in page
+    assert "| `S2S_CLIENT_SECRET` | `str or None` | **one of** this or `S2S_CLIENT_PRIVATE_KEY` |" in page
+    assert "| `S2S_CLIENT_PRIVATE_KEY` | `str or None` | **one of** this or `S2S_CLIENT_SECRET` |" in page
+    assert "**one of** this or `S2S_ENTRA_CERTIFICATE_KEY` / `S2S_ENTRA_PFX`" in page
 
 
 def test_a_variable_the_code_does_not_read_fails_the_build() -> None:
@@ -67,10 +75,38 @@ def test_cli_reference_covers_every_command() -> None:
         for name in command.list_commands(ctx):
             assert f"`s2s {group} {name}`" in page
     assert "`s2s serve`" in page and "`s2s token`" in page and "`s2s jwks`" in page
-    assert "`--store`: `S2S_KEYSTORE`" in page
+    assert "[env var: S2S_KEYSTORE;" in page
     for name in ("config", "keys", "token"):
         assert f"`litestar s2s {name}`" in page
     assert "--no-fetch" in page and "--allow-remote" in page
+
+
+def _help_blocks(page: str) -> dict[str, str]:
+    """``{"s2s keys list": "<its help text>", ...}`` from the generated reference."""
+    found = re.findall(r"^#+ `([^`]+)`\n\n```text\n(.*?)\n```$", page, re.DOTALL | re.MULTILINE)
+    return dict(found)
+
+
+def test_cli_reference_is_exactly_what_help_prints_with_every_environment_variable() -> None:
+    import click
+
+    from s2s.cli import main
+
+    blocks = _help_blocks(hooks.cli_markdown())
+    ours = {name: text for name, text in blocks.items() if name.startswith("s2s")}
+    assert {"s2s", "s2s keys list", "s2s serve", "s2s token", "s2s state init"} <= set(ours)
+    env = {**os.environ, "COLUMNS": "80"}
+    for name, text in ours.items():
+        shown = subprocess.run(
+            [str(Path(sys.executable).parent / "s2s"), *name.split()[1:], "--help"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True,
+        ).stdout  # fmt: skip
+        assert shown == text + "\n", name
+    # Every option read from the environment names its variable in that text.
+    for path, command in hooks._commands(main, ["s2s"]):
+        for param in command.params:
+            if isinstance(param, click.Option) and isinstance(param.envvar, str):
+                assert f"env var: {param.envvar}" in " ".join(ours[" ".join(path)].split()), path
 
 
 def test_site_builds_strict(tmp_path: Path) -> None:

@@ -38,7 +38,17 @@ const metadata = await getJson(metadataUrl);
 // RFC 8414 §3.3: the issuer in the document must be identical to the one the URL was built from.
 if (metadata.issuer !== issuer) fail(`metadata issuer ${metadata.issuer} is not ${issuer}`);
 const openid = await getJson(new URL('/.well-known/openid-configuration', base));
-if (JSON.stringify(openid) !== JSON.stringify(metadata)) fail('openid-configuration differs from RFC 8414 metadata');
+// The OpenID document is the RFC 8414 one plus what OpenID Connect Discovery §3 requires (an
+// issuer without login names the response type "none" where RFC 8414 lists none at all).
+for (const [name, value] of Object.entries(metadata)) {
+  if (name !== 'response_types_supported' && JSON.stringify(openid[name]) !== JSON.stringify(value)) {
+    fail(`openid-configuration ${name} differs from RFC 8414 metadata`);
+  }
+}
+for (const name of ['authorization_endpoint', 'response_types_supported', 'subject_types_supported',
+  'id_token_signing_alg_values_supported']) {
+  if (!(name in openid)) fail(`openid-configuration lacks ${name}`);
+}
 for (const name of ['token_endpoint', 'jwks_uri']) {
   const url = new URL(metadata[name]);
   if (url.origin !== base.origin || !url.pathname.startsWith(base.pathname.replace(/\/$/, ''))) {

@@ -10,7 +10,7 @@ def test_defaults_from_empty_env() -> None:
     s = IssuerSettings.from_env(environ={})
     assert s.issuer == "http://127.0.0.1:8000"
     assert s.keystore == "file://keys" and s.clients == "file://keys/clients.json"
-    assert s.token_ttl == 300 and s.jwks_max_age == 300 and s.poll_interval == 30
+    assert s.token_ttl == 1800 and s.jwks_max_age == 300 and s.poll_interval == 30
     assert s.token_endpoint == "http://127.0.0.1:8000/oauth2/token"
     assert s.jwks_uri == "http://127.0.0.1:8000/.well-known/jwks.json"
 

@@ -67,7 +67,7 @@ def test_basic_auth_issues_rfc9068_token(
     assert response.headers["pragma"] == "no-cache"
     body = response.json()
     assert body["token_type"] == "Bearer"
-    assert body["expires_in"] == 300
+    assert body["expires_in"] == 1800
     assert body["scope"] == "orders:read"
     token = body["access_token"]
     header = jwt.get_unverified_header(token)
@@ -79,7 +79,7 @@ def test_basic_auth_issues_rfc9068_token(
     assert claims["aud"] == AUDIENCE
     assert claims["scope"] == "orders:read"
     assert claims["iat"] == int(clock.now())
-    assert claims["exp"] == claims["iat"] + 300
+    assert claims["exp"] == claims["iat"] + 1800
     assert isinstance(claims["jti"], str) and len(claims["jti"]) >= 16
     assert claims["roles"] == ["reader"]
     assert claims["permissions"] == ["orders.list"]
