@@ -18,8 +18,6 @@ from dataclasses import dataclass, field, replace
 from json.encoder import encode_basestring_ascii as _json_string
 from urllib.parse import urlsplit
 
-from joserfc.jwk import ECKey
-
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError
 from s2s.issuer._form import FormReader, presented_credentials
@@ -44,6 +42,7 @@ from s2s.issuer.metrics import IssuerMetrics
 from s2s.issuer.minter import Minter
 from s2s.issuer.ratelimit import RateLimiter, TokenBucketLimiter, failure_key
 from s2s.issuer.settings import IssuerSettings
+from s2s.jose import generate_private_key, public_key_to_jwk, thumbprint
 from s2s.keys.kms import SigningUnavailable
 from s2s.keys.signing import LocalSigner, Signer
 from s2s.oauth import SCOPE_TOKEN
@@ -67,9 +66,8 @@ def _printable(client_id: str) -> str:
 def _dummy_assertion_client() -> Client:
     """A private_key_jwt client nobody holds the key of: assertions naming an unknown client (or
     one without keys) are read against it, at the cost a real client's would be."""
-    key = ECKey.generate_key("P-256", private=False)
-    public = dict(key.as_dict(private=False))
-    public["kid"] = key.thumbprint()
+    public = public_key_to_jwk(generate_private_key("ES256").public_key())
+    public["kid"] = thumbprint(public)
     return Client(client_id="-", audiences=("-",), jwks=(public,))
 
 
