@@ -39,11 +39,10 @@ from litestar.plugins import PluginProtocol
 
 from s2s.entra import GRAPH_V1, EntraApp, EntraConfig
 from s2s.errors import ConfigError
+from s2s.http import secure_url
 from s2s.litestar import PrincipalDep, S2SAuthPlugin, requires_roles, requires_scopes
 from s2s.litestar.entra import EntraOnBehalfOf, EntraPlugin, GraphDep
-from s2s.verify import TokenVerifier, VerifierConfig
-from s2s.verify.config import check_fetch_url
-from s2s.verify.principal import Principal
+from s2s.verify import Principal, TokenVerifier, VerifierConfig
 
 __all__ = ["ResourceSettings", "app", "create_app", "entra_configured"]  # noqa: F822 - `app` comes from __getattr__
 
@@ -69,9 +68,9 @@ class ResourceSettings:
     def __post_init__(self) -> None:
         if not self.graph_scopes:
             raise ConfigError("graph_scopes must name at least one scope")
-        check_fetch_url(self.graph_base_url, "graph_base_url")
+        secure_url(self.graph_base_url, "graph_base_url")
         if self.token_url is not None:
-            check_fetch_url(self.token_url, "token_url")
+            secure_url(self.token_url, "token_url")
 
     @classmethod
     def from_env(
