@@ -1,6 +1,8 @@
-"""MkDocs hook: generates the configuration and CLI references from the code at build time.
+"""MkDocs hook: generates the configuration, CLI and API references from the code at build time.
 
-A page asks for a reference with a marker line: ``<!-- s2s:settings -->`` or ``<!-- s2s:cli -->``.
+A page asks for a reference with a marker line: ``<!-- s2s:settings -->``, ``<!-- s2s:cli -->`` or
+``<!-- s2s:api -->``. The API reference is every public module (no ``_`` in its dotted path) with
+the names of its ``__all__`` and the first line of their docstrings: ``__all__`` is its one source.
 The settings tables come from calling each ``from_env`` with a mapping that records every variable
 it reads, so a variable added, renamed or removed in the code changes the page; every variable
 needs a one-line description below, and a description of a variable the code no longer reads fails
@@ -10,12 +12,17 @@ the build (``mkdocs build --strict`` and ``tests/docs``).
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import inspect
+import pkgutil
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import click
 
+import s2s
 from s2s.aws import AwsSettings
 from s2s.cli import HELP_WIDTH, main
 from s2s.client import TokenClientSettings
@@ -25,10 +32,20 @@ from s2s.litestar import S2SAuthPlugin
 from s2s.verify import VerifierConfig
 from services.resource.app import ResourceSettings
 
-__all__ = ["SECTIONS", "Section", "cli_markdown", "on_page_markdown", "read_vars", "settings_markdown"]
+__all__ = [
+    "SECTIONS",
+    "Section",
+    "api_markdown",
+    "cli_markdown",
+    "on_page_markdown",
+    "public_modules",
+    "read_vars",
+    "settings_markdown",
+]
 
 SETTINGS_MARKER = "<!-- s2s:settings -->"
 CLI_MARKER = "<!-- s2s:cli -->"
+API_MARKER = "<!-- s2s:api -->"
 
 
 class _Recorder(Mapping[str, str]):
@@ -94,7 +111,7 @@ def _resource(env: Mapping[str, str]) -> Any:
 SECTIONS: tuple[Section, ...] = (
     Section(
         title="Issuer (`s2s serve`, `services/issuer`)",
-        target="s2s.issuer.IssuerSettings.from_env (timing: s2s.keys.rotation.RotationPolicy.from_env)",
+        target="s2s.issuer.IssuerSettings.from_env (timing: s2s.keys.RotationPolicy.from_env)",
         prefix="S2S_",
         build=_issuer,
         required={},
@@ -397,9 +414,72 @@ def cli_markdown() -> str:
     return "\n".join(out)
 
 
+def public_modules() -> list[str]:
+    """Every module of s2s a user may import by design: no path component starts with ``_``."""
+    names = ["s2s"]
+    for info in pkgutil.walk_packages(s2s.__path__, "s2s."):
+        if not any(part.startswith("_") for part in info.name.split(".")):
+            names.append(info.name)
+    return sorted(names)
+
+
+def _first_paragraph(doc: str) -> str:
+    """A docstring's first paragraph as one Markdown line (reST roles and literals as code spans)."""
+    text = inspect.cleandoc(doc).split("\n\n")[0].replace("\n", " ").strip()
+    text = re.sub(
+        r":[a-z]+:`~?([\w.]*?)([\w]+)`", lambda m: f"`{m[2] if '~' in m[0] else m[1] + m[2]}`", text
+    )
+    text = re.sub(r"``(.+?)``", r"`\1`", text)
+    return text.removesuffix("::") + (":" if text.endswith("::") else "")
+
+
+def _summary(obj: Any) -> str:
+    """The first line of an object's own docstring ("" for values, and for a dataclass without one,
+    whose generated ``__doc__`` is only its signature)."""
+    if not (inspect.isclass(obj) or inspect.isroutine(obj)):
+        return ""
+    doc = obj.__doc__ or ""
+    if inspect.isclass(obj) and doc.startswith(f"{obj.__name__}("):
+        return ""
+    return _first_paragraph(doc)
+
+
+def _kind(obj: Any) -> str:
+    if inspect.isclass(obj):
+        return "exception" if issubclass(obj, BaseException) else "class"
+    if inspect.isroutine(obj):
+        return "function"
+    return "value"
+
+
+def api_markdown() -> str:
+    out: list[str] = []
+    for name in public_modules():
+        module = importlib.import_module(name)
+        exported = getattr(module, "__all__", None)
+        if exported is None:
+            raise RuntimeError(f"public module {name} has no __all__ (docs/hooks.py)")
+        doc = _first_paragraph(module.__doc__ or "")
+        out += [f"## `{name}`", "", doc, "", "| name | kind | summary |", "|---|---|---|"]
+        for exported_name in sorted(exported, key=lambda n: (n.lower(), n)):
+            obj = getattr(module, exported_name)
+            home = (
+                getattr(obj, "__module__", None) if inspect.isclass(obj) or inspect.isroutine(obj) else None
+            )
+            summary = _summary(obj)
+            # A name re-exported from another public package says where it lives.
+            if home is not None and not home.startswith(name) and "._" not in home and home != name:
+                summary = f"(from `{home}`) {summary}".strip()
+            out.append(f"| `{exported_name}` | {_kind(obj)} | {_cell(summary)} |")
+        out.append("")
+    return "\n".join(out)
+
+
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     if SETTINGS_MARKER in markdown:
         markdown = markdown.replace(SETTINGS_MARKER, settings_markdown())
     if CLI_MARKER in markdown:
         markdown = markdown.replace(CLI_MARKER, cli_markdown())
+    if API_MARKER in markdown:
+        markdown = markdown.replace(API_MARKER, api_markdown())
     return markdown

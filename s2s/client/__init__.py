@@ -8,10 +8,11 @@ http = httpx.Client(auth=BearerAuth(client, "https://billing.internal", ["invoic
 
 from __future__ import annotations
 
-from s2s.client.aio import AsyncTokenClient
-from s2s.client.auth import BearerAuth
-from s2s.client.core import ClientStats, RefreshPolicy, RetryPolicy, TokenClientSettings
-from s2s.client.credentials import ClientCredential, ClientSecret, PrivateKeyJWT
+from s2s.client._aio import AsyncTokenClient
+from s2s.client._auth import BearerAuth
+from s2s.client._core import ClientStats, RefreshPolicy, RetryPolicy, TokenClientSettings
+from s2s.client._credentials import ClientCredential, ClientSecret, PrivateKeyJWT
+from s2s.client._sync import TokenClient
 from s2s.client.errors import (
     DiscoveryError,
     InvalidTokenResponse,
@@ -19,7 +20,6 @@ from s2s.client.errors import (
     TokenEndpointUnreachable,
     TokenRequestError,
 )
-from s2s.client.sync import TokenClient
 from s2s.oauth import AccessToken
 
 __all__ = [

@@ -6,17 +6,18 @@ type), and a client secret is the one :class:`~s2s.client.ClientSecret`.
 
 from __future__ import annotations
 
-from s2s.client.credentials import ClientSecret
-from s2s.entra.app import (
+from s2s.client._credentials import ClientSecret
+from s2s.entra._app import (
     AZURE_CHINA,
     AZURE_PUBLIC_CLOUD,
     AZURE_US_GOVERNMENT,
     EntraApp,
     EntraConfig,
 )
-from s2s.entra.cache import FileTokenCache, MemoryTokenCache, TokenCachePersistence
-from s2s.entra.challenge import claims_challenge_header, parse_claims_challenge
-from s2s.entra.credentials import CertificateCredential, Credential, PfxCredential
+from s2s.entra._cache import FileTokenCache, MemoryTokenCache, TokenCachePersistence
+from s2s.entra._challenge import claims_challenge_header, parse_claims_challenge
+from s2s.entra._credentials import CertificateCredential, Credential, PfxCredential
+from s2s.entra._graph import GRAPH_V1, GraphClient
 from s2s.entra.errors import (
     EntraError,
     EntraInteractionRequired,
@@ -32,7 +33,6 @@ from s2s.entra.errors import (
     GraphUnauthorized,
     GraphUnavailable,
 )
-from s2s.entra.graph import GRAPH_V1, GraphClient
 from s2s.oauth import AccessToken
 
 __all__ = [

@@ -3,7 +3,7 @@
 Strict and framework-free: anything that is not a well-formed ``application/x-www-form-urlencoded``
 request with exactly one client authentication method is refused with an :class:`OAuthError`
 (``invalid_request`` or ``invalid_client``). Nothing here looks a client up or checks a credential:
-that is the endpoint's job (:mod:`s2s.issuer.token`).
+that is the endpoint's job (:mod:`s2s.issuer._token`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import binascii
 from collections.abc import Mapping
 from urllib.parse import unquote, unquote_plus
 
-from s2s.issuer.assertion import InvalidAssertion, assertion_subject
+from s2s.issuer._assertion import InvalidAssertion, assertion_subject
 from s2s.issuer.errors import InvalidClient, InvalidTokenRequest, UnsupportedGrantType
 from s2s.oauth import FORM_TYPE, JWT_BEARER_ASSERTION_TYPE
 

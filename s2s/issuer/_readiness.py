@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from s2s.clock import Clock, system_clock
 from s2s.errors import S2SError
-from s2s.issuer.keyring import KeyManager, Readiness
+from s2s.issuer._keyring import KeyManager, Readiness
 
 __all__ = ["ReadinessMonitor"]
 

@@ -32,8 +32,8 @@ from pathlib import Path
 from s2s._files import check_private_file
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError
+from s2s.issuer._ratelimit import GLOBAL_FAILURES, FailureBudget
 from s2s.issuer.errors import StateUnavailable
-from s2s.issuer.ratelimit import GLOBAL_FAILURES, FailureBudget
 
 __all__ = ["SQLiteState"]
 

@@ -33,13 +33,13 @@ from s2s.issuer import (
     build_issuer,
     server_metadata,
 )
-from s2s.issuer.metadata import (
+from s2s.issuer._metadata import (
     AUTHORIZE_PATH,
     OPENID_CONFIGURATION_PATH,
     authorization_error,
     openid_configuration,
 )
-from s2s.issuer.token import NO_STORE, TokenResponse
+from s2s.issuer._token import NO_STORE, TokenResponse
 from s2s.oauth import JWKS_PATH, METADATA_PATH, TOKEN_PATH
 
 if TYPE_CHECKING:

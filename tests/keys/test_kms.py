@@ -31,17 +31,23 @@ from moto import mock_aws
 from s2s.cli import main
 from s2s.clock import FakeClock
 from s2s.errors import ConfigError
-from s2s.keys.filestore import FileKeyStore
-from s2s.keys.kms import (
+from s2s.keys import (
+    FileKeyStore,
+    KeySet,
+    KeyState,
     KmsKeyFactory,
     KmsSigner,
+    RotationPolicy,
     RoutingSigner,
+    SigningKey,
     SigningUnavailable,
-    der_to_jose,
-    uses_kms,
+    ensure_keys,
+    generate_key,
+    prune,
+    rotate,
+    thumbprint,
 )
-from s2s.keys.model import KeySet, KeyState, SigningKey, generate_key, thumbprint
-from s2s.keys.rotation import RotationPolicy, ensure_keys, prune, rotate
+from s2s.keys._kms import der_to_jose, uses_kms
 
 POLICY = RotationPolicy(rotate_every=0)
 CLAIMS = {"iss": "https://issuer.test", "sub": "svc", "aud": "https://api.test", "exp": 4_000_000_000}
