@@ -12,6 +12,9 @@ one fault each, bounded (each scenario well under a minute).
   s2s plugin, uvicorn): tokens of known kids keep verifying (0 failures), an unknown kid is
   refused 503 within the fetch deadline, ``/health`` answers throughout, and a token of a key made
   during the stop verifies after SIGCONT once the cooldown has passed.
+* SIGSTOP of ``moto_server`` for 20 s with ``S2S_STATE_FAILURE_MODE=local`` (DynamoDB state, keys
+  and clients in files): ``/ready`` stays 200 saying degraded, tokens keep being issued from the
+  replica's memory once the outage is noticed, and the shared state is used again after SIGCONT.
 
 Every wait is on a condition with a generous ceiling; the figures are printed (``-s``) for the
 record: ``.venv/bin/python -m pytest -m e2e tests/e2e/test_faults.py -s -q``.
@@ -20,6 +23,7 @@ record: ``.venv/bin/python -m pytest -m e2e tests/e2e/test_faults.py -s -q``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -594,4 +598,100 @@ def test_sigstop_of_a_jwks_host_for_20_seconds(deployment: Deployment) -> None:
             <= int((STOP_SECONDS + JWKS_HTTP_TIMEOUT) // (JWKS_HTTP_TIMEOUT + JWKS_COOLDOWN)) + 1
         )
         assert refused_after.status_code == 401  # the host answers: an unknown kid is the caller's
+        assert "Traceback" not in log
+
+
+# -- 6. SIGSTOP of moto_server for 20 s, S2S_STATE_FAILURE_MODE=local ----------------------------------
+def test_sigstop_of_moto_with_the_local_state_failure_mode(aws: AwsDeployment, moto: MotoServer) -> None:  # noqa: F811
+    keys = aws.root / "keys"
+    env = {
+        **aws.env,
+        "S2S_KEYSTORE": f"file://{keys}",
+        "S2S_CLIENTS": f"file://{keys / 'clients.json'}",
+        "S2S_STATE": f"dynamodb://{aws.prefix}-state",
+        "S2S_STATE_FAILURE_MODE": "local",
+    }
+    result = aws.cli("state", "init", extra_env=env)
+    assert result.returncode == 0, result.stderr
+    assert aws.cli("keys", "init", extra_env=env).returncode == 0
+    added = aws.cli(
+        "clients", "add", CLIENT_ID, "--audience", AUDIENCE, "--scope", SCOPE, "--json", extra_env=env
+    )
+    assert added.returncode == 0, added.stderr
+    secret = json.loads(added.stdout)["client_secret"]
+    with running_issuer(env, aws.root) as issuer:
+        first, _ = _token(issuer.token_endpoint, CLIENT_ID, secret)
+        assert first.status_code == 200, first.text
+        ready_seen: list[tuple[float, int | None, list[str]]] = []
+        tokens: list[tuple[float, float, int]] = []  # (sent, took, status)
+        health_slowest = 0.0
+        stop = threading.Event()
+
+        def watch() -> None:
+            nonlocal health_slowest
+            while not stop.is_set():
+                _, took, _ = _get(f"{issuer.url}/health", timeout=10)
+                health_slowest = max(health_slowest, took)
+                status, _, body = _get(f"{issuer.url}/ready", timeout=10)
+                ready_seen.append((time.monotonic(), status, list((body or {}).get("warnings", []))))
+                time.sleep(0.1)
+
+        def request_tokens() -> None:
+            while not stop.is_set():
+                sent = time.monotonic()
+                response, took = _token(issuer.token_endpoint, CLIENT_ID, secret)
+                tokens.append((sent, took, response.status_code))
+                time.sleep(0.1)
+
+        workers = [
+            threading.Thread(target=watch, daemon=True),
+            threading.Thread(target=request_tokens, daemon=True),
+        ]
+        for worker in workers:
+            worker.start()
+        try:
+            time.sleep(1)
+            os.kill(moto.proc.pid, signal.SIGSTOP)
+            stopped_at = time.monotonic()
+            time.sleep(STOP_SECONDS)
+        finally:
+            os.kill(moto.proc.pid, signal.SIGCONT)
+        resumed_at = time.monotonic()
+        try:
+            degraded = lambda: [t for t, _, warnings in ready_seen if any("degraded" in w for w in warnings)]  # noqa: E731
+            _wait_for(
+                "/ready without the degraded warning after SIGCONT",
+                lambda: bool(ready_seen) and ready_seen[-1][0] > resumed_at and not ready_seen[-1][2],
+                30,
+                issuer.log,
+            )
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join(30)
+        noticed = degraded()
+        assert noticed, "/ready never said degraded while moto was stopped"
+        noticed_at = noticed[0]
+        back = next(t for t, _, warnings in ready_seen if t > resumed_at and not warnings) - resumed_at
+        during = [t for t in tokens if stopped_at < t[0] + t[1] and t[0] < resumed_at]  # overlapping it
+        # Requests sent after the replica noticed the outage are served from its memory.
+        after_notice = [t for t in during if t[0] > noticed_at + 0.5]
+        refused = [t for t in during if t[2] != 200]
+        log = issuer.log.read_text(errors="replace")
+        print(
+            f"\n[fault] SIGSTOP moto {STOP_SECONDS:g}s, state failure mode local: /ready statuses "
+            f"{sorted({r[1] for r in ready_seen}, key=str)} over {len(ready_seen)} probes, degraded "
+            f"{noticed_at - stopped_at:.2f}s after SIGSTOP, not degraded {back:.2f}s after SIGCONT; token "
+            f"requests during the stop {len(during)} ({len(refused)} refused 503, all before the outage "
+            f"was noticed), slowest {max((t[1] for t in during), default=0):.2f}s; /health slowest "
+            f"{health_slowest:.3f}s"
+        )
+        assert {r[1] for r in ready_seen} == {200}  # never taken out of the load balancer
+        assert after_notice and all(t[2] == 200 for t in after_notice), after_notice[:5]
+        assert all(t[0] <= noticed_at + 0.5 for t in refused), refused
+        assert log.count("checking rate limits, failure budgets and assertion replay") == 1
+        assert log.count("back to the shared state") == 1
+        assert health_slowest < JWKS_HTTP_TIMEOUT
+        last, _ = _token(issuer.token_endpoint, CLIENT_ID, secret)
+        assert last.status_code == 200
         assert "Traceback" not in log
