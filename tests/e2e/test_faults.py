@@ -95,6 +95,21 @@ def _wait_for(what: str, condition: Callable[[], bool], ceiling: float, log: Pat
     return time.monotonic() - started
 
 
+def _stop_while_running(pid: int, seconds: float, workers: list[threading.Thread]) -> tuple[float, float]:
+    """Start ``workers``, let them run for a second, then SIGSTOP ``pid`` for ``seconds`` (SIGCONT
+    whatever happens); the monotonic times of the stop and of the SIGCONT."""
+    for worker in workers:
+        worker.start()
+    try:
+        time.sleep(1)
+        os.kill(pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        time.sleep(seconds)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    return stopped_at, time.monotonic()
+
+
 # -- an issuer on a fixed port, so that it can be killed and started again --------------------------
 @dataclass
 class Replica:
@@ -230,7 +245,6 @@ def test_sigstop_of_moto_for_20_seconds(aws: AwsDeployment, moto: MotoServer) ->
         ready_seen: list[tuple[float, int | None, str]] = []
         tokens: list[tuple[float, int, float, str, str | None]] = []
         stop = threading.Event()
-        stopped_at = 0.0
 
         def watch() -> None:
             nonlocal health_slowest
@@ -260,16 +274,7 @@ def test_sigstop_of_moto_for_20_seconds(aws: AwsDeployment, moto: MotoServer) ->
             threading.Thread(target=watch, daemon=True),
             threading.Thread(target=request_tokens, daemon=True),
         ]
-        for worker in workers:
-            worker.start()
-        try:
-            time.sleep(1)
-            os.kill(moto.proc.pid, signal.SIGSTOP)
-            stopped_at = time.monotonic()
-            time.sleep(20)
-        finally:
-            os.kill(moto.proc.pid, signal.SIGCONT)
-        resumed_at = time.monotonic()
+        stopped_at, resumed_at = _stop_while_running(moto.proc.pid, 20, workers)
         try:
             _wait_for(
                 "/ready 200 after SIGCONT",
@@ -647,16 +652,7 @@ def test_sigstop_of_moto_with_the_local_state_failure_mode(aws: AwsDeployment, m
             threading.Thread(target=watch, daemon=True),
             threading.Thread(target=request_tokens, daemon=True),
         ]
-        for worker in workers:
-            worker.start()
-        try:
-            time.sleep(1)
-            os.kill(moto.proc.pid, signal.SIGSTOP)
-            stopped_at = time.monotonic()
-            time.sleep(STOP_SECONDS)
-        finally:
-            os.kill(moto.proc.pid, signal.SIGCONT)
-        resumed_at = time.monotonic()
+        stopped_at, resumed_at = _stop_while_running(moto.proc.pid, STOP_SECONDS, workers)
         try:
             degraded = lambda: [t for t, _, warnings in ready_seen if any("degraded" in w for w in warnings)]  # noqa: E731
             _wait_for(
