@@ -201,10 +201,11 @@ def test_a_hung_probe_makes_the_replica_degraded_and_requests_skip_the_store(clo
     worker = threading.Thread(target=monitor.check, args=("state store",))
     worker.start()
     try:
-        for _ in range(100):  # until the probe is under way
+        for _ in range(3000):  # until the probe is under way (a generous ceiling: 30 s)
             if state._probe_started is not None:
                 break
             release.wait(0.01)
+        assert state._probe_started is not None
         clock.advance(1.0)
         assert state.degraded is None and state.acquire("svc") == 0.0 and shared.calls == 1
         clock.advance(1.5)
