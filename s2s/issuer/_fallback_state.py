@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 from s2s.clock import Clock, system_clock
 from s2s.errors import S2SError
+from s2s.issuer._readiness import PROBE_TIMEOUT
 from s2s.issuer.errors import StateUnavailable
 from s2s.issuer.state import IssuerState
 
@@ -55,7 +56,7 @@ class LocalFallbackState:
         local: IssuerState,
         *,
         clock: Clock = system_clock,
-        probe_timeout: float = 2.0,
+        probe_timeout: float = PROBE_TIMEOUT,
         trial_interval: float = 5.0,
     ) -> None:
         self.shared = shared

@@ -27,11 +27,14 @@ from s2s.clock import Clock, system_clock
 from s2s.errors import S2SError
 from s2s.issuer.keyring import KeyManager, Readiness
 
-__all__ = ["ReadinessMonitor"]
+__all__ = ["PROBE_TIMEOUT", "ReadinessMonitor"]
 
 log = logging.getLogger("s2s.issuer.ready")
 
 Probe = Callable[[], None]
+
+# Seconds until a probe that has not answered counts as failed (a hung dependency).
+PROBE_TIMEOUT = 2.0
 
 
 @dataclass(slots=True)
@@ -53,7 +56,7 @@ class ReadinessMonitor:
         *,
         clock: Clock = system_clock,
         interval: float = 1.0,
-        timeout: float = 2.0,
+        timeout: float = PROBE_TIMEOUT,
         degradable: Collection[str] = (),
     ) -> None:
         self.keys = keys
