@@ -654,7 +654,6 @@ def test_sigstop_of_moto_with_the_local_state_failure_mode(aws: AwsDeployment, m
         ]
         stopped_at, resumed_at = _stop_while_running(moto.proc.pid, STOP_SECONDS, workers)
         try:
-            degraded = lambda: [t for t, _, warnings in ready_seen if any("degraded" in w for w in warnings)]  # noqa: E731
             _wait_for(
                 "/ready without the degraded warning after SIGCONT",
                 lambda: bool(ready_seen) and ready_seen[-1][0] > resumed_at and not ready_seen[-1][2],
@@ -665,7 +664,7 @@ def test_sigstop_of_moto_with_the_local_state_failure_mode(aws: AwsDeployment, m
             stop.set()
             for worker in workers:
                 worker.join(30)
-        noticed = degraded()
+        noticed = [t for t, _, warnings in ready_seen if any("degraded" in w for w in warnings)]
         assert noticed, "/ready never said degraded while moto was stopped"
         noticed_at = noticed[0]
         back = next(t for t, _, warnings in ready_seen if t > resumed_at and not warnings) - resumed_at
