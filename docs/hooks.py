@@ -165,6 +165,10 @@ SECTIONS: tuple[Section, ...] = (
             "STATE": "Replay and rate-limit state: `sqlite://PATH` (default: `state.sqlite3` beside the "
             "key store, shared by the issuer processes of one host), `dynamodb://TABLE[?region=R]` "
             "(several hosts) or `memory` (tests only).",
+            "STATE_FAILURE_MODE": "While that store is unavailable: `closed` (default: token requests "
+            "503 + `Retry-After`, `/ready` 503) or `local` (this replica's memory stands in, `/ready` "
+            "200 listing `state store degraded`; replay protection is per replica until the store "
+            "answers, see docs/deployment-aws.md).",
             "SIGNER": "Where new private keys live: `local` (in the keyset) or `aws-kms`; unset: follow "
             "the keyset.",
             "KMS_DELETION_WINDOW_DAYS": "Days before a pruned KMS key is deleted (7 to 30).",

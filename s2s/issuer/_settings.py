@@ -24,7 +24,11 @@ from s2s.oauth import JWKS_PATH, TOKEN_PATH
 if TYPE_CHECKING:
     from s2s.secrets._source import SecretSource
 
-__all__ = ["IssuerSettings", "default_state", "parse_state_url"]
+__all__ = ["STATE_FAILURE_MODES", "IssuerSettings", "default_state", "parse_state_url"]
+
+# What a replica does while its shared state store is unavailable: refuse token requests (503,
+# not ready), or keep issuing with its own in-memory state (s2s/issuer/_fallback_state.py).
+STATE_FAILURE_MODES = ("closed", "local")
 
 
 def parse_state_url(url: str) -> tuple[str, str | None, str | None]:
@@ -89,6 +93,9 @@ class IssuerSettings:
     # lives. from_env defaults to SQLite beside the key store (default_state); settings built in
     # code (tests, embedding) default to memory.
     state: str = "memory"
+    # closed: state down -> token requests 503 and /ready 503. local: this replica's memory stands
+    # in (replay protection per replica until the store answers); /ready 200, saying degraded.
+    state_failure_mode: str = "closed"
     signer: str | None = None
     kms_deletion_window_days: int = 30
     # PEM files for HTTPS served by `s2s serve` itself (both or neither); paths, never contents.
@@ -127,6 +134,8 @@ class IssuerSettings:
             raise ConfigError("ssl_certfile and ssl_keyfile go together: set both for HTTPS, or neither")
         # Validated here so a typo stops startup, not the first token request.
         parse_state_url(self.state)
+        if self.state_failure_mode not in STATE_FAILURE_MODES:
+            raise ConfigError(f"state_failure_mode must be one of {', '.join(STATE_FAILURE_MODES)}")
 
     def key_factories(self) -> KeyFactories:
         """Where this issuer makes new keys (``signer``), with its KMS deletion window."""
@@ -167,8 +176,8 @@ class IssuerSettings:
     ) -> IssuerSettings:
         """``S2S_ISSUER``, ``S2S_KEYSTORE``, ``S2S_CLIENTS``, ``S2S_TOKEN_TTL``, ``S2S_RUN_ROTATION``,
         ``S2S_CREATE_KEYS``, ``S2S_RATE_LIMIT``, ``S2S_RATE_BURST``, ``S2S_MAX_BODY_BYTES``,
-        ``S2S_BODY_TIMEOUT``, ``S2S_HOST``,
-        ``S2S_PORT``, ``S2S_STATE``, ``S2S_SIGNER``, ``S2S_KMS_DELETION_WINDOW_DAYS``,
+        ``S2S_BODY_TIMEOUT``, ``S2S_HOST``, ``S2S_PORT``, ``S2S_STATE``, ``S2S_STATE_FAILURE_MODE``,
+        ``S2S_SIGNER``, ``S2S_KMS_DELETION_WINDOW_DAYS``,
         ``S2S_SSL_CERTFILE``, ``S2S_SSL_KEYFILE`` (PEM file paths, both or neither),
         ``S2S_CLAIM_ALIASES``; rotation timing
         (``S2S_JWKS_MAX_AGE``, ``S2S_POLL_INTERVAL``, ``S2S_MAX_TOKEN_TTL``, ...) as
@@ -196,6 +205,7 @@ class IssuerSettings:
             "port": env.integer("PORT", d.port, minimum=1, maximum=65535),
             # Unset: SQLite beside a file key store (shared by the issuer processes of this host).
             "state": env.text("STATE", None) or default_state(keystore),
+            "state_failure_mode": env.choice("STATE_FAILURE_MODE", STATE_FAILURE_MODES, d.state_failure_mode),
             "signer": env.choice("SIGNER", SIGNERS),
             # Its range is checked once, by KeyFactories.validate (the variable is named by build).
             "kms_deletion_window_days": env.integer("KMS_DELETION_WINDOW_DAYS", d.kms_deletion_window_days),

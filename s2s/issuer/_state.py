@@ -13,7 +13,9 @@ One protocol, :class:`IssuerState` (a :class:`~s2s.issuer._assertion.ReplayCache
 
 When the shared store cannot be reached, the state fails closed: it raises
 :class:`~s2s.issuer.errors.StateUnavailable`, which the token endpoint answers with
-``503 temporarily_unavailable``, never a token whose replay or rate could not be checked.
+``503 temporarily_unavailable``, never a token whose replay or rate could not be checked. That is
+``S2S_STATE_FAILURE_MODE=closed``, the default; ``local`` is the explicit alternative (this
+replica's memory stands in during the outage: :mod:`s2s.issuer._fallback_state`).
 """
 
 from __future__ import annotations

@@ -21,7 +21,11 @@
   ``kms_key_id``, the local private JWK otherwise, so a keyset can move from one to the other by
   rotation.
 
-boto3 is imported only when a client is first needed (:func:`s2s.aws.aws_client`).
+Every KMS call (``Sign``, ``GetPublicKey``, ``CreateKey``, ``TagResource``, ``ScheduleKeyDeletion``)
+goes through the one AWS seam, :meth:`s2s.aws.AwsService.call`: the same tight timeouts and retries
+as every other AWS call (:class:`s2s.aws.AwsSettings`), and a circuit breaker, so a hung or failing
+KMS costs the issuer a few timeouts and then fails fast (``CircuitOpen``) instead of one timeout per
+token. boto3 is imported only when a client is first needed (:func:`s2s.aws.aws_client`).
 """
 
 from __future__ import annotations
@@ -35,13 +39,14 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from s2s.aws import aws_client, error_code, install_botocore_redaction
+from s2s.aws import AwsError, AwsService, AwsSettings, CircuitBreaker
 from s2s.errors import ConfigError, S2SError
 from s2s.jose import b64url_encode, ecdsa_der_to_raw, encode_claims, encode_header, public_key_to_jwk
 from s2s.keys._model import KeySet, KeyState, SigningKey, public_jwk_of, thumbprint
 from s2s.keys._signing import LocalSigner, Signer
 
 if TYPE_CHECKING:
+    import boto3
     from mypy_boto3_kms import KMSClient
 
 __all__ = [
@@ -59,7 +64,7 @@ __all__ = [
     "uses_kms",
 ]
 
-log = logging.getLogger("s2s.keys.kms")
+log = logging.getLogger("s2s.keys._kms")
 
 MIN_DELETION_WINDOW_DAYS = 7
 MAX_DELETION_WINDOW_DAYS = 30
@@ -123,32 +128,47 @@ def _jwk_from_spki(der: bytes, alg: str) -> dict[str, Any]:
     return public_key_to_jwk(public)
 
 
-def kms_public_jwk(client: KMSClient, key_id: str, alg: str) -> dict[str, Any]:
-    """The public JWK of KMS key ``key_id`` (``GetPublicKey``), checked to suit ``alg``."""
+class _Kms(AwsService):
+    service = "kms"
+
+
+def _service(kms: KMSClient | AwsService) -> AwsService:
+    return kms if isinstance(kms, AwsService) else _Kms(kms)
+
+
+def kms_public_jwk(kms: KMSClient | AwsService, key_id: str, alg: str) -> dict[str, Any]:
+    """The public JWK of KMS key ``key_id`` (``GetPublicKey``), checked to suit ``alg``.
+
+    ``kms`` is a boto3 KMS client or the :class:`~s2s.aws.AwsService` an adapter calls through.
+    """
     try:
-        response = client.get_public_key(KeyId=key_id)
-    except Exception as exc:
-        raise KmsError(
-            f"cannot read the public key of KMS key {key_id}: {error_code(exc) or type(exc).__name__}"
-        ) from None
+        response = _service(kms).call("get_public_key", KeyId=key_id)
+    except AwsError as exc:
+        raise KmsError(f"cannot read the public key of KMS key {key_id}: {exc.reason}") from None
     if response.get("KeyUsage") not in (None, "SIGN_VERIFY"):
         raise KmsError(f"KMS key {key_id} is not a SIGN_VERIFY key")
     return _jwk_from_spki(response["PublicKey"], alg)
 
 
 class _Client:
-    """A KMS client made on first use (so importing this module never needs boto3)."""
+    """KMS through the one AWS seam; the boto3 client is made on first use (so importing this
+    module never needs boto3). ``client`` may be injected (tests); ``session``, ``settings`` and
+    ``breaker`` as for :class:`~s2s.aws.AwsService`."""
 
-    def __init__(self, client: KMSClient | None, region: str | None) -> None:
-        self._client = client
-        self._region = region
-        install_botocore_redaction()
+    def __init__(
+        self,
+        client: KMSClient | None,
+        region: str | None,
+        session: boto3.Session | None = None,
+        settings: AwsSettings | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.kms = _Kms(client, region=region, session=session, settings=settings, breaker=breaker)
 
     @property
     def client(self) -> KMSClient:
-        if self._client is None:
-            self._client = aws_client("kms", region=self._region)
-        return self._client
+        client: KMSClient = self.kms.client
+        return client
 
 
 class KmsSigner(_Client):
@@ -157,11 +177,20 @@ class KmsSigner(_Client):
     On first use of a key, its KMS public key is fetched and compared with the record's public JWK
     (then cached by kid and KMS key id): a keyset pointing at the wrong KMS key would otherwise
     sign tokens that its own kid never verifies. Any KMS failure is a :class:`SigningUnavailable`
-    naming the AWS error code only.
+    naming the AWS error code only; while the circuit breaker is open (KMS unreachable several
+    times in a row) that is at once, with the code ``CircuitOpen``, and no request is sent.
     """
 
-    def __init__(self, client: KMSClient | None = None, *, region: str | None = None) -> None:
-        super().__init__(client, region)
+    def __init__(
+        self,
+        client: KMSClient | None = None,
+        *,
+        region: str | None = None,
+        session: boto3.Session | None = None,
+        settings: AwsSettings | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        super().__init__(client, region, session, settings, breaker)
         # (kid, KMS key id): a reloaded keyset may point the same kid at another KMS key.
         self._checked: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
@@ -175,7 +204,7 @@ class KmsSigner(_Client):
         if checked in self._checked:
             return
         try:
-            public = kms_public_jwk(self.client, key.kms_key_id, key.alg)
+            public = kms_public_jwk(self.kms, key.kms_key_id, key.alg)
         except KmsError as exc:
             raise SigningUnavailable(exc.description) from None
         if public != public_jwk_of(key.public_jwk):
@@ -198,16 +227,15 @@ class KmsSigner(_Client):
         if len(signing_input) > _MAX_RAW_MESSAGE:
             raise SigningUnavailable(f"the token is larger than the {_MAX_RAW_MESSAGE} bytes KMS signs raw")
         try:
-            response = self.client.sign(
+            response = self.kms.call(
+                "sign",
                 KeyId=key.kms_key_id,
                 Message=signing_input,
                 MessageType="RAW",
-                SigningAlgorithm=spec.signing_algorithm,  # type: ignore[arg-type]
+                SigningAlgorithm=spec.signing_algorithm,
             )
-        except Exception as exc:
-            raise SigningUnavailable(
-                f"KMS could not sign with key {key.kms_key_id}: {error_code(exc) or type(exc).__name__}"
-            ) from None
+        except AwsError as exc:
+            raise SigningUnavailable(f"KMS could not sign with key {key.kms_key_id}: {exc.reason}") from None
         signature = bytes(response["Signature"])
         if spec.coordinate_bytes:
             signature = der_to_jose(signature, spec.coordinate_bytes)
@@ -228,8 +256,11 @@ class KmsKeyFactory(_Client):
         region: str | None = None,
         deletion_window_days: int = MAX_DELETION_WINDOW_DAYS,
         description: str = "s2s token signing key",
+        session: boto3.Session | None = None,
+        settings: AwsSettings | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
-        super().__init__(client, region)
+        super().__init__(client, region, session, settings, breaker)
         if not MIN_DELETION_WINDOW_DAYS <= deletion_window_days <= MAX_DELETION_WINDOW_DAYS:
             raise ConfigError(
                 f"the KMS deletion window must be {MIN_DELETION_WINDOW_DAYS}-{MAX_DELETION_WINDOW_DAYS} "
@@ -244,10 +275,10 @@ class KmsKeyFactory(_Client):
 
     def __call__(self, alg: str, now: float) -> SigningKey:
         spec = _spec(alg)
-        client = self.client
         try:
-            meta = client.create_key(
-                KeySpec=spec.key_spec,  # type: ignore[arg-type]
+            meta = self.kms.call(
+                "create_key",
+                KeySpec=spec.key_spec,
                 KeyUsage="SIGN_VERIFY",
                 Description=f"{self.description} ({alg})",
                 Tags=[
@@ -255,20 +286,16 @@ class KmsKeyFactory(_Client):
                     {"TagKey": "s2s:alg", "TagValue": alg},
                 ],
             )["KeyMetadata"]
-        except Exception as exc:
-            raise KmsError(
-                f"cannot create a {spec.key_spec} KMS key: {error_code(exc) or type(exc).__name__}"
-            ) from None
+        except AwsError as exc:
+            raise KmsError(f"cannot create a {spec.key_spec} KMS key: {exc.reason}") from None
         key_id = meta["KeyId"]
         self.created.append(key_id)
-        public = kms_public_jwk(client, key_id, alg)
+        public = kms_public_jwk(self.kms, key_id, alg)
         kid = thumbprint(public)
         try:
-            client.tag_resource(KeyId=key_id, Tags=[{"TagKey": "s2s:kid", "TagValue": kid}])
-        except Exception as exc:  # the tag is a convenience for operators, not needed to sign
-            log.warning(
-                "could not tag KMS key %s with its kid: %s", key_id, error_code(exc) or type(exc).__name__
-            )
+            self.kms.call("tag_resource", KeyId=key_id, Tags=[{"TagKey": "s2s:kid", "TagValue": kid}])
+        except AwsError as exc:  # the tag is a convenience for operators, not needed to sign
+            log.warning("could not tag KMS key %s with its kid: %s", key_id, exc.reason)
         log.info("created KMS key %s for %s key %s", key_id, alg, kid)
         return SigningKey(
             kid=kid, alg=alg, state=KeyState.NEXT, created_at=now, public_jwk=public, kms_key_id=key_id
@@ -282,14 +309,13 @@ class KmsKeyFactory(_Client):
         failed: list[str] = []
         for key_id in key_ids:
             try:
-                self.client.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=self.deletion_window_days)
-            except Exception as exc:
-                code = error_code(exc)
-                if code in ("KMSInvalidStateException", "NotFoundException"):
-                    continue
-                log.warning(
-                    "could not schedule deletion of KMS key %s: %s", key_id, code or type(exc).__name__
+                self.kms.call(
+                    "schedule_key_deletion", KeyId=key_id, PendingWindowInDays=self.deletion_window_days
                 )
+            except AwsError as exc:
+                if exc.code in ("KMSInvalidStateException", "NotFoundException"):
+                    continue
+                log.warning("could not schedule deletion of KMS key %s: %s", key_id, exc.reason)
                 failed.append(key_id)
                 continue
             log.info("KMS key %s scheduled for deletion in %d days", key_id, self.deletion_window_days)

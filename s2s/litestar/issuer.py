@@ -235,7 +235,7 @@ def create_issuer_app(
             body = json.dumps({"status": "not ready", "reason": readiness.reason}).encode()
             return Response(body, status_code=503, headers=no_store, media_type=JSON)
         answer: dict[str, Any] = {"status": "ready", "kid": current.kid}
-        warnings = keys.warnings()
+        warnings = runtime.readiness.warnings()
         if warnings:
             answer["warnings"] = list(warnings)
         return Response(json.dumps(answer).encode(), headers=no_store, media_type=JSON)
