@@ -4,6 +4,7 @@ Framework-free. :func:`build_issuer` assembles one from :class:`IssuerSettings`;
 that serves it is :func:`s2s.litestar.issuer.create_issuer_app`. Module map:
 
 * :mod:`~s2s.issuer.clients` the client model; ``_secret_hash`` secrets and their hashes;
+  ``_federation`` federated credentials (presets, matching), ``_federation_verify`` their check;
   ``_registry`` the registries (memory, file), :mod:`~s2s.issuer.aws_clients` the Secrets Manager one;
 * ``_form`` reading a token request (form body, presented credentials), :mod:`~s2s.issuer.assertion`
   ``private_key_jwt``; :mod:`~s2s.issuer.token` the endpoint, the one place errors become OAuth answers;
@@ -16,6 +17,13 @@ that serves it is :func:`s2s.litestar.issuer.create_issuer_app`. Module map:
 from __future__ import annotations
 
 from s2s.issuer._compose import IssuerParts, IssuerRuntime, build_issuer, create_first_keys
+from s2s.issuer._federation import (
+    FederatedCredential,
+    github_credential,
+    kubernetes_credential,
+    spiffe_credential,
+)
+from s2s.issuer._federation_verify import FederationVerifier
 from s2s.issuer._form import parse_form
 from s2s.issuer._registry import (
     REGISTRY_FORMAT,
@@ -60,6 +68,8 @@ __all__ = [
     "Client",
     "ClientRegistry",
     "DynamoDBState",
+    "FederatedCredential",
+    "FederationVerifier",
     "FileClientRegistry",
     "InMemoryClientRegistry",
     "InMemoryReplayCache",
@@ -98,11 +108,14 @@ __all__ = [
     "create_first_keys",
     "create_state_table",
     "generate_secret",
+    "github_credential",
     "hash_secret",
+    "kubernetes_credential",
     "new_client",
     "open_client_registry",
     "open_state",
     "parse_form",
     "server_metadata",
+    "spiffe_credential",
     "verify_secret",
 ]
