@@ -25,6 +25,7 @@ from s2s.issuer import (
     kubernetes_credential,
     spiffe_credential,
 )
+from s2s.issuer._offload import BlockingPool
 from s2s.issuer.assertion import JWT_BEARER_ASSERTION_TYPE
 from s2s.jose import generate_private_key
 from s2s.keys.rotation import RotationPolicy
@@ -394,3 +395,34 @@ def issuer_app(registry: InMemoryClientRegistry, clock: FakeClock) -> Litestar:
     return create_issuer_app(
         settings, store=MemoryKeyStore(), registry=registry, clock=clock, reload_loop=False
     )
+
+
+def test_in_the_issuers_pool_the_key_fetch_happens_in_the_worker(
+    k8s: ExternalIssuer, clock: FakeClock, settings: IssuerSettings, store: MemoryKeyStore
+) -> None:
+    """An issuer whose dependencies block (AWS) runs each request in its pool: federation too."""
+    registry = one_client(kubernetes_credential("shop/orders", issuer=k8s.issuer))
+    app = create_issuer_app(settings, store=store, registry=registry, clock=clock, reload_loop=False)
+    endpoint: TokenEndpoint = app.state.s2s_issuer.endpoint
+    endpoint.keys.refresh()
+    pool = BlockingPool(workers=2, deadline=30)
+    endpoint.offload = pool
+
+    async def no_thread(fn: Callable[[], bool]) -> bool:
+        raise AssertionError("the pool runs the whole request: no second hop")
+
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": "k8s",
+        "client_assertion_type": JWT_BEARER_ASSERTION_TYPE,
+        "client_assertion": k8s.token(K8S_SUB, ISSUER, clock.now()),
+    }
+    try:
+        out = asyncio.run(endpoint.process(urlencode(form).encode(), FORM, None, no_thread))
+    finally:
+        pool.close()
+    assert out.status == 200, out.body
+
+
+def one_client(credential: Any) -> InMemoryClientRegistry:
+    return InMemoryClientRegistry([Client(client_id="k8s", audiences=(AUDIENCE,), federated=(credential,))])
