@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 
 from s2s.clock import Clock, system_clock
+from s2s.errors import ConfigError
 from s2s.issuer._federation import FederatedCredential
 from s2s.issuer.assertion import InvalidAssertion
 from s2s.issuer.errors import TemporarilyUnavailable
@@ -55,6 +56,7 @@ from s2s.verify import (
     ExpiredToken,
     InvalidAudience,
     InvalidToken,
+    JWKSError,
     KeysUnavailable,
     MissingClaim,
     SyncJWKSSource,
@@ -118,38 +120,42 @@ class _FileKeys:
     def __init__(self, path: str, spiffe: bool) -> None:
         self._path = path
         self._spiffe = spiffe
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int] | None = (-1, -1)  # not read yet
         self._keys: Mapping[str, VerifyKey] = {}
         self._lock = threading.Lock()
 
     def _load(self) -> Mapping[str, VerifyKey]:
+        """The keys of the file as it is now; a file that is missing or not a usable JWKS keeps
+        the last good keys (one warning per change of the file, not one per request)."""
         try:
             stat = os.stat(self._path)
+            stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
         except OSError:
-            log.warning("federation keys file %s is not readable", self._path)
-            return self._keys
-        stamp = (stat.st_mtime_ns, stat.st_size)
+            stamp = None
         if stamp == self._stamp:
             return self._keys
         with self._lock:
+            if stamp == self._stamp:
+                return self._keys
+            self._stamp = stamp
+            if stamp is None:
+                log.warning("federation keys file %s is not readable; keeping the last keys", self._path)
+                return self._keys
             try:
-                if stat.st_size > _MAX_FILE:
-                    raise ValueError("too large")
+                if stamp[1] > _MAX_FILE:
+                    raise JWKSError("file too large")
                 with open(self._path, "rb") as handle:
                     doc = json.loads(handle.read(_MAX_FILE + 1))
                 if self._spiffe:
                     doc, _ = _spiffe_bundle(doc, None)
                 keys, dropped = parse_jwks(doc, _POLICY, 64)
-            except (OSError, ValueError, RecursionError, InvalidToken) as exc:
-                reason = type(exc).__name__
-                log.warning("federation keys file %s is not a usable JWKS: %s", self._path, reason)
-                return self._keys
-            except Exception as exc:  # JWKSError and friends: the set stays as it was
-                log.warning("federation keys file %s is not a usable JWKS: %s", self._path, exc)
+            except (OSError, ValueError, RecursionError, JWKSError) as exc:
+                reason = str(exc) if isinstance(exc, JWKSError) else type(exc).__name__
+                log.warning("federation keys file %s is not a usable JWKS (%s)", self._path, reason)
                 return self._keys
             for reason in dropped:
                 log.warning("federation keys file %s: key dropped (%s)", self._path, reason)
-            self._keys, self._stamp = keys, stamp
+            self._keys = keys
         return self._keys
 
     def fresh_key(self, kid: str) -> VerifyKey | None:
@@ -221,7 +227,13 @@ class FederationVerifier:
         with self._lock:
             source = self._sources.get(key)
             if source is None:
-                source = self._sources[key] = self._new_source(credential)
+                try:
+                    source = self._sources[key] = self._new_source(credential)
+                except (ConfigError, OSError, ssl.SSLError) as exc:
+                    # Ours to fix (a CA file that is missing, say), not the caller's: 503.
+                    reason = exc.description if isinstance(exc, ConfigError) else type(exc).__name__
+                    log.error("federation: cannot use the keys of %s: %s", credential.issuer, reason)
+                    raise TemporarilyUnavailable("an external issuer's keys are unavailable") from None
         return source
 
     def _new_source(self, credential: FederatedCredential) -> _Keys:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -426,3 +427,56 @@ def test_in_the_issuers_pool_the_key_fetch_happens_in_the_worker(
 
 def one_client(credential: Any) -> InMemoryClientRegistry:
     return InMemoryClientRegistry([Client(client_id="k8s", audiences=(AUDIENCE,), federated=(credential,))])
+
+
+def test_strangers_cannot_make_the_issuer_fetch_keys(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A token of an issuer no credential names costs no fetch; a stream of unknown kids costs
+    one refetch per cooldown (the verifier's JWKS source), not one per request."""
+    caplog.set_level(logging.INFO)
+    with external_issuer("kubernetes") as k8s, external_issuer("kubernetes") as other:
+        registry = one_client(kubernetes_credential("shop/orders", issuer=k8s.issuer, jwks_url=k8s.jwks_url))
+        stranger = generate_private_key("RS256")
+        with TestClient(issuer_app(registry, clock), base_url=ISSUER) as tc:
+            assert send(tc, "k8s", k8s.token(K8S_SUB, ISSUER, clock.now())).status_code == 200
+            fetched = len(k8s.requests)
+            for n in range(6):
+                forged = k8s.sign(k8s.claims(K8S_SUB, ISSUER, clock.now()), {"kid": f"random-{n}"}, stranger)
+                assert send(tc, "k8s", forged).status_code == 401
+                assert send(tc, "k8s", other.token(K8S_SUB, ISSUER, clock.now())).status_code == 401
+                clock.advance(2)  # within the 30 s refetch cooldown, but the failure budget refills
+            assert len(k8s.requests) - fetched <= 1
+            assert other.requests == []
+            assert "unknown key" in refusal_reason(caplog) or "untrusted issuer" in refusal_reason(caplog)
+
+
+def test_a_key_source_that_cannot_be_set_up_is_503_with_the_reason_logged(
+    k8s: ExternalIssuer, clock: FakeClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    credential = kubernetes_credential(
+        "shop/orders", issuer=k8s.issuer, jwks_url=k8s.jwks_url, ca_file=str(tmp_path / "missing-ca.crt")
+    )
+    with TestClient(issuer_app(one_client(credential), clock), base_url=ISSUER) as tc:
+        token = k8s.token(K8S_SUB, ISSUER, clock.now())
+        response = send(tc, "k8s", token)
+    assert response.status_code == 503 and response.json()["error"] == "temporarily_unavailable"
+    assert any("cannot use the keys of" in r.getMessage() for r in caplog.records)
+    assert token not in caplog.text
+
+
+def test_a_broken_jwks_file_keeps_the_last_keys_and_warns_once(
+    k8s: ExternalIssuer, clock: FakeClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    path = tmp_path / "jwks.json"
+    k8s.write_jwks(path)
+    credential = kubernetes_credential("shop/orders", issuer=k8s.issuer, jwks_file=str(path))
+    with TestClient(issuer_app(one_client(credential), clock), base_url=ISSUER) as tc:
+        assert send(tc, "k8s", k8s.token(K8S_SUB, ISSUER, clock.now())).status_code == 200
+        path.write_text("{not json")
+        for _ in range(3):
+            assert send(tc, "k8s", k8s.token(K8S_SUB, ISSUER, clock.now())).status_code == 200
+    warnings = [r for r in caplog.records if "not a usable JWKS" in r.getMessage()]
+    assert len(warnings) == 1
