@@ -86,6 +86,14 @@ _MAX_FILE = 256 * 1024
 # A file-backed key set is never fetched: its VerifierConfig (claim rules only) names this URL.
 _NOT_FETCHED = "https://jwks-file.invalid/"
 _LEEWAY = 30.0
+# The verifier's typed claim refusals, as reasons for the issuer's log.
+_CLAIM_REFUSALS: dict[type[InvalidToken], str] = {
+    ExpiredToken: "external token expired",
+    TokenTooOld: "external token too old (older than the credential's max age)",
+    InvalidAudience: "wrong audience (not the credential's)",
+    TokenNotYetValid: "external token not valid yet",
+    MissingClaim: "external token lacks a required claim",
+}
 
 
 class _Keys(Protocol):
@@ -373,18 +381,9 @@ class FederationVerifier:
     def _check_claims(self, credential: FederatedCredential, claims: dict[str, Any], now: float) -> None:
         try:
             self._claims_policy(credential).check(claims, now)
-        except ExpiredToken:
-            raise InvalidAssertion("federated: external token expired") from None
-        except TokenTooOld:
-            raise InvalidAssertion(_too_old(credential)) from None
-        except InvalidAudience:
-            raise InvalidAssertion("federated: wrong audience (not the credential's)") from None
-        except TokenNotYetValid:
-            raise InvalidAssertion("federated: external token not valid yet") from None
-        except MissingClaim:
-            raise InvalidAssertion("federated: external token lacks a required claim") from None
         except InvalidToken as exc:
-            raise InvalidAssertion(f"federated: external token refused ({exc.description})") from None
+            reason = _CLAIM_REFUSALS.get(type(exc)) or f"external token refused ({exc.description})"
+            raise InvalidAssertion(f"federated: {reason}") from None
         if credential.kind == "spiffe":
             # No iat to count from: a JWT-SVID may not outlive max_age from now either.
             iat, exp = claims.get("iat"), claims["exp"]
@@ -396,7 +395,7 @@ class FederationVerifier:
 
 
 def _too_old(credential: FederatedCredential) -> str:
-    return f"federated: external token too old (max age {credential.max_age:g}s)"
+    return f"federated: {_CLAIM_REFUSALS[TokenTooOld]}"
 
 
 def _header_alg(token: str) -> Any:

@@ -189,6 +189,10 @@ class TokenEndpoint:
         presenting the other method, still gets its secret hashed (against a dummy) or its
         assertion read by the verifier (against a dummy key), so timing tells nothing either.
         The reason travels in the exception's description, for the log only.
+
+        An assertion presented for a client with federated credentials is a token of its platform
+        (unless the client also has keys and the assertion names it as its issuer): it is checked
+        by :attr:`federation`, without I/O here; a key still to fetch leaves it pending.
         """
         client = self.registry.get(client_id)
         if assertion is not None:

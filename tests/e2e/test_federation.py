@@ -7,7 +7,6 @@ in a Litestar app."""
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,8 +21,9 @@ from litestar.testing import TestClient
 from s2s.litestar import PrincipalDep, S2SAuthPlugin
 from s2s.oauth import JWT_BEARER_ASSERTION_TYPE
 from s2s.verify import VerifierConfig
+from tests.e2e.conftest import S2SCli
 from tests.issuer.federation_helpers import ExternalIssuer, external_issuer
-from tests.support import RunningIssuer, running_issuer, s2s_executable
+from tests.support import RunningIssuer, running_issuer
 
 AUDIENCE = "https://orders.e2e.internal"
 K8S_SUB = "system:serviceaccount:shop:orders"
@@ -60,16 +60,10 @@ def issuer(platforms: Platforms, tmp_path_factory: pytest.TempPathFactory) -> It
     for name in ("S2S_ALG", "S2S_ISSUER", "S2S_DEBUG", "S2S_CLIENT_SECRET"):
         env.pop(name, None)
 
+    deployment = S2SCli(root, env)
+
     def cli(*args: str) -> str:
-        done = subprocess.run(
-            [str(s2s_executable()), *args],
-            cwd=root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = deployment.cli(*args)
         assert done.returncode == 0, done.stderr
         return done.stdout
 

@@ -312,7 +312,6 @@ def test_at_jwt_typ_is_our_own_kind_of_token(
 
 def test_a_token_of_one_client_does_not_authenticate_another(
     client: TestApp,
-    k8s: ExternalIssuer,
     gh: ExternalIssuer,
     clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
