@@ -154,9 +154,10 @@ def _federated(options: dict[str, Any]) -> tuple[FederatedCredential, ...]:
     if preset == "spiffe":
         if spiffe_bundle is None:
             raise ConfigError("--spiffe needs --spiffe-bundle URL|FILE (the trust domain's bundle)")
-        if keys:
+        if "jwks_url" in keys or "jwks_file" in keys:
             raise ConfigError("--spiffe takes its keys from --spiffe-bundle, not --federated-jwks-*")
-        return (spiffe_credential(options["spiffe"], spiffe_bundle, claims=claims, **common),)
+        # A bundle endpoint may want its own CA (--federated-ca-file).
+        return (spiffe_credential(options["spiffe"], spiffe_bundle, claims=claims, **keys, **common),)
     if options["federated_subject"] is None:
         raise ConfigError("--federated-issuer needs --federated-subject (the exact sub of the token)")
     credential = FederatedCredential(

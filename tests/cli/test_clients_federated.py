@@ -106,6 +106,14 @@ def test_github_glob_is_an_explicit_opt_in(registry_path: Path) -> None:
         (("--kubernetes", "a/b", "--federated-glob"), "only for --github"),
         (("--github", "evil/*:ref:refs/heads/main", "--federated-glob"), "ORG/REPO"),
         (("--federated-issuer", "http://idp.example", "--federated-subject", "x"), "https"),
+        (
+            ("--spiffe", "spiffe://example.org/x", "--spiffe-bundle", "/b.json", "--federated-jwks-url", K8S),
+            "--spiffe-bundle, not",
+        ),
+        (
+            ("--spiffe", "spiffe://example.org/x", "--spiffe-bundle", "/b", "--federated-ca-file", "/ca"),
+            "go with jwks_url",
+        ),
     ],
 )
 def test_bad_federated_options_are_one_error_line(
@@ -129,3 +137,15 @@ def test_list_shows_the_federated_identities(registry_path: Path) -> None:
     assert "federated" in k8s_row and f"kubernetes:system:serviceaccount:shop:orders@{K8S}" in k8s_row
     listed = json.loads(run("clients", "list", "--json")[1])
     assert [c.get("federated", []) != [] for c in listed] == [True, False]
+
+
+def test_a_spiffe_bundle_endpoint_may_have_its_own_ca(registry_path: Path) -> None:
+    data = add(
+        "svid",
+        "--spiffe", "spiffe://example.org/ns/shop/sa/orders",
+        "--spiffe-bundle", "https://spire.example.org:8443/bundle",
+        "--federated-ca-file", "/etc/spire/ca.pem",
+    )  # fmt: skip
+    (credential,) = data["federated"]
+    assert credential["jwks_url"] == "https://spire.example.org:8443/bundle"
+    assert credential["ca_file"] == "/etc/spire/ca.pem"
