@@ -19,6 +19,7 @@ from litestar.testing import TestClient
 from s2s.clock import FakeClock
 from s2s.issuer import (
     Client,
+    FederatedCredential,
     InMemoryClientRegistry,
     IssuerSettings,
     TokenEndpoint,
@@ -479,3 +480,26 @@ def test_a_broken_jwks_file_keeps_the_last_keys_and_warns_once(
             assert send(tc, "k8s", k8s.token(K8S_SUB, ISSUER, clock.now())).status_code == 200
     warnings = [r for r in caplog.records if "not a usable JWKS" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def test_a_generic_oidc_credential_matches_subject_and_claims_exactly(
+    gh: ExternalIssuer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    credential = FederatedCredential(
+        issuer=gh.issuer,
+        subject="svc-batch",
+        audience="api://s2s",
+        claims={"azp": "batch-runner"},
+        jwks_url=gh.jwks_url,
+    )
+    with TestClient(issuer_app(one_client(credential), clock), base_url=ISSUER) as tc:
+        now = clock.now()
+        good = gh.token("svc-batch", "api://s2s", now, azp="batch-runner")
+        assert send(tc, "k8s", good).status_code == 200
+        other = gh.token("svc-batch", "api://s2s", now, azp="someone-else")
+        assert "claim azp does not match" in refused(tc, "k8s", other, caplog)
+        clock.advance(2)
+        # The credential's audience, not the issuer's identifier, is the one required here.
+        ours = gh.token("svc-batch", ISSUER, now, azp="batch-runner")
+        assert "wrong audience" in refused(tc, "k8s", ours, caplog)
