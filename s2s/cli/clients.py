@@ -8,6 +8,7 @@ it authenticates with the token its platform gives it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from s2s.cli import emit, main, missing_location, table
 from s2s.clock import system_clock
 from s2s.errors import ConfigError
 from s2s.issuer import (
+    Client,
     FederatedCredential,
     FileClientRegistry,
     ManagedClientRegistry,
@@ -316,6 +318,54 @@ def add_command(  # noqa: PLR0917 - click passes each option as an argument
             )
 
     emit(data, as_json, human)
+
+
+@clients_group.command("federate")
+@click.argument("client_id")
+@_federated_options
+@click.option("--remove", is_flag=True, help="Remove that federated credential instead of adding it.")
+@_registry_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def federate_command(
+    client_id: str, remove: bool, registry: str, as_json: bool, **federated_options: Any
+) -> None:
+    """Add a federated credential to an existing CLIENT_ID (its secret or keys stay, e.g. while
+    its callers move to their platform tokens), or --remove one."""
+    credentials = _federated(federated_options)
+    if not credentials:
+        raise ConfigError("name the credential: --kubernetes, --github, --spiffe or --federated-issuer")
+    (credential,) = credentials
+    managed = _registry(registry)
+    changed: list[Client] = []
+
+    def change(clients: dict[str, Client]) -> None:
+        current = clients.get(client_id)
+        if current is None:
+            raise ConfigError(f"no client {client_id!r}")
+        if remove:
+            if credential not in current.federated:
+                raise ConfigError(f"client {client_id} has no such federated credential")
+            federated = tuple(f for f in current.federated if f != credential)
+        else:
+            if credential in current.federated:
+                raise ConfigError(f"client {client_id} already has this federated credential")
+            federated = (*current.federated, credential)
+        # Client() refuses a client left with no credential at all.
+        clients[client_id] = updated = dataclasses.replace(current, federated=federated)
+        changed[:] = [updated]
+
+    # Both registries (file, Secrets Manager) change under their lock / compare-and-swap.
+    update = getattr(managed, "update", None)
+    if update is None:
+        raise ConfigError(f"{managed.url}: this registry cannot change a client in place")
+    update(change)
+    client = changed[0]
+    verb = "removed from" if remove else "added to"
+    emit(
+        client.to_public_dict(),
+        as_json,
+        lambda: click.echo(f"federated credential {credential.describe()} {verb} client {client_id}"),
+    )
 
 
 @clients_group.command("list")

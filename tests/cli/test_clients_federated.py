@@ -14,6 +14,8 @@ from s2s.issuer import FileClientRegistry
 
 AUD = "https://orders.internal"
 K8S = "https://oidc.cluster.example"
+SVID = "spiffe://example.org/ns/shop/sa/orders"
+BUNDLE = "https://spire.example.org/bundle"
 
 
 @pytest.fixture
@@ -149,3 +151,54 @@ def test_a_spiffe_bundle_endpoint_may_have_its_own_ca(registry_path: Path) -> No
     (credential,) = data["federated"]
     assert credential["jwks_url"] == "https://spire.example.org:8443/bundle"
     assert credential["ca_file"] == "/etc/spire/ca.pem"
+
+
+def test_federate_adds_and_removes_a_credential_of_an_existing_client(registry_path: Path) -> None:
+    """A secret client moves to its platform token: the credential is added beside its secret."""
+    code, out, _ = run("clients", "add", "orders", "--audience", AUD)
+    assert code == 0 and "client_secret: " in out
+    gh = ("--github", "acme/shop:ref:refs/heads/main")
+    code, out, err = run("clients", "federate", "orders", *gh)
+    assert code == 0, err
+    assert "federated credential github:repo:acme/shop:ref:refs/heads/main added to client orders" in out
+    (client,) = FileClientRegistry(registry_path).all()
+    assert client.secret_hash is not None and [f.subject for f in client.federated] == [
+        "repo:acme/shop:ref:refs/heads/main"
+    ]
+    code, _, err = run("clients", "federate", "orders", *gh)
+    assert code == 1 and "already has this federated credential" in err and err.count("\n") == 1
+    data = json.loads(run("clients", "federate", "orders", "--kubernetes", "shop/orders", "--json")[1])
+    assert [f["kind"] for f in data["federated"]] == ["github", "kubernetes"]
+    assert run("clients", "federate", "orders", *gh, "--remove")[0] == 0
+    (client,) = FileClientRegistry(registry_path).all()
+    assert [f.kind for f in client.federated] == ["kubernetes"] and client.secret_hash is not None
+
+
+def test_federate_refuses_what_would_leave_a_client_without_credentials(registry_path: Path) -> None:
+    add("k8s", "--kubernetes", "shop/orders", "--kubernetes-issuer", K8S)
+    code, _, err = run(
+        "clients", "federate", "k8s", "--kubernetes", "shop/orders", "--kubernetes-issuer", K8S, "--remove"
+    )
+    assert code == 1 and "needs a secret, a public JWKS or a federated credential" in err
+    assert len(FileClientRegistry(registry_path).get("k8s").federated) == 1  # type: ignore[union-attr]
+    code, _, err = run("clients", "federate", "nobody", "--kubernetes", "shop/orders")
+    assert code == 1 and "no client 'nobody'" in err
+    code, _, err = run("clients", "federate", "k8s")
+    assert code == 1 and "name the credential" in err
+
+
+def test_federate_in_a_secrets_manager_registry(sm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("S2S_CLIENTS", "aws-sm://s2s/fed-cli")
+    code, _, err = run(
+        "clients", "add", "orders", "--audience", AUD, "--spiffe", SVID, "--spiffe-bundle", BUNDLE
+    )
+    assert code == 0, err
+    code, _, err = run("clients", "federate", "orders", "--github", "acme/shop:environment:prod")
+    assert code == 0, err
+    stored = json.loads(
+        sm.get_secret_value(SecretId="s2s/fed-cli", VersionStage="AWSCURRENT")["SecretString"]
+    )
+    assert [f["kind"] for f in stored["clients"][0]["federated"]] == ["spiffe", "github"]
+    assert "secret_hash" not in stored["clients"][0]
+    listed = json.loads(run("clients", "list", "--json")[1])
+    assert listed[0]["auth_method"] == "federated" and len(listed[0]["federated"]) == 2
