@@ -4,6 +4,7 @@ Framework-free. :func:`build_issuer` assembles one from :class:`IssuerSettings`;
 that serves it is :func:`s2s.litestar.issuer.create_issuer_app`. Module map:
 
 * :mod:`~s2s.issuer._clients` the client model; ``_secret_hash`` secrets and their hashes;
+  ``_federation`` federated credentials (presets, matching), ``_federation_verify`` their check;
   ``_registry`` the registries (memory, file), :mod:`~s2s.issuer._aws_clients` the Secrets Manager one;
 * ``_form`` reading a token request (form body, presented credentials), :mod:`~s2s.issuer._assertion`
   ``private_key_jwt``; :mod:`~s2s.issuer._token` the endpoint, the one place errors become OAuth answers;
@@ -20,6 +21,13 @@ from s2s.issuer._aws_clients import SecretsManagerClientRegistry
 from s2s.issuer._clients import Client, new_client
 from s2s.issuer._compose import IssuerParts, IssuerRuntime, build_issuer, create_first_keys
 from s2s.issuer._dynamodb import DynamoDBState, create_state_table
+from s2s.issuer._federation import (
+    FederatedCredential,
+    github_credential,
+    kubernetes_credential,
+    spiffe_credential,
+)
+from s2s.issuer._federation_verify import FederationVerifier
 from s2s.issuer._form import parse_form
 from s2s.issuer._keyring import KeyManager, Readiness
 from s2s.issuer._metadata import server_metadata
@@ -60,6 +68,8 @@ __all__ = [
     "Client",
     "ClientRegistry",
     "DynamoDBState",
+    "FederatedCredential",
+    "FederationVerifier",
     "FileClientRegistry",
     "InMemoryClientRegistry",
     "InMemoryReplayCache",
@@ -99,11 +109,14 @@ __all__ = [
     "create_first_keys",
     "create_state_table",
     "generate_secret",
+    "github_credential",
     "hash_secret",
+    "kubernetes_credential",
     "new_client",
     "open_client_registry",
     "open_state",
     "parse_form",
     "server_metadata",
+    "spiffe_credential",
     "verify_secret",
 ]

@@ -2,7 +2,9 @@
 
 A client authenticates either with a secret (stored only as a SHA-256 hash, see
 :mod:`s2s.issuer._secret_hash`) or with ``private_key_jwt`` (its public keys are registered; it
-never shares a secret with us). Where clients are kept: :mod:`s2s.issuer._registry`.
+never shares a secret with us), and/or with a token its platform gives it, matched to one of its
+federated credentials (:mod:`s2s.issuer._federation`: no secret anywhere). Where clients are
+kept: :mod:`s2s.issuer._registry`.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from typing import Any
 from s2s.errors import ConfigError
 from s2s.issuer._assertion import client_public_key as _client_public_key
 from s2s.issuer._certs import leaf_certificate
+from s2s.issuer._federation import FederatedCredential
 from s2s.issuer._secret_hash import generate_secret, hash_secret, parse_secret_hash
 from s2s.jose import CLIENT_ASSERTION_ALGS, algs_for_jwk
 from s2s.oauth import CLIENT_ID, SCOPE_TOKEN
 
-__all__ = ["CLIENT_ASSERTION_ALGS", "Client", "algs_for_jwk", "new_client"]
+__all__ = ["CLIENT_ASSERTION_ALGS", "Client", "FederatedCredential", "algs_for_jwk", "new_client"]
 
 
 def _strings(value: Any, what: str, pattern: re.Pattern[str] | None = None) -> tuple[str, ...]:
@@ -72,6 +75,8 @@ class Client:
     secret_hash: str | None = field(default=None, repr=False)
     jwks: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
     created_at: float | None = None
+    # External identities that may act as this client (federated client credentials).
+    federated: tuple[FederatedCredential, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.client_id, str) or not CLIENT_ID.match(self.client_id):
@@ -90,8 +95,18 @@ class Client:
             raise ConfigError(f"client {self.client_id}: max_ttl must be a positive number of seconds")
         if self.claim_aliases is not None and not isinstance(self.claim_aliases, bool):
             raise ConfigError(f"client {self.client_id}: claim_aliases must be true, false or absent")
-        if (self.secret_hash is None) == (not self.jwks):
+        federated = self.federated
+        if not isinstance(federated, tuple | list) or not all(
+            isinstance(f, FederatedCredential) for f in federated
+        ):
+            raise ConfigError(f"client {self.client_id}: federated must be a list of federated credentials")
+        object.__setattr__(self, "federated", tuple(dict.fromkeys(federated)))
+        if self.secret_hash is not None and self.jwks:
             raise ConfigError(f"client {self.client_id}: needs exactly one of a secret or a public JWKS")
+        if self.secret_hash is None and not self.jwks and not self.federated:
+            raise ConfigError(
+                f"client {self.client_id}: needs a secret, a public JWKS or a federated credential"
+            )
         if self.secret_hash is not None:
             parse_secret_hash(self.secret_hash)
         keys = tuple(_client_public_key(k) for k in self.jwks)
@@ -102,7 +117,9 @@ class Client:
 
     @property
     def auth_method(self) -> str:
-        return "client_secret" if self.secret_hash is not None else "private_key_jwt"
+        if self.secret_hash is not None:
+            return "client_secret"
+        return "private_key_jwt" if self.jwks else "federated"
 
     def to_public_dict(self) -> dict[str, Any]:
         """Safe for tables and JSON output: no hash."""
@@ -127,6 +144,8 @@ class Client:
                     {"kid": kid, "x5t#S256": c.x5t_s256, "not_before": c.not_before, "not_after": c.not_after}
                     for kid, c in certs
                 ]
+        if self.federated:
+            out["federated"] = [f.to_document() for f in self.federated]
         return out
 
     def to_document(self) -> dict[str, Any]:
@@ -136,7 +155,7 @@ class Client:
         doc.pop("certificates", None)
         if self.secret_hash is not None:
             doc["secret_hash"] = self.secret_hash
-        else:
+        elif self.jwks:
             doc["jwks"] = {"keys": [dict(k) for k in self.jwks]}
         return doc
 
@@ -150,6 +169,10 @@ class Client:
             if not isinstance(jwks, Mapping) or not isinstance(jwks.get("keys"), list):
                 raise ConfigError("client jwks must be an object with a 'keys' list")
             keys = tuple(jwks["keys"])
+        federated = doc.get("federated", ())
+        if not isinstance(federated, list | tuple):
+            raise ConfigError("client federated must be a list of federated credentials")
+        credentials = tuple(FederatedCredential.from_document(f) for f in federated)
         try:
             return cls(
                 client_id=doc.get("client_id"),  # type: ignore[arg-type]
@@ -163,6 +186,7 @@ class Client:
                 secret_hash=doc.get("secret_hash"),
                 jwks=keys,
                 created_at=doc.get("created_at"),
+                federated=credentials,
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"malformed client record ({type(exc).__name__})") from None
@@ -180,8 +204,10 @@ def new_client(
     claim_aliases: bool | None = None,
     jwks: Mapping[str, Any] | None = None,
     now: float | None = None,
+    federated: Sequence[FederatedCredential] = (),
 ) -> tuple[Client, str | None]:
-    """A client and, unless it uses ``private_key_jwt`` (``jwks`` given), its new secret in clear.
+    """A client and, unless it uses ``private_key_jwt`` (``jwks`` given) or federated credentials
+    only (``federated`` given), its new secret in clear.
 
     The clear secret exists only in the return value: show it once, store only the client.
     """
@@ -197,7 +223,7 @@ def new_client(
             keys = (jwks,)  # a single JWK
         if not keys:
             raise ConfigError("the JWKS holds no key")
-    else:
+    elif not federated:
         secret = generate_secret()
     client = Client(
         client_id=client_id,
@@ -211,5 +237,6 @@ def new_client(
         secret_hash=hash_secret(secret) if secret is not None else None,
         jwks=keys,
         created_at=now,
+        federated=tuple(federated),
     )
     return client, secret

@@ -191,10 +191,12 @@ def presented_credentials(
     assertion = params.get("client_assertion")
     if assertion is None:
         raise InvalidTokenRequest("client_assertion is required with client_assertion_type")
+    if form_id is not None:
+        # The endpoint decides: private_key_jwt wants iss == client_id; a federated client's
+        # assertion is a token of its platform (another iss, or none for a JWT-SVID).
+        return form_id, None, assertion
     try:
         client_id = assertion_subject(assertion)
     except InvalidAssertion as exc:
         raise InvalidClient(exc.description) from None
-    if form_id is not None and form_id != client_id:
-        raise InvalidClient("client_id does not match the assertion issuer")
     return client_id, None, assertion

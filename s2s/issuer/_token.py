@@ -9,6 +9,7 @@ the infrastructure's own errors (registry not loaded, state store or signer unav
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -20,8 +21,15 @@ from urllib.parse import urlsplit
 
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError
-from s2s.issuer._assertion import AssertionVerifier, InMemoryReplayCache, InvalidAssertion, ReplayCache
+from s2s.issuer._assertion import (
+    AssertionVerifier,
+    InMemoryReplayCache,
+    InvalidAssertion,
+    ReplayCache,
+    assertion_subject,
+)
 from s2s.issuer._clients import Client
+from s2s.issuer._federation_verify import FederationVerifier
 from s2s.issuer._form import FormReader, presented_credentials
 from s2s.issuer._keyring import KeyManager
 from s2s.issuer._metrics import IssuerMetrics
@@ -49,7 +57,7 @@ from s2s.oauth import SCOPE_TOKEN
 
 __all__ = ["NO_STORE", "TokenEndpoint", "TokenResponse", "error_response"]
 
-log = logging.getLogger("s2s.issuer.token")
+log = logging.getLogger("s2s.issuer._token")
 
 NO_STORE: Mapping[str, str] = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 # Entra ID's convention, the only way MSAL names a resource in client credentials.
@@ -105,19 +113,30 @@ def _is_absolute_uri(value: str) -> bool:
     return bool(parts.scheme and parts.netloc) and not parts.fragment and "#" not in value
 
 
+def _assertion_issuer(assertion: str) -> str | None:
+    try:
+        return assertion_subject(assertion)
+    except InvalidAssertion:
+        return None
+
+
 @dataclass(slots=True)
 class _Pending:
-    """A client whose credentials were presented; ``secret`` still needs the slow hash when set."""
+    """A client whose credentials were presented; ``secret`` still needs the slow hash when set,
+    ``federated`` (an external token) still needs its issuer's keys fetched when set."""
 
     client: Client
     params: Mapping[str, str]
     secret: str | None = field(default=None, repr=False)
+    federated: str | None = field(default=None, repr=False)
+    # Why the deferred check failed (the log's reason), when it did.
+    refusal: InvalidClient | None = None
 
 
 class TokenEndpoint:
     """Issues client-credentials tokens. Thread-safe; cheap per request once a secret is cached.
 
-    Order of checks (see :mod:`s2s.issuer.ratelimit`): request shape and grant type, then the
+    Order of checks (see :mod:`s2s.issuer._ratelimit`): request shape and grant type, then the
     failure budget of the presented (client id, source address) pair (read only), then client
     authentication; a failure is charged to the failure budgets, a success to the client's
     issuance budget; then audience and scope (after authentication, so unauthenticated callers
@@ -154,6 +173,8 @@ class TokenEndpoint:
             clock=clock,
             max_lifetime=settings.assertion_max_lifetime,
         )
+        # Federated clients: external tokens checked against their issuers' keys.
+        self.federation = FederationVerifier(settings.issuer, clock=clock)
         # Set by the composition root when the state, registry or signer block on network I/O:
         # then each request runs in this bounded pool (s2s.issuer._offload), never on the loop.
         self.offload: Callable[[Callable[[], TokenResponse]], Awaitable[TokenResponse]] | None = None
@@ -168,10 +189,22 @@ class TokenEndpoint:
         presenting the other method, still gets its secret hashed (against a dummy) or its
         assertion read by the verifier (against a dummy key), so timing tells nothing either.
         The reason travels in the exception's description, for the log only.
+
+        An assertion presented for a client with federated credentials is a token of its platform
+        (unless the client also has keys and the assertion names it as its issuer): it is checked
+        by :attr:`federation`, without I/O here; a key still to fetch leaves it pending.
         """
         client = self.registry.get(client_id)
         if assertion is not None:
+            issuer = _assertion_issuer(assertion)
+            if client is not None and client.federated and not (client.jwks and issuer == client_id):
+                # An external token (its iss is its platform, not this client): federation.
+                return self._authenticate_federated(client, params, assertion)
             try:
+                if issuer != client_id:  # client_id in the form names another client than iss
+                    with contextlib.suppress(InvalidAssertion):  # the same work as any refusal
+                        self.assertions.verify(assertion, _dummy_assertion_client())
+                    raise InvalidAssertion("client_id does not match the assertion issuer")
                 if client is None or not client.jwks:
                     self.assertions.verify(assertion, _dummy_assertion_client())
                     raise InvalidAssertion(
@@ -193,6 +226,27 @@ class TokenEndpoint:
         if not decided:
             raise InvalidClient("client_secret: wrong secret")
         return _Pending(client, params)
+
+    def _authenticate_federated(self, client: Client, params: Mapping[str, str], assertion: str) -> _Pending:
+        """Without I/O: done when the external issuer's key is in a fresh key set, else pending
+        (``federated`` set: :meth:`_verify_federated` runs off the event loop)."""
+        try:
+            matched = self.federation.authenticate(assertion, client, io=False)
+        except InvalidAssertion as exc:
+            raise InvalidClient(exc.description) from None
+        if matched is None:
+            return _Pending(client, params, federated=assertion)
+        return _Pending(client, params)
+
+    def _verify_federated(self, pending: _Pending) -> bool:
+        """The federated check that may fetch the external keys (a worker thread)."""
+        assert pending.federated is not None
+        try:
+            self.federation.authenticate(pending.federated, pending.client, io=True)
+        except InvalidAssertion as exc:
+            pending.refusal = InvalidClient(exc.description)
+            return False
+        return True
 
     def _verify_slow(self, client: Client, secret: str) -> bool:
         """The scrypt check (a worker thread); on success the hash is replaced by the fast one."""
@@ -378,6 +432,8 @@ class TokenEndpoint:
             if pending.secret is not None:
                 client, presented = pending.client, pending.secret
                 ok = await run_sync(lambda: self._verify_slow(client, presented))
+            elif pending.federated is not None:
+                ok = await run_sync(lambda: self._verify_federated(pending))
             return self._finish(pending, ok, key, client_id, source)
         except Exception as exc:
             return self.error_response(exc)
@@ -389,6 +445,8 @@ class TokenEndpoint:
         try:
             pending, key, client_id = self._begin(body, content_type, authorization, source)
             ok = pending.secret is None or self._verify_slow(pending.client, pending.secret)
+            if pending.federated is not None:
+                ok = self._verify_federated(pending)
             return self._finish(pending, ok, key, client_id, source)
         except Exception as exc:
             return self.error_response(exc)
@@ -414,7 +472,8 @@ class TokenEndpoint:
     ) -> TokenResponse:
         """After the slow hash (if any): charge the issuance budget only now, then issue."""
         if not secret_ok:
-            raise self._failed(key, InvalidClient("client_secret: wrong secret"), client_id, source)
+            refusal = pending.refusal or InvalidClient("client_secret: wrong secret")
+            raise self._failed(key, refusal, client_id, source)
         wait = self.limiter.acquire(pending.client.client_id)
         if wait > 0:
             raise SlowDown(wait)
