@@ -164,10 +164,17 @@ SECTIONS: tuple[Section, ...] = (
         prefix="S2S_",
         build=_client,
         required={"S2S_CLIENT_ID": "billing", "S2S_CLIENT_SECRET": "x", "S2S_ISSUER": "https://i.example"},
-        attributes={"TOKEN_TIMEOUT": "timeout", "CLIENT_PRIVATE_KEY": "private_key"},
-        alternatives=(("TOKEN_ENDPOINT", "ISSUER"), ("CLIENT_SECRET", "CLIENT_PRIVATE_KEY")),
+        attributes={
+            "TOKEN_TIMEOUT": "timeout",
+            "CLIENT_PRIVATE_KEY": "private_key",
+            "CLIENT_ASSERTION_FILE": "assertion_file",
+        },
+        alternatives=(
+            ("TOKEN_ENDPOINT", "ISSUER"),
+            ("CLIENT_SECRET", "CLIENT_PRIVATE_KEY", "CLIENT_ASSERTION_FILE"),
+        ),
         intro="Give `S2S_TOKEN_ENDPOINT` or `S2S_ISSUER`, and one of `S2S_CLIENT_SECRET` / "
-        "`S2S_CLIENT_PRIVATE_KEY`. Secrets may be `aws-sm://` references.",
+        "`S2S_CLIENT_PRIVATE_KEY` / `S2S_CLIENT_ASSERTION_FILE`. Secrets may be `aws-sm://` references.",
         descriptions={
             "TOKEN_ENDPOINT": "The token endpoint URL. Wins over `S2S_ISSUER`.",
             "TOKEN_TIMEOUT": "HTTP timeout of a token request, seconds.",
@@ -175,6 +182,10 @@ SECTIONS: tuple[Section, ...] = (
             "ISSUER": "The issuer URL; the token endpoint is found by discovery.",
             "CLIENT_SECRET": "The client secret (`client_secret_basic`).",
             "CLIENT_PRIVATE_KEY": "A private key (path, PEM or JWK text) for `private_key_jwt`.",
+            "CLIENT_ASSERTION_FILE": "A file holding a token the platform gives this workload (a "
+            "Kubernetes projected service-account token, a SPIFFE JWT-SVID): sent as the client "
+            "assertion, re-read when it changes, never sent once expired. No secret at all: "
+            "see [Fetch tokens](../fetch-tokens.md#without-a-secret).",
             "ALLOW_INSECURE_HTTP": "`true`: send credentials over plain http to a non-loopback "
             "host (a sidecar that adds TLS); logged once. Default `false`: https or loopback only.",
         },

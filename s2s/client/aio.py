@@ -11,15 +11,17 @@ from typing import Any
 
 import httpx
 
+from s2s.client._assertions import AssertionSource, obtain_async
 from s2s.client.core import (
     CacheKey,
     Flow,
+    Obtain,
     RefreshPolicy,
     RetryPolicy,
     Sleep,
     TokenClientBase,
 )
-from s2s.client.credentials import ClientSecret, PrivateKeyJWT
+from s2s.client.credentials import ClientAssertion, ClientSecret, PrivateKeyJWT
 from s2s.client.errors import TokenClientError
 from s2s.clock import Clock, system_clock
 from s2s.oauth import AccessToken
@@ -52,6 +54,7 @@ class AsyncTokenClient(TokenClientBase):
         client_id: str,
         client_secret: str | ClientSecret | None = None,
         private_key: str | os.PathLike[str] | PrivateKeyJWT | None = None,
+        client_assertion: ClientAssertion | AssertionSource | None = None,
         issuer: str | None = None,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -68,6 +71,7 @@ class AsyncTokenClient(TokenClientBase):
             client_id=client_id,
             client_secret=client_secret,
             private_key=private_key,
+            client_assertion=client_assertion,
             issuer=issuer,
             clock=clock,
             refresh=refresh,
@@ -155,8 +159,11 @@ class AsyncTokenClient(TokenClientBase):
         try:
             step = next(flow)
             while True:
-                outcome: httpx.Response | Exception | None
-                if isinstance(step, Sleep):
+                outcome: httpx.Response | Exception | str | None
+                if isinstance(step, Obtain):
+                    # A source's failure is the caller's (typed) error: the flow does not retry it.
+                    outcome = await obtain_async(step.source)
+                elif isinstance(step, Sleep):
                     await self._sleep(step.seconds)
                     outcome = None
                 else:
