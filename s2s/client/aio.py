@@ -89,8 +89,11 @@ class AsyncTokenClient(TokenClientBase):
         self._discovery_lock = asyncio.Lock()
 
     # -- public API ---------------------------------------------------------------------------
-    async def get_token(self, audience: str, scopes: Iterable[str] | str = ()) -> AccessToken:
-        """A valid token for ``audience`` with ``scopes``: cached, refreshed ahead, single-flight."""
+    async def get_token(self, audience: str | None, scopes: Iterable[str] | str = ()) -> AccessToken:
+        """A valid token for ``audience`` with ``scopes``: cached, refreshed ahead, single-flight.
+
+        ``audience`` None sends none: the issuer gives the client's only audience.
+        """
         key = self._flows.key(audience, scopes)
         token, fresh = self._flows.lookup(key)
         task = self._inflight.get(key)
@@ -107,7 +110,7 @@ class AsyncTokenClient(TokenClientBase):
         return await asyncio.shield(task)
 
     def invalidate(
-        self, audience: str, scopes: Iterable[str] | str = (), token: AccessToken | None = None
+        self, audience: str | None, scopes: Iterable[str] | str = (), token: AccessToken | None = None
     ) -> bool:
         """Drop the cached token (only if it is ``token``, when given: a newer one is kept)."""
         return self._flows.drop(self._flows.key(audience, scopes), token)

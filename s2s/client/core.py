@@ -70,7 +70,8 @@ _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 # Transport failures worth another attempt; an invalid URL or protocol is a configuration error.
 RETRYABLE_EXCEPTIONS: Final = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
-CacheKey = tuple[str, frozenset[str]]
+# (audience, scopes); audience None: the one the issuer picks for this client (its only one).
+CacheKey = tuple[str | None, frozenset[str]]
 _DEFAULT_TIMEOUT = 10.0
 
 
@@ -305,9 +306,9 @@ class TokenFlows:
 
     # -- cache --------------------------------------------------------------------------------
     @staticmethod
-    def key(audience: str, scopes: Iterable[str] | str) -> CacheKey:
-        if not isinstance(audience, str) or not audience:
-            raise ConfigError("the audience must be a non-empty string")
+    def key(audience: str | None, scopes: Iterable[str] | str) -> CacheKey:
+        if audience is not None and (not isinstance(audience, str) or not audience):
+            raise ConfigError("the audience must be a non-empty string (or None: the client's default)")
         return (audience, normalize_scopes(scopes))
 
     def lookup(self, key: CacheKey) -> tuple[AccessToken | None, bool]:
@@ -393,14 +394,16 @@ class TokenFlows:
 
     # -- token exchange -----------------------------------------------------------------------
     def token_request(
-        self, audience: str, scopes: frozenset[str], *, assertion: str | None = None
+        self, audience: str | None, scopes: frozenset[str], *, assertion: str | None = None
     ) -> tuple[httpx.Request, tuple[str, ...]]:
         """A new client-credentials request (a fresh assertion each time) and its sensitive values.
 
         ``assertion``: the one a :class:`ClientAssertion`'s source just gave (see :class:`Obtain`).
         """
         assert self.token_endpoint is not None
-        form = {"grant_type": "client_credentials", "audience": audience}
+        form = {"grant_type": "client_credentials"}
+        if audience is not None:
+            form["audience"] = audience
         if scopes:
             form["scope"] = " ".join(sorted(scopes))
         headers = {"Accept": "application/json", "Content-Type": FORM_TYPE}
@@ -503,7 +506,7 @@ class TokenFlows:
             code, f"{code}: {description} (HTTP {status})", status_code=status, retry_after=retry_after
         )
 
-    def _parse(self, response: httpx.Response, audience: str, scopes: frozenset[str]) -> AccessToken:
+    def _parse(self, response: httpx.Response, audience: str | None, scopes: frozenset[str]) -> AccessToken:
         body = _json_object(response)
         if body is None:
             raise InvalidTokenResponse("the token endpoint answered 200 without a JSON object")

@@ -95,8 +95,11 @@ class TokenClient(TokenClientBase):
         self._inflight: dict[CacheKey, _Call] = {}
 
     # -- public API ---------------------------------------------------------------------------
-    def get_token(self, audience: str, scopes: Iterable[str] | str = ()) -> AccessToken:
-        """A valid token for ``audience`` with ``scopes``: cached, refreshed ahead, single-flight."""
+    def get_token(self, audience: str | None, scopes: Iterable[str] | str = ()) -> AccessToken:
+        """A valid token for ``audience`` with ``scopes``: cached, refreshed ahead, single-flight.
+
+        ``audience`` None sends none: the issuer gives the client's only audience.
+        """
         key = self._flows.key(audience, scopes)
         with self._lock:
             token, fresh = self._flows.lookup(key)
@@ -128,7 +131,7 @@ class TokenClient(TokenClientBase):
             call.done.set()
 
     def invalidate(
-        self, audience: str, scopes: Iterable[str] | str = (), token: AccessToken | None = None
+        self, audience: str | None, scopes: Iterable[str] | str = (), token: AccessToken | None = None
     ) -> bool:
         """Drop the cached token (only if it is ``token``, when given: a newer one is kept)."""
         with self._lock:
