@@ -223,9 +223,11 @@ SECTIONS: tuple[Section, ...] = (
         build=_entra,
         required={"S2S_ENTRA_TENANT_ID": "t", "S2S_ENTRA_CLIENT_ID": "c", "S2S_ENTRA_CLIENT_SECRET": "s"},
         attributes={},
-        alternatives=(("CLIENT_SECRET", "CERTIFICATE_KEY", "PFX"),),
-        intro="Exactly one credential: `CLIENT_SECRET`, `CERTIFICATE_KEY` (with `CERTIFICATE_THUMBPRINT`) "
-        "or `PFX`.",
+        alternatives=(("CLIENT_SECRET", "CERTIFICATE_KEY", "PFX", "FEDERATED_TOKEN_FILE"),),
+        intro="Exactly one credential: `CLIENT_SECRET`, `CERTIFICATE_KEY` (with `CERTIFICATE_THUMBPRINT`), "
+        "`PFX` or `FEDERATED_TOKEN_FILE`. With none of them set, the variables the Azure "
+        "workload-identity webhook injects are used: `AZURE_FEDERATED_TOKEN_FILE` with `AZURE_TENANT_ID`, "
+        "`AZURE_CLIENT_ID` and `AZURE_AUTHORITY_HOST` (an `S2S_ENTRA_` variable that is set still wins).",
         descriptions={
             "TENANT_ID": "The directory (tenant) id.",
             "CLIENT_ID": "This API's application (client) id.",
@@ -235,6 +237,9 @@ SECTIONS: tuple[Section, ...] = (
             "CERTIFICATE": "The public certificate (PEM) that goes with `CERTIFICATE_KEY`.",
             "PFX": "A PKCS#12 file instead of key and certificate.",
             "PFX_PASSWORD": "Its password.",
+            "FEDERATED_TOKEN_FILE": "Workload identity federation (no secret): a file holding the "
+            "token Entra ID trusts through a federated credential (e.g. a Kubernetes projected "
+            "service-account token), sent by MSAL as the client assertion and re-read when it changes.",
             "AUTHORITY_HOST": "The login host (national clouds).",
             "INSTANCE_DISCOVERY": "MSAL instance discovery (`false` for custom authorities); "
             "unset: MSAL's default.",
