@@ -18,6 +18,7 @@ from s2s.client._assertions import (
     CallableAssertionSource,
     EnvAssertionSource,
     FileAssertionSource,
+    SpiffeAssertionSource,
 )
 from s2s.client.aio import AsyncTokenClient
 from s2s.client.auth import BearerAuth
@@ -54,6 +55,7 @@ __all__ = [
     "PrivateKeyJWT",
     "RefreshPolicy",
     "RetryPolicy",
+    "SpiffeAssertionSource",
     "TokenClient",
     "TokenClientError",
     "TokenClientSettings",

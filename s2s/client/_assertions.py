@@ -35,13 +35,14 @@ from typing import Any, Protocol, runtime_checkable
 
 from s2s.client.errors import AssertionExpired, AssertionUnavailable
 from s2s.clock import Clock, system_clock
-from s2s.errors import ConfigError
+from s2s.errors import ConfigError, MissingExtra
 
 __all__ = [
     "AssertionSource",
     "CallableAssertionSource",
     "EnvAssertionSource",
     "FileAssertionSource",
+    "SpiffeAssertionSource",
     "assertion_expiry",
     "obtain_async",
 ]
@@ -318,3 +319,80 @@ class CallableAssertionSource:
             raise
         except Exception as exc:
             raise AssertionUnavailable(f"{self._where} failed: {type(exc).__name__}") from exc
+
+
+class SpiffeAssertionSource:
+    """A JWT-SVID for ``audience`` from the SPIFFE Workload API (SPIRE agent), fetched at every call.
+
+    Needs the ``s2s[spiffe]`` extra (py-spiffe). The agent's socket is ``socket_path`` (e.g.
+    ``unix:///run/spire/agent.sock``), else ``SPIFFE_ENDPOINT_SOCKET``. ``subject`` picks one
+    SPIFFE ID when the workload has several. ``client`` may be a py-spiffe ``WorkloadApiClient`` or
+    ``JwtSource`` the caller already has: it stays the caller's to close. One this source opens
+    itself it closes in :meth:`close` (also the context manager's exit), and only that one.
+    """
+
+    def __init__(
+        self,
+        audience: str,
+        *,
+        subject: str | None = None,
+        socket_path: str | None = None,
+        client: Any = None,
+        timeout: float = 5.0,
+        clock: Clock = system_clock,
+    ) -> None:
+        if not audience:
+            raise ConfigError("a JWT-SVID needs an audience (the issuer's identifier)")
+        try:
+            import spiffe  # noqa: PLC0415 - the optional [spiffe] extra
+            from spiffe.errors import ArgumentError  # noqa: PLC0415
+        except ImportError:
+            raise MissingExtra("spiffe", "spiffe") from None
+        self.audience = audience
+        self._clock = clock
+        self._timeout = timeout
+        self._subject = spiffe.SpiffeId(subject) if subject else None
+        self._owns_client = client is None
+        if client is None:
+            try:
+                client = spiffe.WorkloadApiClient(socket_path, default_timeout=timeout)
+            except ArgumentError as exc:
+                raise ConfigError(f"cannot use the SPIFFE Workload API: {exc}") from None
+            where = client.get_spiffe_endpoint_socket()
+        else:
+            where = socket_path or "the given client"
+        self._client = client
+        self._where = f"the SPIFFE Workload API ({where})"
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"SpiffeAssertionSource({self.audience!r}, {self._where!r})"
+
+    def get(self) -> str:
+        if self._closed:
+            raise AssertionUnavailable(f"{self._where}: the source is closed")
+        # A py-spiffe JwtSource has fetch_svid, a WorkloadApiClient fetch_jwt_svid: same arguments.
+        fetch = getattr(self._client, "fetch_svid", None) or self._client.fetch_jwt_svid
+        try:
+            svid = fetch({self.audience}, self._subject, timeout=self._timeout)
+        except Exception as exc:
+            # py-spiffe's and gRPC's errors: the type is enough, and never quotes a token.
+            raise AssertionUnavailable(f"{self._where} gave no JWT-SVID ({type(exc).__name__})") from None
+        return _checked(getattr(svid, "token", None), self._where, self._clock)[0]
+
+    async def aget(self) -> str:
+        # A gRPC call: not on the event loop.
+        return await asyncio.to_thread(self.get)
+
+    def close(self) -> None:
+        """Close the Workload API client if this source opened it."""
+        if not self._closed:
+            self._closed = True
+            if self._owns_client:
+                self._client.close()
+
+    def __enter__(self) -> SpiffeAssertionSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
