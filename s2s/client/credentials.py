@@ -93,6 +93,14 @@ class ClientSecret:
         return (self.value, encoded, headers["Authorization"])
 
 
+def _jwt_bearer(client_id: str, assertion: str, form: MutableMapping[str, str]) -> tuple[str, ...]:
+    """RFC 7523 §2.2 client authentication, with ``client_id`` (which the issuer requires)."""
+    form["client_assertion_type"] = JWT_BEARER_ASSERTION_TYPE
+    form["client_assertion"] = assertion
+    form["client_id"] = client_id
+    return (assertion,)
+
+
 def _import_private_key(
     material: str | bytes | Mapping[str, Any], password: str | bytes | None
 ) -> tuple[PrivateKey, str | None]:
@@ -231,11 +239,7 @@ class PrivateKeyJWT:
         form: MutableMapping[str, str],
         headers: MutableMapping[str, str],
     ) -> tuple[str, ...]:
-        assertion = self.assertion(client_id, token_endpoint, now)
-        form["client_assertion_type"] = JWT_BEARER_ASSERTION_TYPE
-        form["client_assertion"] = assertion
-        form["client_id"] = client_id
-        return (assertion,)
+        return _jwt_bearer(client_id, self.assertion(client_id, token_endpoint, now), form)
 
 
 class ClientAssertion:
@@ -269,10 +273,7 @@ class ClientAssertion:
 
     def fill(self, client_id: str, assertion: str, form: MutableMapping[str, str]) -> tuple[str, ...]:
         """Put ``assertion`` (already taken from the source) into ``form``."""
-        form["client_assertion_type"] = JWT_BEARER_ASSERTION_TYPE
-        form["client_assertion"] = assertion
-        form["client_id"] = client_id
-        return (assertion,)
+        return _jwt_bearer(client_id, assertion, form)
 
     def apply(
         self,

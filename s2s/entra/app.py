@@ -172,7 +172,7 @@ class EntraConfig:
 
         def identity(key: str, given: bool) -> str:
             if webhook and not given and azure.given(key):
-                return azure.text(key) or ""
+                return azure.raw(key) or ""
             return env.require(key)
 
         tenant, client = identity("TENANT_ID", tenant_given), identity("CLIENT_ID", client_given)
@@ -187,7 +187,7 @@ class EntraConfig:
         authority_host = env.text("AUTHORITY_HOST")
         if webhook:
             token_file = azure.raw("FEDERATED_TOKEN_FILE")
-            authority_host = authority_host or azure.text("AUTHORITY_HOST")
+            authority_host = authority_host or azure.raw("AUTHORITY_HOST")
         values = {
             "tenant_id": tenant,
             "client_id": client,
