@@ -131,3 +131,32 @@ def test_litestar_s2s_token_takes_the_same_assertion_file(server: TokenServer, t
     expired = CliRunner().invoke(group, ["token", "--client-id", "orders", "--assertion-file", str(path)])
     assert expired.exit_code == 1
     assert expired.stderr.startswith("litestar s2s: error: assertion_expired: the assertion file ")
+
+
+def test_a_private_key_is_the_third_credential(tmp_path: Path) -> None:
+    import jwt as pyjwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path = tmp_path / "orders.pem"
+    path.write_bytes(pem)
+    path.chmod(0o600)
+    endpoint: list[TokenServer] = []
+
+    def check(assertion: str) -> str | None:
+        claims = pyjwt.decode(assertion, key.public_key(), algorithms=["ES256"], audience=endpoint[0].url)
+        return None if claims["iss"] == claims["sub"] == "orders" else "wrong iss/sub"
+
+    endpoint.append(TokenServer(check))
+    try:
+        args = ["token", "--issuer", issuer_of(endpoint[0]), "--client-id", "orders"]
+        result = CliRunner().invoke(main, [*args, "--private-key", str(path), "--audience", AUDIENCE])
+        assert result.exit_code == 0, result.stderr
+        assert endpoint[0].refusals == [] and len(endpoint[0].accepted) == 1
+        assert "PRIVATE KEY" not in result.output
+    finally:
+        endpoint[0].close()
