@@ -17,6 +17,7 @@ import pytest
 
 from s2s.client import (
     AssertionExpired,
+    AssertionSource,
     AsyncTokenClient,
     CallableAssertionSource,
     ClientAssertion,
@@ -330,3 +331,26 @@ def test_exactly_one_credential_and_the_error_names_the_alternatives(tmp_path: P
         TokenClient(
             TOKEN_URL, client_id="x", client_secret="s", client_assertion=FileAssertionSource(tmp_path / "t")
         )
+
+
+def test_a_source_of_your_own_needs_only_get() -> None:
+    """The protocol is one method; the async client runs a blocking get() off the event loop."""
+    threads: list[str] = []
+
+    class Vault:
+        def get(self) -> str:
+            threads.append(threading.current_thread().name)
+            return platform_token(time.time() + 300)
+
+    source = Vault()
+    assert isinstance(source, AssertionSource)
+    endpoint = FakeTokenEndpoint()
+
+    async def run() -> None:
+        async with AsyncTokenClient(
+            TOKEN_URL, client_id="orders", client_assertion=source, transport=httpx.MockTransport(endpoint)
+        ) as client:
+            await client.get_token(AUDIENCE)
+
+    asyncio.run(run())
+    assert endpoint.count == 1 and threads and threads[0] != threading.main_thread().name
