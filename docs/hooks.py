@@ -185,10 +185,17 @@ SECTIONS: tuple[Section, ...] = (
         prefix="S2S_",
         build=_client,
         required={"S2S_CLIENT_ID": "billing", "S2S_CLIENT_SECRET": "x", "S2S_ISSUER": "https://i.example"},
-        attributes={"TOKEN_TIMEOUT": "timeout", "CLIENT_PRIVATE_KEY": "private_key"},
-        alternatives=(("TOKEN_ENDPOINT", "ISSUER"), ("CLIENT_SECRET", "CLIENT_PRIVATE_KEY")),
+        attributes={
+            "TOKEN_TIMEOUT": "timeout",
+            "CLIENT_PRIVATE_KEY": "private_key",
+            "CLIENT_ASSERTION_FILE": "assertion_file",
+        },
+        alternatives=(
+            ("TOKEN_ENDPOINT", "ISSUER"),
+            ("CLIENT_SECRET", "CLIENT_PRIVATE_KEY", "CLIENT_ASSERTION_FILE"),
+        ),
         intro="Give `S2S_TOKEN_ENDPOINT` or `S2S_ISSUER`, and one of `S2S_CLIENT_SECRET` / "
-        "`S2S_CLIENT_PRIVATE_KEY`. Secrets may be `aws-sm://` references.",
+        "`S2S_CLIENT_PRIVATE_KEY` / `S2S_CLIENT_ASSERTION_FILE`. Secrets may be `aws-sm://` references.",
         descriptions={
             "TOKEN_ENDPOINT": "The token endpoint URL. Wins over `S2S_ISSUER`.",
             "TOKEN_TIMEOUT": "HTTP timeout of a token request, seconds.",
@@ -196,6 +203,10 @@ SECTIONS: tuple[Section, ...] = (
             "ISSUER": "The issuer URL; the token endpoint is found by discovery.",
             "CLIENT_SECRET": "The client secret (`client_secret_basic`).",
             "CLIENT_PRIVATE_KEY": "A private key (path, PEM or JWK text) for `private_key_jwt`.",
+            "CLIENT_ASSERTION_FILE": "A file holding a token the platform gives this workload (a "
+            "Kubernetes projected service-account token, a SPIFFE JWT-SVID): sent as the client "
+            "assertion, re-read when it changes, never sent once expired. No secret at all: "
+            "see [Fetch tokens](../fetch-tokens.md#without-a-secret).",
             "ALLOW_INSECURE_HTTP": "`true`: send credentials over plain http to a non-loopback "
             "host (a sidecar that adds TLS); logged once. Default `false`: https or loopback only.",
         },
@@ -233,9 +244,11 @@ SECTIONS: tuple[Section, ...] = (
         build=_entra,
         required={"S2S_ENTRA_TENANT_ID": "t", "S2S_ENTRA_CLIENT_ID": "c", "S2S_ENTRA_CLIENT_SECRET": "s"},
         attributes={},
-        alternatives=(("CLIENT_SECRET", "CERTIFICATE_KEY", "PFX"),),
-        intro="Exactly one credential: `CLIENT_SECRET`, `CERTIFICATE_KEY` (with `CERTIFICATE_THUMBPRINT`) "
-        "or `PFX`.",
+        alternatives=(("CLIENT_SECRET", "CERTIFICATE_KEY", "PFX", "FEDERATED_TOKEN_FILE"),),
+        intro="Exactly one credential: `CLIENT_SECRET`, `CERTIFICATE_KEY` (with `CERTIFICATE_THUMBPRINT`), "
+        "`PFX` or `FEDERATED_TOKEN_FILE`. With none of them set, the variables the Azure "
+        "workload-identity webhook injects are used: `AZURE_FEDERATED_TOKEN_FILE` with `AZURE_TENANT_ID`, "
+        "`AZURE_CLIENT_ID` and `AZURE_AUTHORITY_HOST` (an `S2S_ENTRA_` variable that is set still wins).",
         descriptions={
             "TENANT_ID": "The directory (tenant) id.",
             "CLIENT_ID": "This API's application (client) id.",
@@ -245,6 +258,9 @@ SECTIONS: tuple[Section, ...] = (
             "CERTIFICATE": "The public certificate (PEM) that goes with `CERTIFICATE_KEY`.",
             "PFX": "A PKCS#12 file instead of key and certificate.",
             "PFX_PASSWORD": "Its password.",
+            "FEDERATED_TOKEN_FILE": "Workload identity federation (no secret): a file holding the "
+            "token Entra ID trusts through a federated credential (e.g. a Kubernetes projected "
+            "service-account token), sent by MSAL as the client assertion and re-read when it changes.",
             "AUTHORITY_HOST": "The login host (national clouds).",
             "INSTANCE_DISCOVERY": "MSAL instance discovery (`false` for custom authorities); "
             "unset: MSAL's default.",

@@ -1,4 +1,4 @@
-"""The asyncio token client (``httpx.AsyncClient``). Its twin is :mod:`s2s.client.sync`."""
+"""The asyncio token client (``httpx.AsyncClient``). Its twin is :mod:`s2s.client._sync`."""
 
 from __future__ import annotations
 
@@ -11,15 +11,17 @@ from typing import Any
 
 import httpx
 
+from s2s.client._assertions import AssertionSource, obtain_async
 from s2s.client._core import (
     CacheKey,
     Flow,
+    Obtain,
     RefreshPolicy,
     RetryPolicy,
     Sleep,
     TokenClientBase,
 )
-from s2s.client._credentials import ClientSecret, PrivateKeyJWT
+from s2s.client._credentials import ClientAssertion, ClientSecret, PrivateKeyJWT
 from s2s.client.errors import TokenClientError
 from s2s.clock import Clock, system_clock
 from s2s.oauth import AccessToken
@@ -52,6 +54,7 @@ class AsyncTokenClient(TokenClientBase):
         client_id: str,
         client_secret: str | ClientSecret | None = None,
         private_key: str | os.PathLike[str] | PrivateKeyJWT | None = None,
+        client_assertion: ClientAssertion | AssertionSource | None = None,
         issuer: str | None = None,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -68,6 +71,7 @@ class AsyncTokenClient(TokenClientBase):
             client_id=client_id,
             client_secret=client_secret,
             private_key=private_key,
+            client_assertion=client_assertion,
             issuer=issuer,
             clock=clock,
             refresh=refresh,
@@ -85,8 +89,11 @@ class AsyncTokenClient(TokenClientBase):
         self._discovery_lock = asyncio.Lock()
 
     # -- public API ---------------------------------------------------------------------------
-    async def get_token(self, audience: str, scopes: Iterable[str] | str = ()) -> AccessToken:
-        """A valid token for ``audience`` with ``scopes``: cached, refreshed ahead, single-flight."""
+    async def get_token(self, audience: str | None, scopes: Iterable[str] | str = ()) -> AccessToken:
+        """A valid token for ``audience`` with ``scopes``: cached, refreshed ahead, single-flight.
+
+        ``audience`` None sends none: the issuer gives the client's only audience.
+        """
         key = self._flows.key(audience, scopes)
         token, fresh = self._flows.lookup(key)
         task = self._inflight.get(key)
@@ -103,7 +110,7 @@ class AsyncTokenClient(TokenClientBase):
         return await asyncio.shield(task)
 
     def invalidate(
-        self, audience: str, scopes: Iterable[str] | str = (), token: AccessToken | None = None
+        self, audience: str | None, scopes: Iterable[str] | str = (), token: AccessToken | None = None
     ) -> bool:
         """Drop the cached token (only if it is ``token``, when given: a newer one is kept)."""
         return self._flows.drop(self._flows.key(audience, scopes), token)
@@ -155,8 +162,11 @@ class AsyncTokenClient(TokenClientBase):
         try:
             step = next(flow)
             while True:
-                outcome: httpx.Response | Exception | None
-                if isinstance(step, Sleep):
+                outcome: httpx.Response | Exception | str | None
+                if isinstance(step, Obtain):
+                    # A source's failure is the caller's (typed) error: the flow does not retry it.
+                    outcome = await obtain_async(step.source)
+                elif isinstance(step, Sleep):
                     await self._sleep(step.seconds)
                     outcome = None
                 else:

@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any, Final, Self
 import httpx
 
 from s2s._env import EnvReader
-from s2s.client._credentials import ClientCredential, ClientSecret, PrivateKeyJWT, load_credential
+from s2s.client._assertions import AssertionSource, FileAssertionSource
+from s2s.client._credentials import (
+    ClientAssertion,
+    ClientCredential,
+    ClientSecret,
+    PrivateKeyJWT,
+    load_credential,
+)
 from s2s.client.errors import (
     DiscoveryError,
     InvalidTokenResponse,
@@ -29,7 +36,7 @@ from s2s.client.errors import (
     TokenEndpointUnreachable,
     TokenRequestError,
 )
-from s2s.clock import Clock
+from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError
 from s2s.http import parse_retry_after, secure_url
 from s2s.oauth import FORM_TYPE, METADATA_PATH, SCOPE_TOKEN, AccessToken
@@ -42,6 +49,7 @@ __all__ = [
     "CacheKey",
     "ClientStats",
     "Flow",
+    "Obtain",
     "Outcome",
     "RefreshPolicy",
     "RetryPolicy",
@@ -62,7 +70,8 @@ _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 # Transport failures worth another attempt; an invalid URL or protocol is a configuration error.
 RETRYABLE_EXCEPTIONS: Final = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
-CacheKey = tuple[str, frozenset[str]]
+# (audience, scopes); audience None: the one the issuer picks for this client (its only one).
+CacheKey = tuple[str | None, frozenset[str]]
 _DEFAULT_TIMEOUT = 10.0
 
 
@@ -137,8 +146,16 @@ class Sleep:
     seconds: float
 
 
-Step = Send | Sleep
-Outcome = httpx.Response | Exception | None
+@dataclass(frozen=True, slots=True)
+class Obtain:
+    """Take the current client assertion from ``source``; the driver sends it back (the blocking
+    client calls ``get()``, the async one awaits ``aget()``)."""
+
+    source: AssertionSource
+
+
+Step = Send | Sleep | Obtain
+Outcome = httpx.Response | Exception | str | None
 Flow = Generator[Step, Outcome, Any]
 
 
@@ -147,7 +164,8 @@ class TokenClientSettings:
     """Token client configuration from ``S2S_*`` variables (values may be ``aws-sm://`` references).
 
     ``S2S_TOKEN_ENDPOINT`` or ``S2S_ISSUER`` (discovery), ``S2S_CLIENT_ID``, and one of
-    ``S2S_CLIENT_SECRET`` / ``S2S_CLIENT_PRIVATE_KEY`` (a path, PEM/JWK text or reference).
+    ``S2S_CLIENT_SECRET`` / ``S2S_CLIENT_PRIVATE_KEY`` (a path, PEM/JWK text or reference) /
+    ``S2S_CLIENT_ASSERTION_FILE`` (a platform token file, re-read when it changes: no secret).
     """
 
     client_id: str
@@ -155,6 +173,7 @@ class TokenClientSettings:
     issuer: str | None = None
     client_secret: str | None = field(default=None, repr=False)
     private_key: str | None = field(default=None, repr=False)
+    assertion_file: str | None = None
     timeout: float = _DEFAULT_TIMEOUT
     # Plain http to a non-loopback host (a mesh sidecar that adds TLS): explicit, logged once.
     allow_insecure_http: bool = False
@@ -164,8 +183,9 @@ class TokenClientSettings:
             raise ConfigError("the token client needs a client id")
         if (self.token_endpoint is None) == (self.issuer is None):
             raise ConfigError("give exactly one of token_endpoint or issuer")
-        if (self.client_secret is None) == (self.private_key is None):
-            raise ConfigError("give exactly one of client_secret or private_key")
+        given = [self.client_secret, self.private_key, self.assertion_file]
+        if sum(value is not None for value in given) != 1:
+            raise ConfigError("give exactly one of client_secret, private_key or assertion_file")
 
     @classmethod
     def from_env(
@@ -180,17 +200,34 @@ class TokenClientSettings:
         env = EnvReader(prefix, environ, secrets=secrets)
         client_id = env.require("CLIENT_ID")
         where = env.one_of("TOKEN_ENDPOINT", "ISSUER")
-        env.one_of("CLIENT_SECRET", "CLIENT_PRIVATE_KEY")
+        credentials = ("CLIENT_SECRET", "CLIENT_PRIVATE_KEY", "CLIENT_ASSERTION_FILE")
+        given = [key for key in credentials if env.given(key)]
+        if len(given) > 1:
+            # Name the ones given first (they conflict), then every alternative.
+            env.invalid(
+                given[0],
+                f"and {' and '.join(env.name(k) for k in given[1:])} are alternatives: give exactly one of "
+                + " / ".join(env.name(k) for k in credentials),
+            )
+        elif not given:
+            env.one_of(*credentials)
         values = {
             "client_id": client_id,
             "token_endpoint": env.text("TOKEN_ENDPOINT") if where == "TOKEN_ENDPOINT" else None,
             "issuer": env.text("ISSUER") if where == "ISSUER" else None,
             "client_secret": env.text("CLIENT_SECRET"),
             "private_key": env.text("CLIENT_PRIVATE_KEY"),
+            # A path, used as written (a reference would name a secret, and this is no secret).
+            "assertion_file": env.raw("CLIENT_ASSERTION_FILE"),
             "timeout": env.duration("TOKEN_TIMEOUT", _DEFAULT_TIMEOUT, minimum=0.001),
             "allow_insecure_http": env.flag("ALLOW_INSECURE_HTTP", False),
         }
-        return env.build(cls, values, {"timeout": "TOKEN_TIMEOUT", "private_key": "CLIENT_PRIVATE_KEY"})
+        names = {
+            "timeout": "TOKEN_TIMEOUT",
+            "private_key": "CLIENT_PRIVATE_KEY",
+            "assertion_file": "CLIENT_ASSERTION_FILE",
+        }
+        return env.build(cls, values, names)
 
 
 def _http_url(url: str, what: str, allow_insecure_http: bool) -> str:
@@ -269,9 +306,9 @@ class TokenFlows:
 
     # -- cache --------------------------------------------------------------------------------
     @staticmethod
-    def key(audience: str, scopes: Iterable[str] | str) -> CacheKey:
-        if not isinstance(audience, str) or not audience:
-            raise ConfigError("the audience must be a non-empty string")
+    def key(audience: str | None, scopes: Iterable[str] | str) -> CacheKey:
+        if audience is not None and (not isinstance(audience, str) or not audience):
+            raise ConfigError("the audience must be a non-empty string (or None: the client's default)")
         return (audience, normalize_scopes(scopes))
 
     def lookup(self, key: CacheKey) -> tuple[AccessToken | None, bool]:
@@ -323,9 +360,12 @@ class TokenFlows:
         """Yields the metadata request(s); returns the token endpoint."""
         assert self.issuer is not None
         url = self.issuer + METADATA_PATH
-        response = yield from self._exchange(
-            lambda: httpx.Request("GET", url, headers={"Accept": "application/json"}), url
-        )
+
+        def build() -> Generator[Step, Outcome, httpx.Request]:
+            yield from ()  # a step that needs nothing from the driver
+            return httpx.Request("GET", url, headers={"Accept": "application/json"})
+
+        response = yield from self._exchange(build, url)
         if response.status_code != 200:
             raise DiscoveryError(f"{url} answered HTTP {response.status_code}")
         body = _json_object(response)
@@ -353,16 +393,26 @@ class TokenFlows:
         return self.token_endpoint
 
     # -- token exchange -----------------------------------------------------------------------
-    def token_request(self, audience: str, scopes: frozenset[str]) -> tuple[httpx.Request, tuple[str, ...]]:
-        """A new client-credentials request (a fresh assertion each time) and its sensitive values."""
+    def token_request(
+        self, audience: str | None, scopes: frozenset[str], *, assertion: str | None = None
+    ) -> tuple[httpx.Request, tuple[str, ...]]:
+        """A new client-credentials request (a fresh assertion each time) and its sensitive values.
+
+        ``assertion``: the one a :class:`ClientAssertion`'s source just gave (see :class:`Obtain`).
+        """
         assert self.token_endpoint is not None
-        form = {"grant_type": "client_credentials", "audience": audience}
+        form = {"grant_type": "client_credentials"}
+        if audience is not None:
+            form["audience"] = audience
         if scopes:
             form["scope"] = " ".join(sorted(scopes))
         headers = {"Accept": "application/json", "Content-Type": FORM_TYPE}
-        sensitive = self.credential.apply(
-            self.client_id, self.token_endpoint, self.clock.now(), form, headers
-        )
+        if assertion is not None and isinstance(self.credential, ClientAssertion):
+            sensitive = self.credential.fill(self.client_id, assertion, form)
+        else:
+            sensitive = self.credential.apply(
+                self.client_id, self.token_endpoint, self.clock.now(), form, headers
+            )
         request = httpx.Request("POST", self.token_endpoint, data=form, headers=headers)
         return request, sensitive
 
@@ -375,8 +425,15 @@ class TokenFlows:
         assert self.token_endpoint is not None
         sent: list[tuple[str, ...]] = []
 
-        def build() -> httpx.Request:
-            request, sensitive = self.token_request(audience, scopes)
+        def build() -> Generator[Step, Outcome, httpx.Request]:
+            assertion: str | None = None
+            if isinstance(self.credential, ClientAssertion):
+                # Every attempt takes the source's current assertion: a rotated file counts at once.
+                obtained = yield Obtain(self.credential.source)
+                if not isinstance(obtained, str):
+                    raise TokenClientError("the assertion source gave no assertion")
+                assertion = obtained
+            request, sensitive = self.token_request(audience, scopes, assertion=assertion)
             sent.append(sensitive)
             return request
 
@@ -387,7 +444,11 @@ class TokenFlows:
         return self._parse(response, audience, scopes)
 
     def _exchange(
-        self, build: Callable[[], httpx.Request], url: str, *, within: float | None = None
+        self,
+        build: Callable[[], Generator[Step, Outcome, httpx.Request]],
+        url: str,
+        *,
+        within: float | None = None,
     ) -> Generator[Step, Outcome, httpx.Response]:
         """Send with retries; the final response: a success, a non-transient refusal, or the last
         transient one once attempts or the deadline run out (network failures raise instead).
@@ -397,7 +458,7 @@ class TokenFlows:
         attempts = self.retry.attempts if within is None else 1
         retry = 0
         while True:
-            request = build()
+            request = yield from build()
             remaining = deadline - (self.clock.monotonic() - started)
             timeout = max(0.001, min(self.retry.timeout, remaining))
             request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
@@ -445,7 +506,7 @@ class TokenFlows:
             code, f"{code}: {description} (HTTP {status})", status_code=status, retry_after=retry_after
         )
 
-    def _parse(self, response: httpx.Response, audience: str, scopes: frozenset[str]) -> AccessToken:
+    def _parse(self, response: httpx.Response, audience: str | None, scopes: frozenset[str]) -> AccessToken:
         body = _json_object(response)
         if body is None:
             raise InvalidTokenResponse("the token endpoint answered 200 without a JSON object")
@@ -490,6 +551,7 @@ class TokenClientBase:
         private_key: str | os.PathLike[str] | PrivateKeyJWT | None,
         issuer: str | None,
         clock: Clock,
+        client_assertion: ClientAssertion | AssertionSource | None = None,
         refresh: RefreshPolicy | None,
         retry: RetryPolicy | None,
         rng: Callable[[], float],
@@ -505,7 +567,10 @@ class TokenClientBase:
         self._flows = TokenFlows(
             client_id=client_id,
             credential=load_credential(
-                client_secret=client_secret, private_key=private_key, secret_source=secret_source
+                client_secret=client_secret,
+                private_key=private_key,
+                client_assertion=client_assertion,
+                secret_source=secret_source,
             ),
             token_endpoint=token_endpoint,
             issuer=issuer,
@@ -521,6 +586,9 @@ class TokenClientBase:
     def from_settings(cls, settings: TokenClientSettings, **options: Any) -> Self:
         retry = options.pop("retry", None) or RetryPolicy(timeout=settings.timeout)
         make: Callable[..., Self] = cls  # each twin's own constructor
+        if settings.assertion_file is not None:
+            source = FileAssertionSource(settings.assertion_file, clock=options.get("clock", system_clock))
+            options["client_assertion"] = ClientAssertion(source)
         return make(
             settings.token_endpoint,
             issuer=settings.issuer,

@@ -5,8 +5,11 @@
 * :class:`PrivateKeyJWT` — RFC 7523 ``private_key_jwt``: a fresh, short-lived assertion per request
   (iss = sub = client id, aud = the token endpoint, unique ``jti``, ``kid`` header), signed with a
   private key loaded from a JWK or PEM (inline, a file, or an ``aws-sm://`` reference).
+* :class:`ClientAssertion` — RFC 7523 client authentication with an assertion made by someone else
+  (a platform token: Kubernetes, GitHub Actions, SPIFFE), taken fresh from an assertion source at
+  every request (no secret at all).
 
-Both keep their material out of ``repr`` and every error message.
+All keep their material out of ``repr`` and every error message.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote_plus
 
+from s2s.client._assertions import AssertionSource, FileAssertionSource
+from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError
 from s2s.jose import (
     JoseError,
@@ -36,7 +41,7 @@ from s2s.jose import (
 from s2s.oauth import JWT_BEARER_ASSERTION_TYPE
 from s2s.secrets import SecretsManagerSource, SecretSource, is_reference, resolve
 
-__all__ = ["ClientCredential", "ClientSecret", "PrivateKeyJWT", "load_credential"]
+__all__ = ["ClientAssertion", "ClientCredential", "ClientSecret", "PrivateKeyJWT", "load_credential"]
 
 
 class ClientCredential(Protocol):
@@ -86,6 +91,14 @@ class ClientSecret:
         raw = f"{quote_plus(client_id)}:{encoded}".encode()
         headers["Authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
         return (self.value, encoded, headers["Authorization"])
+
+
+def _jwt_bearer(client_id: str, assertion: str, form: MutableMapping[str, str]) -> tuple[str, ...]:
+    """RFC 7523 §2.2 client authentication, with ``client_id`` (which the issuer requires)."""
+    form["client_assertion_type"] = JWT_BEARER_ASSERTION_TYPE
+    form["client_assertion"] = assertion
+    form["client_id"] = client_id
+    return (assertion,)
 
 
 def _import_private_key(
@@ -226,22 +239,68 @@ class PrivateKeyJWT:
         form: MutableMapping[str, str],
         headers: MutableMapping[str, str],
     ) -> tuple[str, ...]:
-        assertion = self.assertion(client_id, token_endpoint, now)
-        form["client_assertion_type"] = JWT_BEARER_ASSERTION_TYPE
-        form["client_assertion"] = assertion
-        form["client_id"] = client_id
-        return (assertion,)
+        return _jwt_bearer(client_id, self.assertion(client_id, token_endpoint, now), form)
+
+
+class ClientAssertion:
+    """RFC 7523 client authentication with an assertion someone else made: the platform token in
+    ``source`` (see :class:`~s2s.client.FileAssertionSource` and its siblings), sent as
+    ``client_assertion`` with ``client_assertion_type=...:jwt-bearer`` and ``client_id``.
+
+    Each request takes the source's current assertion, so a rotated token file is used from the
+    next request on. The wire form is ``private_key_jwt``'s (RFC 7591 has no other name for it);
+    the issuer tells them apart by the client's registration.
+    """
+
+    method = "private_key_jwt"
+
+    def __init__(self, source: AssertionSource) -> None:
+        if not callable(getattr(source, "get", None)):
+            raise ConfigError("ClientAssertion needs an assertion source (an object with get())")
+        self.source = source
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], *, clock: Clock = system_clock) -> ClientAssertion:
+        """The assertion in ``path``, re-read when it changes (a projected service-account token)."""
+        return cls(FileAssertionSource(path, clock=clock))
+
+    def __repr__(self) -> str:
+        return f"ClientAssertion({self.source!r})"
+
+    def resolved(self, source: SecretSource | None = None) -> ClientAssertion:
+        """Itself: nothing to resolve (the same call as on the other credentials)."""
+        return self
+
+    def fill(self, client_id: str, assertion: str, form: MutableMapping[str, str]) -> tuple[str, ...]:
+        """Put ``assertion`` (already taken from the source) into ``form``."""
+        return _jwt_bearer(client_id, assertion, form)
+
+    def apply(
+        self,
+        client_id: str,
+        token_endpoint: str,
+        now: float,
+        form: MutableMapping[str, str],
+        headers: MutableMapping[str, str],
+    ) -> tuple[str, ...]:
+        return self.fill(client_id, self.source.get(), form)
 
 
 def load_credential(
     *,
     client_secret: str | ClientSecret | None = None,
     private_key: str | os.PathLike[str] | PrivateKeyJWT | None = None,
+    client_assertion: ClientAssertion | AssertionSource | None = None,
     secret_source: SecretSource | None = None,
 ) -> ClientCredential:
-    """Exactly one of a client secret or a private key, with ``aws-sm://`` references resolved."""
-    if (client_secret is None) == (private_key is None):
-        raise ConfigError("give exactly one of client_secret or private_key")
+    """Exactly one of a client secret, a private key or a client assertion (source), with
+    ``aws-sm://`` references resolved."""
+    if sum(x is not None for x in (client_secret, private_key, client_assertion)) != 1:
+        raise ConfigError("give exactly one of client_secret, private_key or client_assertion")
+    if client_assertion is not None:
+        if isinstance(client_assertion, ClientAssertion):
+            return client_assertion
+        return ClientAssertion(client_assertion)
     if client_secret is not None:
         secret = client_secret if isinstance(client_secret, ClientSecret) else ClientSecret(client_secret)
         return secret.resolved(secret_source)

@@ -1,4 +1,4 @@
-"""The blocking token client (``httpx.Client``). Its twin is :mod:`s2s.client.aio`."""
+"""The blocking token client (``httpx.Client``). Its twin is :mod:`s2s.client._aio`."""
 
 from __future__ import annotations
 
@@ -12,15 +12,17 @@ from typing import Any
 
 import httpx
 
+from s2s.client._assertions import AssertionSource
 from s2s.client._core import (
     CacheKey,
     Flow,
+    Obtain,
     RefreshPolicy,
     RetryPolicy,
     Sleep,
     TokenClientBase,
 )
-from s2s.client._credentials import ClientSecret, PrivateKeyJWT
+from s2s.client._credentials import ClientAssertion, ClientSecret, PrivateKeyJWT
 from s2s.client.errors import TokenClientError
 from s2s.clock import Clock, system_clock
 from s2s.oauth import AccessToken
@@ -57,6 +59,7 @@ class TokenClient(TokenClientBase):
         client_id: str,
         client_secret: str | ClientSecret | None = None,
         private_key: str | os.PathLike[str] | PrivateKeyJWT | None = None,
+        client_assertion: ClientAssertion | AssertionSource | None = None,
         issuer: str | None = None,
         http_client: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -73,6 +76,7 @@ class TokenClient(TokenClientBase):
             client_id=client_id,
             client_secret=client_secret,
             private_key=private_key,
+            client_assertion=client_assertion,
             issuer=issuer,
             clock=clock,
             refresh=refresh,
@@ -91,8 +95,11 @@ class TokenClient(TokenClientBase):
         self._inflight: dict[CacheKey, _Call] = {}
 
     # -- public API ---------------------------------------------------------------------------
-    def get_token(self, audience: str, scopes: Iterable[str] | str = ()) -> AccessToken:
-        """A valid token for ``audience`` with ``scopes``: cached, refreshed ahead, single-flight."""
+    def get_token(self, audience: str | None, scopes: Iterable[str] | str = ()) -> AccessToken:
+        """A valid token for ``audience`` with ``scopes``: cached, refreshed ahead, single-flight.
+
+        ``audience`` None sends none: the issuer gives the client's only audience.
+        """
         key = self._flows.key(audience, scopes)
         with self._lock:
             token, fresh = self._flows.lookup(key)
@@ -124,7 +131,7 @@ class TokenClient(TokenClientBase):
             call.done.set()
 
     def invalidate(
-        self, audience: str, scopes: Iterable[str] | str = (), token: AccessToken | None = None
+        self, audience: str | None, scopes: Iterable[str] | str = (), token: AccessToken | None = None
     ) -> bool:
         """Drop the cached token (only if it is ``token``, when given: a newer one is kept)."""
         with self._lock:
@@ -174,8 +181,11 @@ class TokenClient(TokenClientBase):
         try:
             step = next(flow)
             while True:
-                outcome: httpx.Response | Exception | None
-                if isinstance(step, Sleep):
+                outcome: httpx.Response | Exception | str | None
+                if isinstance(step, Obtain):
+                    # A source's failure is the caller's (typed) error: the flow does not retry it.
+                    outcome = step.source.get()
+                elif isinstance(step, Sleep):
                     self._sleep(step.seconds)
                     outcome = None
                 else:

@@ -10,7 +10,9 @@ wrapper accounts for:
   incoming token and the scopes, until ``obo_refresh_margin`` seconds before they expire;
 - MSAL adds ``openid profile offline_access`` to OBO requests and refuses them as input, so they are
   dropped from the scopes asked for;
-- Retry-After is honoured below MSAL (see :mod:`s2s.entra.http`).
+- Retry-After is honoured below MSAL (see :mod:`s2s.entra._http`);
+- a federated credential (workload identity federation) is MSAL's client-assertion *callable*,
+  called for every token request, so the kubelet's rotated token file is read when it is needed.
 """
 
 from __future__ import annotations
@@ -28,11 +30,18 @@ import anyio
 import anyio.to_thread
 
 from s2s._env import EnvReader
-from s2s.client._credentials import ClientSecret
+from s2s.client._credentials import ClientAssertion, ClientSecret
+from s2s.client.errors import AssertionUnavailable
 from s2s.clock import Clock, system_clock
 from s2s.entra._cache import OboCache, TokenCachePersistence, obo_cache_key
 from s2s.entra._challenge import claims_challenge_header
-from s2s.entra._credentials import CertificateCredential, Credential, PfxCredential, msal_credential
+from s2s.entra._credentials import (
+    CertificateCredential,
+    Credential,
+    PfxCredential,
+    federated_token_file,
+    msal_credential,
+)
 from s2s.entra._http import MsalHttpClient, RetryingHttpClient
 from s2s.entra.errors import (
     EntraError,
@@ -54,7 +63,7 @@ __all__ = [
     "EntraConfig",
 ]
 
-log = logging.getLogger("s2s.entra.app")
+log = logging.getLogger("s2s.entra._app")
 
 AZURE_PUBLIC_CLOUD = "https://login.microsoftonline.com"
 AZURE_US_GOVERNMENT = "https://login.microsoftonline.us"
@@ -99,9 +108,13 @@ class EntraConfig:
 
     Environment (``prefix`` = ``S2S_ENTRA_``): ``TENANT_ID``, ``CLIENT_ID``, and one credential:
     ``CLIENT_SECRET``; or ``CERTIFICATE_KEY`` (PEM) + ``CERTIFICATE_THUMBPRINT`` (+ optional
-    ``CERTIFICATE``, the public PEM); or ``PFX`` (base64) + optional ``PFX_PASSWORD``. Also
-    ``AUTHORITY_HOST``, ``INSTANCE_DISCOVERY``, ``MAX_CONCURRENCY``, ``OBO_REFRESH_MARGIN``,
-    ``TOKEN_CACHE_PATH``.
+    ``CERTIFICATE``, the public PEM); or ``PFX`` (base64) + optional ``PFX_PASSWORD``; or
+    ``FEDERATED_TOKEN_FILE`` (workload identity federation: no secret). Also ``AUTHORITY_HOST``,
+    ``INSTANCE_DISCOVERY``, ``MAX_CONCURRENCY``, ``OBO_REFRESH_MARGIN``, ``TOKEN_CACHE_PATH``.
+
+    With no credential of its own configured, the Azure workload-identity webhook's variables are
+    used: ``AZURE_FEDERATED_TOKEN_FILE`` with ``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID`` and
+    ``AZURE_AUTHORITY_HOST`` (each ``S2S_ENTRA_*`` one, when set, still wins).
     """
 
     tenant_id: str
@@ -112,18 +125,22 @@ class EntraConfig:
     certificate: str | None = None
     pfx: str | None = field(default=None, repr=False)
     pfx_password: str | None = field(default=None, repr=False)
+    federated_token_file: str | None = None
     authority_host: str = AZURE_PUBLIC_CLOUD
     instance_discovery: bool | None = None
     max_concurrency: int = 8
     obo_refresh_margin: float = 300.0
     token_cache_path: str | None = None
 
-    def credential(self) -> Credential:
-        given = [self.client_secret is not None, self.certificate_key is not None, self.pfx is not None]
-        if sum(given) != 1:
+    def credential(self, *, clock: Clock = system_clock) -> Credential:
+        given = [self.client_secret, self.certificate_key, self.pfx, self.federated_token_file]
+        if sum(value is not None for value in given) != 1:
             raise ConfigError(
-                "give exactly one Entra credential: a client secret, a certificate key or a PFX"
+                "give exactly one Entra credential: a client secret, a certificate key, a PFX "
+                "or a federated token file"
             )
+        if self.federated_token_file is not None:
+            return federated_token_file(self.federated_token_file, clock=clock)
         if self.client_secret is not None:
             return ClientSecret(self.client_secret)
         if self.certificate_key is not None:
@@ -145,15 +162,32 @@ class EntraConfig:
         reference when the app is built: it may be a binary secret), and every missing or invalid
         variable is named in one line."""
         env = EnvReader(prefix, environ, secrets=secrets)
-        tenant, client = env.require("TENANT_ID"), env.require("CLIENT_ID")
-        credentials = [key for key in ("CLIENT_SECRET", "CERTIFICATE_KEY", "PFX") if env.given(key)]
+        # The Azure workload-identity webhook's variables: used only when no credential of ours is
+        # configured, so that an AZURE_CLIENT_ID meant for another identity never mixes with ours.
+        azure = EnvReader("AZURE_", environ)
+        tenant_given, client_given = env.given("TENANT_ID"), env.given("CLIENT_ID")
+        kinds = ("CLIENT_SECRET", "CERTIFICATE_KEY", "PFX", "FEDERATED_TOKEN_FILE")
+        credentials = [key for key in kinds if env.given(key)]
+        webhook = not credentials and azure.given("FEDERATED_TOKEN_FILE")
+
+        def identity(key: str, given: bool) -> str:
+            if webhook and not given and azure.given(key):
+                return azure.raw(key) or ""
+            return env.require(key)
+
+        tenant, client = identity("TENANT_ID", tenant_given), identity("CLIENT_ID", client_given)
         if len(credentials) > 1:
             others = ", ".join(env.name(k) for k in credentials[1:])
             env.invalid(credentials[0], f"and {others} are alternatives: give exactly one credential")
-        elif not credentials:
-            env.one_of("CLIENT_SECRET", "CERTIFICATE_KEY", "PFX")
+        elif not credentials and not webhook:
+            env.one_of(*kinds)
         elif credentials == ["CERTIFICATE_KEY"]:
             env.require("CERTIFICATE_THUMBPRINT")
+        token_file = env.raw("FEDERATED_TOKEN_FILE")  # a path, used as written
+        authority_host = env.text("AUTHORITY_HOST")
+        if webhook:
+            token_file = azure.raw("FEDERATED_TOKEN_FILE")
+            authority_host = authority_host or azure.raw("AUTHORITY_HOST")
         values = {
             "tenant_id": tenant,
             "client_id": client,
@@ -163,7 +197,8 @@ class EntraConfig:
             "certificate": env.text("CERTIFICATE"),
             "pfx": env.raw("PFX"),
             "pfx_password": env.text("PFX_PASSWORD"),
-            "authority_host": env.text("AUTHORITY_HOST", AZURE_PUBLIC_CLOUD),
+            "federated_token_file": token_file,
+            "authority_host": authority_host or AZURE_PUBLIC_CLOUD,
             "instance_discovery": env.flag("INSTANCE_DISCOVERY", None),
             "max_concurrency": env.integer("MAX_CONCURRENCY", 8, minimum=1),
             "obo_refresh_margin": env.duration("OBO_REFRESH_MARGIN", 300.0),
@@ -172,6 +207,26 @@ class EntraConfig:
         config = env.build(cls, values)
         config.credential()  # exactly one credential, checked now rather than at the first call
         return config
+
+
+class _Assertions:
+    """MSAL's client-assertion callable: the source's current assertion, with the last few kept."""
+
+    def __init__(self, credential: ClientAssertion) -> None:
+        self._source = credential.source
+        self._sent: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        assertion = self._source.get()
+        with self._lock:
+            if assertion not in self._sent:
+                self._sent = [*self._sent[-3:], assertion]
+        return assertion
+
+    def sent(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(self._sent)
 
 
 class _Flight:
@@ -226,9 +281,15 @@ class EntraApp:
         if instance_discovery is None and parts.hostname not in _KNOWN_HOSTS:
             instance_discovery = False
         self._instance_discovery = instance_discovery
-        resolved: ClientSecret | CertificateCredential = credential.resolved(secrets)
-        self._credential = msal_credential(resolved)
-        self._secret_values = (resolved.value,) if isinstance(resolved, ClientSecret) else ()
+        resolved: ClientSecret | CertificateCredential | ClientAssertion = credential.resolved(secrets)
+        self._assertion: _Assertions | None = None
+        if isinstance(resolved, ClientAssertion):
+            # Remember what MSAL sent, so an error that echoes it can be scrubbed.
+            self._assertion = _Assertions(resolved)
+            self._credential: str | dict[str, Any] = {"client_assertion": self._assertion}
+        else:
+            self._credential = msal_credential(resolved)
+        self._static_secrets = (resolved.value,) if isinstance(resolved, ClientSecret) else ()
         self._own_session = http_client is None
         if http_client is None:
             import requests  # noqa: PLC0415 - comes with msal
@@ -268,7 +329,7 @@ class EntraApp:
         return cls(
             config.tenant_id,
             config.client_id,
-            config.credential(),
+            config.credential(clock=kwargs.get("clock", system_clock)),
             authority_host=config.authority_host,
             instance_discovery=config.instance_discovery,
             max_concurrency=config.max_concurrency,
@@ -376,7 +437,9 @@ class EntraApp:
         try:
             client_app, obo_app = self._build()
             result = call(obo_app if which == "obo" else client_app)
-        except EntraError:
+        except (EntraError, AssertionUnavailable):
+            # AssertionUnavailable: the federated token file is missing or expired (typed, and
+            # naming the file), raised by our callable from inside MSAL.
             raise
         except Exception as exc:
             # MSAL raises on 5xx, on non-JSON answers and on network errors; their messages can
@@ -430,6 +493,10 @@ class EntraApp:
         with self._persist_lock:
             self._persistence.save(self._token_cache.serialize())
             self._token_cache.has_state_changed = False
+
+    @property
+    def _secret_values(self) -> tuple[str, ...]:
+        return self._static_secrets + (self._assertion.sent() if self._assertion is not None else ())
 
     def _throttled(self, retry_after: float | None) -> EntraThrottled:
         now = self._clock.now()

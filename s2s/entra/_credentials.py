@@ -1,14 +1,20 @@
-"""How an Entra ID application proves who it is: a client secret or a certificate.
+"""How an Entra ID application proves who it is: a client secret, a certificate, or (no secret at
+all) a federated token: workload identity federation, where the application sends a token its
+platform gives it (a Kubernetes projected service-account token, as the Azure workload-identity
+webhook mounts at ``AZURE_FEDERATED_TOKEN_FILE``) as its client assertion.
 
 Each credential may hold its material directly or as an ``aws-sm://`` reference, resolved once
 through a :class:`~s2s.secrets.SecretSource` when the :class:`~s2s.entra.EntraApp` is built. A
-client secret is the same :class:`s2s.client.ClientSecret` the s2s token client uses.
+client secret is the same :class:`s2s.client.ClientSecret` the s2s token client uses, and a
+federated token the same :class:`s2s.client.ClientAssertion` (MSAL calls its source at every
+token request: a rotated file is used from the next request on).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,11 +22,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from s2s.client._credentials import ClientSecret
+from s2s.client import FileAssertionSource
+from s2s.client._credentials import ClientAssertion, ClientSecret
+from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError
 from s2s.secrets import SecretsManagerSource, SecretSource, is_reference, resolve
 
-__all__ = ["CertificateCredential", "Credential", "PfxCredential", "msal_credential"]
+__all__ = ["CertificateCredential", "Credential", "PfxCredential", "federated_token_file", "msal_credential"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +100,24 @@ class PfxCredential:
         )
 
 
-Credential = ClientSecret | CertificateCredential | PfxCredential
+Credential = ClientSecret | CertificateCredential | PfxCredential | ClientAssertion
 
 
-def msal_credential(credential: ClientSecret | CertificateCredential) -> str | dict[str, Any]:
+def federated_token_file(path: str | os.PathLike[str], *, clock: Clock = system_clock) -> ClientAssertion:
+    """Workload identity federation: the token in ``path`` (re-read when the kubelet rotates it)."""
+    return ClientAssertion(FileAssertionSource(path, clock=clock))
+
+
+def msal_credential(
+    credential: ClientSecret | CertificateCredential | ClientAssertion,
+) -> str | dict[str, Any]:
     """The ``client_credential`` value MSAL expects."""
     if isinstance(credential, ClientSecret):
         return credential.value
+    if isinstance(credential, ClientAssertion):
+        # A callable, not a string: MSAL calls it for every token request it sends (MSAL >= 1.13),
+        # so the assertion is the source's current one, never one read at start-up.
+        return {"client_assertion": credential.source.get}
     out: dict[str, Any] = {"private_key": credential.private_key, "thumbprint": credential.thumbprint}
     if credential.public_certificate:
         x509.load_pem_x509_certificate(credential.public_certificate.encode())  # fail early if malformed

@@ -7,8 +7,9 @@
     litestar --app myservice.app:app s2s token --client-id svc [--scope orders:read]
 
 Everything printed is public (configuration, key ids and types) except the token that ``token``
-was asked for. ``token`` is a developer tool: it sends the client secret only to a loopback
-address unless ``--allow-remote`` is given. Errors are one line on stderr and a non-zero exit.
+was asked for. ``token`` is a developer tool: it sends the credential only to a loopback address
+unless ``--allow-remote`` is given; its credentials and request are ``s2s token``'s
+(:mod:`s2s.cli._token`). Errors are one line on stderr and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -20,9 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import click
-import httpx
 
-from s2s.client import RetryPolicy, TokenClient
 from s2s.errors import S2SError
 from s2s.http import is_loopback_host
 from s2s.verify import TokenVerifier, VerifierConfig
@@ -158,8 +157,17 @@ def _choose(configs: Sequence[VerifierConfig], issuer: str | None, audience: str
     return issuer, audience
 
 
+def _describe(exc: S2SError) -> str:
+    # A refusal's description already starts with its OAuth error code.
+    if exc.description.startswith(f"{exc.error}:"):
+        return exc.description
+    return f"{exc.error}: {exc.description}"
+
+
 def s2s_cli_group(verifier: object) -> click.Group:
     """The ``s2s`` command group for an app whose plugin verifies with ``verifier``."""
+    # Here, not at import: the plugin imports this module in every app; the CLI only when it runs.
+    from s2s.cli._token import credential_from_options, credential_options, fetch_token  # noqa: PLC0415
 
     @click.group(name="s2s")
     def group() -> None:
@@ -200,12 +208,7 @@ def s2s_cli_group(verifier: object) -> click.Group:
     )
     @click.option("--token-endpoint", help="Default: <issuer>/oauth2/token.")
     @click.option("--client-id", envvar="S2S_CLIENT_ID", required=True, help="Env S2S_CLIENT_ID.")
-    @click.option(
-        "--client-secret",
-        envvar="S2S_CLIENT_SECRET",
-        required=True,
-        help="Env S2S_CLIENT_SECRET (prefer it: arguments show up in process lists).",
-    )
+    @credential_options
     @click.option("--audience", help="Default: the verifier's first audience for that issuer.")
     @click.option("--scope", "scopes", multiple=True, help="A scope to request (repeatable).")
     @click.option(
@@ -216,37 +219,41 @@ def s2s_cli_group(verifier: object) -> click.Group:
         issuer: str | None,
         token_endpoint: str | None,
         client_id: str,
-        client_secret: str,
+        client_secret: str | None,
+        private_key: str | None,
+        assertion_file: str | None,
         audience: str | None,
         scopes: tuple[str, ...],
         allow_remote: bool,
         timeout: float,
     ) -> None:
         """Mint a test token with client credentials from a local issuer and print it."""
+        try:
+            credential = credential_from_options(client_secret, private_key, assertion_file)
+        except S2SError as exc:
+            raise _fail(_describe(exc)) from None
         configs = [s.config for s in verifier.sources] if isinstance(verifier, TokenVerifier) else []
         issuer, audience = _choose(configs, issuer, audience)
         endpoint = token_endpoint or f"{issuer}/oauth2/token"
         if not allow_remote and not is_loopback_url(endpoint):
             raise _fail(
                 f"{endpoint} is not on this machine; this is a developer tool "
-                "(pass --allow-remote to send the client secret there anyway)"
+                "(pass --allow-remote to send the credential there anyway)"
             )
-        # trust_env=False: no proxy from the environment gets to see the client secret.
-        with httpx.Client(trust_env=False, timeout=timeout) as http:
-            try:
-                client = TokenClient(
-                    endpoint,
-                    client_id=client_id,
-                    client_secret=client_secret,
-                    http_client=http,
-                    retry=RetryPolicy(attempts=1, deadline=timeout, timeout=timeout),
-                    # --allow-remote is the explicit opt-in, plain http included (logged once).
-                    allow_insecure_http=allow_remote,
-                )
-                token = client.get_token(audience, scopes)
-            except S2SError as exc:
-                # Token client errors never carry the secret or a token (s2s.client.errors).
-                raise _fail(f"{exc.error}: {exc}") from None
+        try:
+            token = fetch_token(
+                endpoint,
+                client_id=client_id,
+                credential=credential,
+                audience=audience,
+                scopes=scopes,
+                timeout=timeout,
+                # --allow-remote is the explicit opt-in, plain http included (logged once).
+                allow_insecure_http=allow_remote,
+            )
+        except S2SError as exc:
+            # Token client errors never carry the credential or a token (s2s.client.errors).
+            raise _fail(_describe(exc)) from None
         click.echo(token.token)
 
     return group

@@ -41,8 +41,10 @@ def test_settings_reference_lists_what_from_env_reads() -> None:
     # Alternatives are marked as such, not one of them "required" and the other optional.
     assert "| `S2S_ISSUER` | `str or None` | **one of** this or `S2S_TOKEN_ENDPOINT` |" in page
     assert "| `S2S_TOKEN_ENDPOINT` | `str or None` | **one of** this or `S2S_ISSUER` |" in page
-    assert "| `S2S_CLIENT_SECRET` | `str or None` | **one of** this or `S2S_CLIENT_PRIVATE_KEY` |" in page
-    assert "| `S2S_CLIENT_PRIVATE_KEY` | `str or None` | **one of** this or `S2S_CLIENT_SECRET` |" in page
+    secret = "**one of** this or `S2S_CLIENT_PRIVATE_KEY` / `S2S_CLIENT_ASSERTION_FILE` |"
+    assert f"| `S2S_CLIENT_SECRET` | `str or None` | {secret}" in page
+    key = "**one of** this or `S2S_CLIENT_SECRET` / `S2S_CLIENT_ASSERTION_FILE` |"
+    assert f"| `S2S_CLIENT_PRIVATE_KEY` | `str or None` | {key}" in page
     assert "**one of** this or `S2S_ENTRA_CERTIFICATE_KEY` / `S2S_ENTRA_PFX`" in page
 
 
