@@ -18,6 +18,7 @@ from s2s.entra._app import (
 from s2s.entra._cache import FileTokenCache, MemoryTokenCache, TokenCachePersistence
 from s2s.entra._challenge import claims_challenge_header, parse_claims_challenge
 from s2s.entra._credentials import CertificateCredential, Credential, PfxCredential, federated_token_file
+from s2s.entra._graph import GRAPH_V1, GraphClient
 from s2s.entra.errors import (
     EntraError,
     EntraInteractionRequired,
