@@ -25,7 +25,7 @@ from s2s.issuer._registry import (
     ManagedClientRegistry,
     open_client_registry,
 )
-from s2s.issuer._secret_hash import SecretVerifier, generate_secret, hash_secret, verify_secret
+from s2s.issuer._secret_hash import ClientSecret, SecretVerifier, generate_secret, hash_secret, verify_secret
 from s2s.issuer.assertion import AssertionVerifier, InMemoryReplayCache, InvalidAssertion, ReplayCache
 from s2s.issuer.aws_clients import SecretsManagerClientRegistry
 from s2s.issuer.clients import Client, new_client
@@ -59,6 +59,7 @@ __all__ = [
     "AssertionVerifier",
     "Client",
     "ClientRegistry",
+    "ClientSecret",
     "DynamoDBState",
     "FileClientRegistry",
     "InMemoryClientRegistry",

@@ -18,7 +18,7 @@ from s2s.aws import AwsSettings, SecretsManager, SecretsManagerDocument
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError, S2SError, VersionConflict
 from s2s.issuer._registry import add_change, dump_registry, read_registry, refuse_emptying, remove_change
-from s2s.issuer.clients import Client
+from s2s.issuer.clients import Client, prune_expired_secrets
 from s2s.issuer.errors import RegistryError, RegistryUnavailable
 from s2s.secrets.references import parse_location
 
@@ -195,6 +195,7 @@ class SecretsManagerClientRegistry:
             text, version = self._document.read()
             clients = self._parse(text) if version is not None else {}
             change(clients)
+            prune_expired_secrets(clients, self._clock.now())  # rotated secrets past their grace
             try:
                 new_version = self._document.write(dump_registry(clients), version)
             except VersionConflict:
