@@ -212,7 +212,9 @@ class TokenEndpoint:
         try:
             new = hash_secret(secret)
         except ConfigError:
-            log.warning("client %s has a weak legacy secret: rotate it (s2s clients add)", client.client_id)
+            log.warning(
+                "client %s has a weak legacy secret: rotate it (s2s clients rotate-secret)", client.client_id
+            )
             return
 
         def change(clients: dict[str, Client]) -> None:
