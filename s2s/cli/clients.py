@@ -39,6 +39,20 @@ def _registry(url: str) -> ManagedClientRegistry:
     return open_client_registry(url)
 
 
+def _existing_registry(url: str) -> ManagedClientRegistry:
+    """The registry at ``url``; a file registry that does not exist ends the command with where
+    it looked and how to create one (reading or changing it must not create it)."""
+    managed = _registry(url)
+    if isinstance(managed, FileClientRegistry) and not managed.path.exists():
+        missing_location(
+            "client registry",
+            managed.url,
+            f"s2s clients add CLIENT_ID --audience AUDIENCE --registry {managed.url}",
+            "--registry / S2S_CLIENTS",
+        )
+    return managed
+
+
 def _read_jwks(path: Path) -> dict[str, Any]:
     try:
         doc = json.loads(path.read_text("utf-8"))
@@ -178,14 +192,7 @@ def add_command(  # noqa: PLR0917 - click passes each option as an argument
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def list_command(registry: str, as_json: bool) -> None:
     """List clients (never their secrets or hashes)."""
-    managed = _registry(registry)
-    if isinstance(managed, FileClientRegistry) and not managed.path.exists():
-        missing_location(
-            "client registry",
-            managed.url,
-            f"s2s clients add CLIENT_ID --audience AUDIENCE --registry {managed.url}",
-            "--registry / S2S_CLIENTS",
-        )
+    managed = _existing_registry(registry)
     clients = managed.all()
     now = system_clock.now()
     rows = [
@@ -263,14 +270,7 @@ def rotate_secret_command(client_id: str, grace: float, registry: str, as_json: 
     now = system_clock.now()
     secret = generate_secret()
     secret_hash = hash_secret(secret)
-    managed = _registry(registry)
-    if isinstance(managed, FileClientRegistry) and not managed.path.exists():
-        missing_location(
-            "client registry",
-            managed.url,
-            f"s2s clients add CLIENT_ID --audience AUDIENCE --registry {managed.url}",
-            "--registry / S2S_CLIENTS",
-        )
+    managed = _existing_registry(registry)
     rotated: list[Client] = []
 
     def change(clients: dict[str, Client]) -> None:
