@@ -346,3 +346,42 @@ def test_a_legacy_old_secret_is_upgraded_in_place_and_keeps_its_grace(
         http.post("/oauth2/token", data=CC, headers={"Authorization": basic("svc", SECRET)}).status_code
         == 401
     )
+
+
+def test_rotate_secret_through_the_cli_in_secrets_manager_loses_no_concurrent_change(
+    sm: Any, clock: FakeClock
+) -> None:
+    """The rotation is a registry change like add/remove: a compare-and-swap write that is retried
+    on a concurrent change, so neither the rotation nor the other change is lost."""
+    url = "aws-sm://s2s/rotation-cli"
+    runner = CliRunner()
+    added = runner.invoke(
+        main, ["clients", "add", "svc", "--audience", AUDIENCE, "--json", "--registry", url]
+    )
+    old = json.loads(added.stdout)["client_secret"]
+    other = SecretsManagerClientRegistry("s2s/rotation-cli", sm, background=False)
+    real_update = SecretsManagerClientRegistry.update
+    raced: list[bool] = []
+
+    def update_with_a_race(self: SecretsManagerClientRegistry, change: Any) -> None:
+        def racing_change(clients: dict[str, Client]) -> None:
+            if not raced:  # another operator adds a client between our read and our write
+                raced.append(True)
+                other.add(Client(client_id="other", audiences=(AUDIENCE,), secret_hash=SECRET_HASH))
+            change(clients)
+
+        real_update(self, racing_change)
+
+    SecretsManagerClientRegistry.update = update_with_a_race  # type: ignore[method-assign]
+    try:
+        rotated = runner.invoke(main, ["clients", "rotate-secret", "svc", "--json", "--registry", url])
+    finally:
+        SecretsManagerClientRegistry.update = real_update  # type: ignore[method-assign]
+    assert rotated.exit_code == 0, rotated.output
+    new = json.loads(rotated.stdout)["client_secret"]
+    clients = {c.client_id: c for c in other.all()}
+    assert set(clients) == {"svc", "other"} and raced
+    verifier = SecretVerifier(FakeClock(time.time()))
+    assert verifier.verify(clients["svc"], old) and verifier.verify(clients["svc"], new)
+    raw = sm.get_secret_value(SecretId="s2s/rotation-cli", VersionStage="AWSCURRENT")["SecretString"]
+    assert old not in raw and new not in raw and len(json.loads(raw)["clients"][1]["previous_secrets"]) == 1
