@@ -296,6 +296,9 @@ def rotate_secret_command(client_id: str, grace: float, registry: str, as_json: 
                 "give the new one to every instance of the client before then."
             )
         else:
-            click.echo("The previous secret no longer works.")
+            click.echo(
+                "The previous secret (and any still in its grace) is refused by each issuer "
+                "as soon as it reloads the registry."
+            )
 
     emit(data, as_json, human)
