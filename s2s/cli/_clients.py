@@ -1,9 +1,9 @@
-"""``s2s clients add|list|remove``: the issuer's client registry.
+"""``s2s clients add|list|remove|rotate-secret``: the issuer's client registry.
 
-A new client's secret is printed once by ``add`` and stored only as a hash (SHA-256: the secret
-is 256 random bits); no command ever prints a hash. A client registered with a federated
-credential (``--federated-*``, ``--kubernetes``, ``--github``, ``--spiffe``) gets no secret at all:
-it authenticates with the token its platform gives it.
+A new client's secret is printed once by ``add`` (and ``rotate-secret``) and stored only as a hash
+(SHA-256: the secret is 256 random bits); no command ever prints a hash or asks for a secret. A
+client registered with a federated credential (``--federated-*``, ``--kubernetes``, ``--github``,
+``--spiffe``) gets no secret at all: it authenticates with the token its platform gives it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from s2s._env import parse_duration
 from s2s.cli import emit, main, missing_location, table
 from s2s.clock import system_clock
 from s2s.errors import ConfigError
@@ -30,7 +31,10 @@ from s2s.issuer import (
     spiffe_credential,
 )
 from s2s.issuer._certs import certificates_from_pem, jwk_for_certificate
+from s2s.issuer._clients import DEFAULT_SECRET_GRACE, MAX_SECRET_GRACE
 from s2s.issuer._federation import GITHUB_ISSUER, KUBERNETES_ISSUER
+from s2s.issuer._secret_hash import generate_secret, hash_secret
+from s2s.keys._rotation import format_time
 
 __all__ = ["DEFAULT_REGISTRY", "clients_group"]
 
@@ -47,6 +51,20 @@ _registry_option = click.option(
 
 def _registry(url: str) -> ManagedClientRegistry:
     return open_client_registry(url)
+
+
+def _existing_registry(url: str) -> ManagedClientRegistry:
+    """The registry at ``url``; a file registry that does not exist ends the command with where
+    it looked and how to create one (reading or changing it must not create it)."""
+    managed = _registry(url)
+    if isinstance(managed, FileClientRegistry) and not managed.path.exists():
+        missing_location(
+            "client registry",
+            managed.url,
+            f"s2s clients add CLIENT_ID --audience AUDIENCE --registry {managed.url}",
+            "--registry / S2S_CLIENTS",
+        )
+    return managed
 
 
 def _read_jwks(path: Path) -> dict[str, Any]:
@@ -373,15 +391,9 @@ def federate_command(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def list_command(registry: str, as_json: bool) -> None:
     """List clients (never their secrets or hashes)."""
-    managed = _registry(registry)
-    if isinstance(managed, FileClientRegistry) and not managed.path.exists():
-        missing_location(
-            "client registry",
-            managed.url,
-            f"s2s clients add CLIENT_ID --audience AUDIENCE --registry {managed.url}",
-            "--registry / S2S_CLIENTS",
-        )
+    managed = _existing_registry(registry)
     clients = managed.all()
+    now = system_clock.now()
     rows = [
         (
             c.client_id,
@@ -391,14 +403,31 @@ def list_command(registry: str, as_json: bool) -> None:
             " ".join(c.roles),
             "" if c.max_ttl is None else f"{c.max_ttl:g}",
             " ".join(f.describe() for f in c.federated),
+            _secrets_cell(c, now),
         )
         for c in clients
     ]
     emit(
         [c.to_public_dict() for c in clients],
         as_json,
-        lambda: table(rows, ("CLIENT_ID", "AUTH", "AUDIENCES", "SCOPES", "ROLES", "MAX_TTL", "FEDERATED")),
+        lambda: table(
+            rows, ("CLIENT_ID", "AUTH", "AUDIENCES", "SCOPES", "ROLES", "MAX_TTL", "FEDERATED", "SECRETS")
+        ),
     )
+
+
+def _secrets_cell(client: Client, now: float) -> str:
+    """How many secrets it may present now, and until when the replaced ones last."""
+    if not client.secrets:
+        return "-"
+    ends = sorted(s.not_after for s in client.previous_secrets if s.not_after is not None)
+    live = [t for t in ends if t > now]
+    cell = str(1 + len(live))
+    if live:
+        cell += f" (old until {format_time(live[-1])})"
+    if len(live) < len(ends):
+        cell += f" (+{len(ends) - len(live)} expired)"
+    return cell
 
 
 @clients_group.command("remove")
@@ -408,3 +437,70 @@ def remove_command(client_id: str, registry: str) -> None:
     """Remove CLIENT_ID: it can no longer obtain tokens (tokens already issued live on until exp)."""
     _registry(registry).remove(client_id)
     click.echo(f"client {client_id} removed")
+
+
+class _Duration(click.ParamType[float]):
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            return parse_duration(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a duration such as 0, 90s, 30m, 1h or 2d", param, ctx)
+
+
+@clients_group.command("rotate-secret")
+@click.argument("client_id")
+@click.option(
+    "--grace",
+    type=_Duration(),
+    default=f"{DEFAULT_SECRET_GRACE / 3600:g}h",
+    show_default=True,
+    help="How long the current secret stays valid beside the new one (e.g. 30m, 1h, 2d; at most "
+    f"{MAX_SECRET_GRACE / 86400:g}d). 0 replaces it at once, and ends any earlier secret still in "
+    "its grace.",
+)
+@_registry_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def rotate_secret_command(client_id: str, grace: float, registry: str, as_json: bool) -> None:
+    """Give CLIENT_ID a new secret, printed once, without a gap: the current secret keeps working
+    until the grace ends, then is refused (and pruned at the next change of the registry)."""
+    if not 0 <= grace <= MAX_SECRET_GRACE:
+        raise ConfigError(f"--grace must be between 0 and {MAX_SECRET_GRACE / 86400:g}d")
+    now = system_clock.now()
+    secret = generate_secret()
+    secret_hash = hash_secret(secret)
+    managed = _existing_registry(registry)
+    rotated: list[Client] = []
+
+    def change(clients: dict[str, Client]) -> None:
+        # Under the registry's lock (file) or compare-and-swap (Secrets Manager): a retry reapplies it.
+        current = clients.get(client_id)
+        if current is None:
+            raise ConfigError(f"no client {client_id!r}")
+        clients[client_id] = current.with_new_secret(secret_hash, now=now, grace=grace)
+        rotated[:] = [clients[client_id]]
+
+    managed.update(change)
+    client = rotated[0]
+    data = client.to_public_dict()
+    data["client_secret"] = secret
+
+    def human() -> None:
+        click.echo(f"client {client.client_id}: new secret")
+        click.echo(f"client_secret: {secret}")
+        click.echo("Store this secret now: it is shown only once; the registry keeps only a hash.")
+        if grace > 0:
+            click.echo(
+                f"The previous secret stays valid until {format_time(now + grace)}: "
+                "give the new one to every instance of the client before then."
+            )
+        else:
+            click.echo(
+                "The previous secret (and any still in its grace) is refused by each issuer "
+                "as soon as it reloads the registry."
+            )
+
+    emit(data, as_json, human)

@@ -42,7 +42,7 @@ from s2s.issuer._registry import (
     ManagedClientRegistry,
     open_client_registry,
 )
-from s2s.issuer._secret_hash import SecretVerifier, generate_secret, hash_secret, verify_secret
+from s2s.issuer._secret_hash import SecretVerifier, StoredSecret, generate_secret, hash_secret, verify_secret
 from s2s.issuer._settings import IssuerSettings
 from s2s.issuer._state import InMemoryState, IssuerState, SQLiteState, open_state
 from s2s.issuer._token import TokenEndpoint, TokenResponse
@@ -100,6 +100,7 @@ __all__ = [
     "ServerError",
     "SlowDown",
     "StateUnavailable",
+    "StoredSecret",
     "TemporarilyUnavailable",
     "TokenBucketLimiter",
     "TokenEndpoint",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from s2s.aws import AwsSettings, SecretsManager, SecretsManagerDocument
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError, S2SError, VersionConflict
-from s2s.issuer._clients import Client
+from s2s.issuer._clients import Client, prune_expired_secrets
 from s2s.issuer._registry import add_change, dump_registry, read_registry, refuse_emptying, remove_change
 from s2s.issuer.errors import RegistryError, RegistryUnavailable
 from s2s.secrets._references import parse_location
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SecretsManagerClientRegistry"]
 
-log = logging.getLogger("s2s.issuer.aws_clients")
+log = logging.getLogger("s2s.issuer._aws_clients")
 
 
 class SecretsManagerClientRegistry:
@@ -195,6 +195,7 @@ class SecretsManagerClientRegistry:
             text, version = self._document.read()
             clients = self._parse(text) if version is not None else {}
             change(clients)
+            prune_expired_secrets(clients, self._clock.now())  # rotated secrets past their grace
             try:
                 new_version = self._document.write(dump_registry(clients), version)
             except VersionConflict:

@@ -5,6 +5,11 @@ A client authenticates either with a secret (stored only as a SHA-256 hash, see
 never shares a secret with us), and/or with a token its platform gives it, matched to one of its
 federated credentials (:mod:`s2s.issuer._federation`: no secret anywhere). Where clients are
 kept: :mod:`s2s.issuer._registry`.
+
+A secret is replaced without a gap (:meth:`Client.with_new_secret`, ``s2s clients rotate-secret``):
+the new one becomes current and the old one stays accepted until the grace ends
+(``previous_secrets``, each with its ``not_after``); the next write of the registry prunes the
+expired ones (:func:`prune_expired_secrets`).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -21,11 +26,29 @@ from s2s.errors import ConfigError
 from s2s.issuer._assertion import client_public_key as _client_public_key
 from s2s.issuer._certs import leaf_certificate
 from s2s.issuer._federation import FederatedCredential
-from s2s.issuer._secret_hash import generate_secret, hash_secret, parse_secret_hash
+from s2s.issuer._secret_hash import StoredSecret, generate_secret, hash_secret
 from s2s.jose import CLIENT_ASSERTION_ALGS, algs_for_jwk
 from s2s.oauth import CLIENT_ID, SCOPE_TOKEN
 
-__all__ = ["CLIENT_ASSERTION_ALGS", "Client", "FederatedCredential", "algs_for_jwk", "new_client"]
+__all__ = [
+    "CLIENT_ASSERTION_ALGS",
+    "DEFAULT_SECRET_GRACE",
+    "MAX_PREVIOUS_SECRETS",
+    "MAX_SECRET_GRACE",
+    "Client",
+    "FederatedCredential",
+    "StoredSecret",
+    "algs_for_jwk",
+    "new_client",
+    "prune_expired_secrets",
+]
+
+# `s2s clients rotate-secret --grace`: long enough to roll a secret out to every replica of the
+# caller, short enough that a replaced secret does not live on. At most a week.
+DEFAULT_SECRET_GRACE = 3600.0
+MAX_SECRET_GRACE = 7 * 86400.0
+# Old secrets a client may hold in their grace at once (besides its current one).
+MAX_PREVIOUS_SECRETS = 4
 
 
 def _strings(value: Any, what: str, pattern: re.Pattern[str] | None = None) -> tuple[str, ...]:
@@ -41,6 +64,23 @@ def _strings(value: Any, what: str, pattern: re.Pattern[str] | None = None) -> t
 
 
 MAX_FEATURES_JSON = 4096
+
+
+def _previous_secrets(value: Any, client_id: str) -> tuple[StoredSecret, ...]:
+    if isinstance(value, str | Mapping) or not isinstance(value, Iterable):
+        raise ConfigError(f"client {client_id}: previous_secrets must be a list")
+    out = tuple(value)
+    if not all(isinstance(s, StoredSecret) and s.not_after is not None for s in out):
+        raise ConfigError(f"client {client_id}: each previous secret needs a not_after")
+    if len(out) > MAX_PREVIOUS_SECRETS:
+        raise ConfigError(f"client {client_id}: more than {MAX_PREVIOUS_SECRETS} previous secrets")
+    return out
+
+
+def _previous_secret_record(record: Any) -> StoredSecret:
+    if not isinstance(record, Mapping):
+        raise ConfigError("a previous secret must be an object with secret_hash and not_after")
+    return StoredSecret(record.get("secret_hash"), record.get("not_after"))  # type: ignore[arg-type]
 
 
 def _features(value: Any) -> tuple[str, ...] | Mapping[str, Any]:
@@ -73,6 +113,10 @@ class Client:
     claim_aliases: bool | None = None
     # Exactly one credential. The hash is not secret-equivalent, but it stays out of repr and logs.
     secret_hash: str | None = field(default=None, repr=False)
+    # Secrets being replaced (rotate-secret), each accepted until its not_after; keyword only.
+    previous_secrets: tuple[StoredSecret, ...] = field(default=(), repr=False, kw_only=True)
+    # Every secret it may present, the current one first: what the token endpoint compares.
+    secrets: tuple[StoredSecret, ...] = field(init=False, repr=False, compare=False)
     jwks: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
     created_at: float | None = None
     # External identities that may act as this client (federated client credentials).
@@ -107,13 +151,52 @@ class Client:
             raise ConfigError(
                 f"client {self.client_id}: needs a secret, a public JWKS or a federated credential"
             )
-        if self.secret_hash is not None:
-            parse_secret_hash(self.secret_hash)
+        previous = _previous_secrets(self.previous_secrets, self.client_id)
+        if previous and self.secret_hash is None:
+            raise ConfigError(f"client {self.client_id}: previous secrets without a current secret")
+        object.__setattr__(self, "previous_secrets", previous)
+        current = () if self.secret_hash is None else (StoredSecret(self.secret_hash),)
+        object.__setattr__(self, "secrets", current + previous)
         keys = tuple(_client_public_key(k) for k in self.jwks)
         kids = [k["kid"] for k in keys]
         if len(set(kids)) != len(kids):
             raise ConfigError(f"client {self.client_id}: duplicate kid in its JWKS")
         object.__setattr__(self, "jwks", keys)
+
+    def with_new_secret(self, secret_hash: str, *, now: float, grace: float = DEFAULT_SECRET_GRACE) -> Client:
+        """This client with ``secret_hash`` as its current secret, the current one accepted for
+        ``grace`` more seconds (at most :data:`MAX_SECRET_GRACE`). ``grace=0`` replaces at once:
+        the current secret and every earlier one still in its grace stop working now."""
+        if self.secret_hash is None:
+            raise ConfigError(f"client {self.client_id} authenticates with private_key_jwt: it has no secret")
+        if isinstance(grace, bool) or not 0 <= grace <= MAX_SECRET_GRACE:
+            raise ConfigError(f"the grace must be between 0 and {MAX_SECRET_GRACE / 86400:g} days")
+        previous: tuple[StoredSecret, ...] = ()
+        if grace > 0:
+            kept = tuple(s for s in self.previous_secrets if not s.expired(now))
+            previous = (StoredSecret(self.secret_hash, now + grace), *kept)
+            if len(previous) > MAX_PREVIOUS_SECRETS:
+                raise ConfigError(
+                    f"client {self.client_id} already has {len(kept)} old secrets in their grace: "
+                    "wait until one expires, or rotate with --grace 0 to end them all now"
+                )
+        return replace(self, secret_hash=secret_hash, previous_secrets=previous)
+
+    def without_expired_secrets(self, now: float) -> Client:
+        """This client without the replaced secrets whose grace has ended (itself if none has)."""
+        kept = tuple(s for s in self.previous_secrets if not s.expired(now))
+        return self if len(kept) == len(self.previous_secrets) else replace(self, previous_secrets=kept)
+
+    def with_secret_hash_replaced(self, old: str, new: str) -> Client:
+        """This client with the stored hash ``old`` (current or previous) replaced by ``new`` (the
+        same secret under the fast hash, after a legacy scrypt check), its not_after kept."""
+        return replace(
+            self,
+            secret_hash=new if self.secret_hash == old else self.secret_hash,
+            previous_secrets=tuple(
+                StoredSecret(new, s.not_after) if s.secret_hash == old else s for s in self.previous_secrets
+            ),
+        )
 
     @property
     def auth_method(self) -> str:
@@ -136,6 +219,10 @@ class Client:
         }
         if self.claim_aliases is not None:
             out["claim_aliases"] = self.claim_aliases
+        if self.secrets:
+            # How many secrets it may present, and until when each replaced one is accepted.
+            out["secret_count"] = len(self.secrets)
+            out["previous_secrets_not_after"] = [s.not_after for s in self.previous_secrets]
         if self.jwks:
             out["kids"] = [k["kid"] for k in self.jwks]
             certs = [(k["kid"], leaf_certificate(k["x5c"])) for k in self.jwks if "x5c" in k]
@@ -153,8 +240,14 @@ class Client:
         doc.pop("auth_method")
         doc.pop("kids", None)
         doc.pop("certificates", None)
+        doc.pop("secret_count", None)
+        doc.pop("previous_secrets_not_after", None)
         if self.secret_hash is not None:
             doc["secret_hash"] = self.secret_hash
+            if self.previous_secrets:
+                doc["previous_secrets"] = [
+                    {"secret_hash": s.secret_hash, "not_after": s.not_after} for s in self.previous_secrets
+                ]
         elif self.jwks:
             doc["jwks"] = {"keys": [dict(k) for k in self.jwks]}
         return doc
@@ -173,6 +266,9 @@ class Client:
         if not isinstance(federated, list | tuple):
             raise ConfigError("client federated must be a list of federated credentials")
         credentials = tuple(FederatedCredential.from_document(f) for f in federated)
+        previous = doc.get("previous_secrets", ())
+        if not isinstance(previous, list | tuple):
+            raise ConfigError("client previous_secrets must be a list")
         try:
             return cls(
                 client_id=doc.get("client_id"),  # type: ignore[arg-type]
@@ -184,6 +280,7 @@ class Client:
                 max_ttl=doc.get("max_ttl"),
                 claim_aliases=doc.get("claim_aliases"),
                 secret_hash=doc.get("secret_hash"),
+                previous_secrets=tuple(_previous_secret_record(r) for r in previous),
                 jwks=keys,
                 created_at=doc.get("created_at"),
                 federated=credentials,
@@ -240,3 +337,9 @@ def new_client(
         federated=tuple(federated),
     )
     return client, secret
+
+
+def prune_expired_secrets(clients: dict[str, Client], now: float) -> None:
+    """Drop, in place, every replaced secret whose grace has ended: run on each registry write."""
+    for client_id, client in list(clients.items()):
+        clients[client_id] = client.without_expired_secrets(now)

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from s2s._files import check_private_file, exclusive_lock, write_atomic
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError, S2SError
-from s2s.issuer._clients import Client
+from s2s.issuer._clients import Client, prune_expired_secrets
 from s2s.issuer.errors import RegistryError
 
 __all__ = [
@@ -45,7 +45,7 @@ REGISTRY_FORMAT = "s2s.clients/1"
 # issuer that had clients (a missing or blank registry is a lost one until an operator says so).
 CLEARED_MARKER = "cleared_by"
 
-log = logging.getLogger("s2s.issuer.clients")
+log = logging.getLogger("s2s.issuer._clients")
 
 
 def refuse_emptying(
@@ -83,6 +83,10 @@ class ManagedClientRegistry(ClientRegistry, Protocol):
     def add(self, client: Client, *, replace_existing: bool = False) -> None: ...
 
     def remove(self, client_id: str) -> None: ...
+
+    def update(self, change: Callable[[dict[str, Client]], None]) -> None:
+        """Apply ``change`` to the clients and write them (atomically, refusing lost updates)."""
+        ...
 
 
 class InMemoryClientRegistry:
@@ -186,6 +190,7 @@ class FileClientRegistry:
         with exclusive_lock(self.path.with_name(self.path.name + ".lock")):
             clients = self._read()
             change(clients)
+            prune_expired_secrets(clients, self._clock.now())  # rotated secrets past their grace
             write_atomic(self.path, dump_registry(clients).encode(), tmp_prefix=f".{self.path.name}.")
         self._checked_at = None
 

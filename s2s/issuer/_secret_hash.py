@@ -15,6 +15,11 @@ checked once on the slow path (the token endpoint runs it on a bounded pool) and
 fast hash after the first success (:meth:`s2s.issuer._token.TokenEndpoint` writes it back).
 :class:`SecretVerifier` remembers recent scrypt successes so the slow hash runs once per client
 and secret until then.
+
+A client may hold several secrets at once (:attr:`s2s.issuer.Client.secrets`): its current one and
+the ones being replaced by ``s2s clients rotate-secret``, each accepted until its ``not_after``
+(:class:`StoredSecret`). The presented secret is hashed once and compared with every stored hash,
+expired ones included, so the time taken does not say which one matched or whether it expired.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import hmac
 import math
 import secrets
 import string
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from s2s.clock import Clock, system_clock
@@ -35,7 +41,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MIN_SECRET_BITS",
+    "SecretCheck",
     "SecretVerifier",
+    "StoredSecret",
     "dummy_check",
     "generate_secret",
     "hash_secret",
@@ -165,12 +173,51 @@ def dummy_check(secret: str) -> bool:
 _DUMMY = secrets.token_bytes(32)
 
 
+@dataclass(frozen=True, slots=True)
+class StoredSecret:
+    """One secret a client may present: its stored hash and, for a secret being replaced
+    (``s2s clients rotate-secret``), the moment (Unix seconds) from which it is refused."""
+
+    secret_hash: str = field(repr=False)
+    not_after: float | None = None
+    # The fast hash's digest, decoded once (b"" for a legacy scrypt hash).
+    digest: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.secret_hash, str):
+            raise ConfigError("malformed secret hash")
+        log_n, _, _, _, digest = parse_secret_hash(self.secret_hash)
+        object.__setattr__(self, "digest", b"" if log_n else digest)
+        end = self.not_after
+        if end is not None:
+            if isinstance(end, bool) or not isinstance(end, int | float) or not math.isfinite(end) or end < 0:
+                raise ConfigError("a secret's not_after must be a time in seconds since the epoch")
+            object.__setattr__(self, "not_after", float(end))
+
+    @property
+    def legacy(self) -> bool:
+        return not self.digest
+
+    def expired(self, now: float) -> bool:
+        return self.not_after is not None and now >= self.not_after
+
+
+@dataclass(frozen=True, slots=True)
+class SecretCheck:
+    """What the fast check decided: ``ok`` True or False, or None when a legacy scrypt hash must
+    be checked (:meth:`SecretVerifier.verify_slow`); ``reason`` names a refusal, for the log only."""
+
+    ok: bool | None
+    reason: str = ""
+
+
 class SecretVerifier:
     """Checks client secrets: fast hashes at once, scrypt ones remembered after a success.
 
     A success is cached under a MAC (keyed BLAKE2b) of (client id, stored hash, secret) for ``ttl``
     seconds: the clear secret is never kept, a changed hash (new secret) misses the cache, and the
-    process key makes entries useless outside this process. Failures are never cached.
+    process key makes entries useless outside this process. Failures are never cached. Whether a
+    secret has expired is read from ``clock.now()`` on every check, cache or not.
     """
 
     def __init__(self, clock: Clock = system_clock, *, ttl: float = 300.0, max_entries: int = 10_000) -> None:
@@ -180,28 +227,48 @@ class SecretVerifier:
         self._key = secrets.token_bytes(32)
         self._ok: dict[bytes, float] = {}
 
-    def _cache_key(self, client: Client, secret: str) -> bytes:
-        assert client.secret_hash is not None
-        msg = b"\0".join(
-            (client.client_id.encode(), client.secret_hash.encode(), secret.encode("utf-8", "replace"))
-        )
+    def _cache_key(self, client_id: str, secret_hash: str, secret: str) -> bytes:
+        msg = b"\0".join((client_id.encode(), secret_hash.encode(), secret.encode("utf-8", "replace")))
         # Keyed BLAKE2b (RFC 7693) is a MAC by itself, and about twice as fast here as HMAC-SHA256.
         return hashlib.blake2b(msg, key=self._key, digest_size=32).digest()
+
+    def assess(self, client: Client, secret: str) -> SecretCheck:
+        """Compare ``secret`` with every secret of ``client`` (one SHA-256, then one constant-time
+        compare per stored hash, none skipped). Accepted when it matches one not expired; refused
+        with the reason "expired" when it matches only an expired one; undecided (``ok`` None)
+        when only a legacy scrypt hash not in the cache could still match."""
+        stored = client.secrets
+        if not stored:
+            return SecretCheck(dummy_check(secret), "client has no secret")
+        now = self._clock.now()
+        presented = _fast_digest(secret)  # surrogatepass: every str encodes
+        live = expired = slow = False
+        for entry in stored:
+            in_force = not entry.expired(now)
+            if entry.legacy:
+                if in_force:
+                    hit = self._cached(client.client_id, entry.secret_hash, secret)
+                    live |= hit
+                    slow |= not hit
+                continue
+            match = hmac.compare_digest(presented, entry.digest)
+            live |= match and in_force
+            expired |= match and not in_force
+        if live:
+            return SecretCheck(True)
+        if slow:
+            return SecretCheck(None)
+        if expired:
+            return SecretCheck(False, "secret expired (replaced by rotate-secret; its grace has ended)")
+        return SecretCheck(False, "wrong secret")
 
     def check(self, client: Client, secret: str) -> bool | None:
         """True or False when decided now (a fast hash, or a recent scrypt success); None when
         the slow scrypt check is needed (:meth:`verify_slow`, on a worker thread)."""
-        if client.secret_hash is None:
-            return dummy_check(secret)
-        if not is_legacy_hash(client.secret_hash):
-            return verify_secret(secret, client.secret_hash)
-        return True if self.cached(client, secret) else None
+        return self.assess(client, secret).ok
 
-    def cached(self, client: Client, secret: str) -> bool:
-        """True when this exact secret was verified for this client recently."""
-        if client.secret_hash is None:
-            return False
-        key = self._cache_key(client, secret)
+    def _cached(self, client_id: str, secret_hash: str, secret: str) -> bool:
+        key = self._cache_key(client_id, secret_hash, secret)
         until = self._ok.get(key)
         if until is None:
             return False
@@ -210,19 +277,41 @@ class SecretVerifier:
             return False
         return True
 
+    def cached(self, client: Client, secret: str) -> bool:
+        """True when this exact secret was verified recently (:meth:`verify_slow`) against one of
+        the client's secrets still in force."""
+        return self._cached_hash(client, secret, legacy_only=False) is not None
+
+    def legacy_match(self, client: Client, secret: str) -> str | None:
+        """The legacy hash in force that ``secret`` was recently verified against, if any (a MAC
+        per hash, no scrypt): the hash the token endpoint replaces with the fast one."""
+        return self._cached_hash(client, secret, legacy_only=True)
+
+    def _cached_hash(self, client: Client, secret: str, *, legacy_only: bool) -> str | None:
+        now = self._clock.now()
+        for entry in client.secrets:
+            wanted = (entry.legacy or not legacy_only) and not entry.expired(now)
+            if wanted and self._cached(client.client_id, entry.secret_hash, secret):
+                return entry.secret_hash
+        return None
+
     def verify_slow(self, client: Client, secret: str) -> bool:
-        """The full scrypt check; remembers a success. Safe to call from a worker thread."""
-        if client.secret_hash is None:
-            return False
-        ok = verify_secret(secret, client.secret_hash)
-        if ok:
+        """The full check against every secret in force, scrypt ones included; remembers a
+        success. Safe to call from a worker thread."""
+        now = self._clock.now()
+        for entry in client.secrets:
+            if entry.expired(now) or not verify_secret(secret, entry.secret_hash):
+                continue
             if len(self._ok) >= self._max:
-                now = self._clock.monotonic()
-                self._ok = {k: v for k, v in self._ok.items() if v > now}
+                mono = self._clock.monotonic()
+                self._ok = {k: v for k, v in self._ok.items() if v > mono}
                 if len(self._ok) >= self._max:
                     self._ok.clear()
-            self._ok[self._cache_key(client, secret)] = self._clock.monotonic() + self._ttl
-        return ok
+            self._ok[self._cache_key(client.client_id, entry.secret_hash, secret)] = (
+                self._clock.monotonic() + self._ttl
+            )
+            return True
+        return False
 
     def verify(self, client: Client, secret: str) -> bool:
         decided = self.check(client, secret)

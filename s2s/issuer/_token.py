@@ -15,7 +15,7 @@ import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _json_string
 from urllib.parse import urlsplit
 
@@ -215,16 +215,17 @@ class TokenEndpoint:
                 raise InvalidClient(f"private_key_jwt: {exc.description}") from None
             return _Pending(client, params)
         presented = secret or ""
-        if client is None or client.secret_hash is None:
+        if client is None or not client.secrets:
             dummy_check(presented)
             raise InvalidClient(
                 "client_secret: " + ("unknown client" if client is None else "client has no secret")
             )
-        decided = self.secrets.check(client, presented)
-        if decided is None:  # an scrypt hash from an earlier version: the slow path, once
+        # Every secret it holds (a rotation keeps the old one for a grace), in constant time.
+        decided = self.secrets.assess(client, presented)
+        if decided.ok is None:  # an scrypt hash from an earlier version: the slow path, once
             return _Pending(client, params, secret)
-        if not decided:
-            raise InvalidClient("client_secret: wrong secret")
+        if not decided.ok:
+            raise InvalidClient(f"client_secret: {decided.reason}")
         return _Pending(client, params)
 
     def _authenticate_federated(self, client: Client, params: Mapping[str, str], assertion: str) -> _Pending:
@@ -259,19 +260,21 @@ class TokenEndpoint:
         """Best effort: write the fast hash back through the registry's compare-and-swap update
         (only if the stored hash is still the one just verified). Failures are only logged."""
         update = getattr(self.registry, "update", None)
-        old = client.secret_hash
+        old = self.secrets.legacy_match(client, secret)  # which of its secrets was just verified
         if update is None or old is None:
             return
         try:
             new = hash_secret(secret)
         except ConfigError:
-            log.warning("client %s has a weak legacy secret: rotate it (s2s clients add)", client.client_id)
+            log.warning(
+                "client %s has a weak legacy secret: rotate it (s2s clients rotate-secret)", client.client_id
+            )
             return
 
         def change(clients: dict[str, Client]) -> None:
             current = clients.get(client.client_id)
-            if current is not None and current.secret_hash == old:
-                clients[client.client_id] = replace(current, secret_hash=new)
+            if current is not None and any(s.secret_hash == old for s in current.secrets):
+                clients[client.client_id] = current.with_secret_hash_replaced(old, new)
 
         try:
             update(change)
