@@ -7,6 +7,9 @@ in a Litestar app."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -167,3 +170,78 @@ def test_refusals_end_to_end_are_invalid_client_and_leak_nothing(
     response = exchange(issuer, "orders-k8s", valid)
     assert response.status_code == 401 and response.json()["error"] == "invalid_client"
     assert "our own access token" in Path(issuer.log).read_text(errors="replace")
+
+
+def _project(path: Path, token: str) -> None:
+    """Write the token as the kubelet does: a new file swapped in by rename, never a partial one."""
+    fresh = path.with_name(f".{path.name}.{time.monotonic_ns()}")
+    fresh.write_text(token)
+    fresh.chmod(0o600)
+    os.replace(fresh, path)
+
+
+def test_a_token_client_reads_a_projected_token_file_rewritten_under_load(
+    issuer: RunningIssuer,
+    resource: TestClient[Litestar],
+    platforms: Platforms,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The caller's whole configuration is S2S_CLIENT_ASSERTION_FILE: no secret anywhere. The file
+    is rewritten (as the kubelet rotates it) while the client keeps acquiring: no acquisition fails."""
+    from s2s.client import TokenClient
+
+    projected = tmp_path / "token"
+    _project(projected, platforms.k8s.token(K8S_SUB, issuer.url, time.time()))
+    for name in ("S2S_CLIENT_SECRET", "S2S_CLIENT_PRIVATE_KEY", "S2S_TOKEN_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("S2S_ISSUER", issuer.url)
+    monkeypatch.setenv("S2S_CLIENT_ID", "orders-k8s")
+    monkeypatch.setenv("S2S_CLIENT_ASSERTION_FILE", str(projected))
+
+    rewrites, stop = [0], threading.Event()
+
+    def kubelet() -> None:
+        while not stop.wait(1.0):
+            _project(projected, platforms.k8s.token(K8S_SUB, issuer.url, time.time()))
+            rewrites[0] += 1
+
+    writer = threading.Thread(target=kubelet, daemon=True)
+    writer.start()
+    acquired, failures = 0, []
+    ceiling = time.monotonic() + 120  # a generous bound; the loop ends on the work done
+    try:
+        with TokenClient.from_env() as client:
+            while (rewrites[0] < 3 or acquired < 20) and time.monotonic() < ceiling:
+                client.clear()  # every acquisition goes to the issuer with the file's current token
+                try:
+                    token = client.get_token(AUDIENCE, ["orders:read"])
+                except Exception as exc:
+                    failures.append(repr(exc))
+                    continue
+                acquired += 1
+        answer = resource.get("/orders", headers={"Authorization": f"Bearer {token.token}"})
+    finally:
+        stop.set()
+        writer.join()
+    print(f"\nprojected-token e2e: {acquired} acquisitions, {rewrites[0]} rewrites, {len(failures)} failures")
+    assert failures == []
+    assert rewrites[0] >= 3 and acquired >= 20
+    assert answer.status_code == 200 and answer.json()["client_id"] == "orders-k8s"
+
+
+def test_s2s_token_with_an_assertion_file_against_the_issuer(
+    issuer: RunningIssuer, platforms: Platforms, tmp_path: Path
+) -> None:
+    projected = tmp_path / "token"
+    platform_token = platforms.gh.token(GH_SUB, issuer.url, time.time())
+    _project(projected, platform_token)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("S2S_")}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("s2s")), "token", "--issuer", issuer.url,
+         "--client-id", "orders-ci", "--assertion-file", str(projected), "--audience", AUDIENCE],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().count(".") == 2  # a compact JWT
+    assert platform_token not in done.stdout + done.stderr
