@@ -157,7 +157,9 @@ class AsyncSingleFlight(Generic[K, T]):
                 return await asyncio.shield(task)
         except TimeoutError:
             if task.done():
-                raise
+                # The deadline fired as the call ended (a busy loop wakes both at once): its outcome
+                # stands (its own TimeoutError included), never a timeout of ours.
+                return task.result()
             raise FlightTimeout(f"the call in flight did not end within {timeout:g} s") from None
 
     def start(self, key: K, fn: Callable[[], Awaitable[T]]) -> bool:

@@ -138,3 +138,32 @@ def test_asyncio_task_of_a_finished_event_loop_is_not_joined() -> None:
         return await flight.do("k", fresh)
 
     assert asyncio.run(again()) == 5
+
+
+def test_asyncio_deadline_firing_as_the_call_ends_returns_the_calls_outcome(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a busy loop the waiter's deadline and the call's end can land in one iteration: the
+    caller gets the call's outcome, never a bare TimeoutError (a verifier turned it into a 401)."""
+    import contextlib
+
+    @contextlib.asynccontextmanager
+    async def deadline_fires_on_the_way_out(_delay: float):  # type: ignore[no-untyped-def]
+        yield
+        raise TimeoutError
+
+    flight: AsyncSingleFlight[str, int] = AsyncSingleFlight()
+
+    async def fn() -> int:
+        return 7
+
+    async def boom() -> int:
+        raise ValueError("the call's own failure")
+
+    async def go() -> None:
+        monkeypatch.setattr(asyncio, "timeout", deadline_fires_on_the_way_out)
+        assert await flight.do("k", fn, timeout=5) == 7
+        with pytest.raises(ValueError, match="own failure"):
+            await flight.do("e", boom, timeout=5)
+
+    asyncio.run(go())

@@ -61,6 +61,7 @@ from s2s.verify.errors import (
     BadSignature,
     DisallowedAlgorithm,
     InvalidToken,
+    KeysUnavailable,
     MalformedToken,
     TokenRevoked,
     UnsupportedHeader,
@@ -149,6 +150,14 @@ def _refusal(exc: Exception) -> VerificationError:
     error.__traceback__ = None
     log.info("token refused: %s (%s)", error.description, type(error).__name__)
     return error
+
+
+def _unavailable(exc: Exception) -> VerificationError:
+    """A key lookup's failure: a refusal stands; anything else is ours (503), not the caller's."""
+    if isinstance(exc, VerificationError):
+        return exc
+    log.warning("signing key lookup failed unexpectedly (%s): answering 503", type(exc).__name__)
+    return KeysUnavailable()
 
 
 class _Core(Generic[S]):
@@ -402,7 +411,7 @@ class TokenVerifier:
                         answer = step.check(step.principal)
                         result = bool(await answer if inspect.isawaitable(answer) else answer)
                 except Exception as exc:
-                    error = exc
+                    error = _unavailable(exc) if isinstance(step, NeedKey) else exc
                 # Thrown back in outside the except block: the refusal is chained to nothing.
                 step = flow.send(result) if error is None else flow.throw(error)
         except StopIteration as done:
@@ -498,7 +507,7 @@ class SyncTokenVerifier:
                     else:
                         result = _revoked_now(step)
                 except Exception as exc:
-                    error = exc
+                    error = _unavailable(exc) if isinstance(step, NeedKey) else exc
                 step = flow.send(result) if error is None else flow.throw(error)
         except StopIteration as done:
             principal: Principal = done.value

@@ -662,3 +662,33 @@ def test_discovery_cannot_point_an_https_issuer_at_plain_http_on_loopback(
         run(v.verify(mint()))
     assert srv.requests["http://127.0.0.1:6379/"] == 0 and srv.requests["http://localhost:6379/keys"] == 0
     assert "must use https" in caplog.text
+
+
+@pytest.mark.parametrize("twin", ["async", "sync"])
+def test_an_unexpected_failure_looking_up_a_key_is_503_not_a_refusal(
+    one_key_server: JwksServer, clock: FakeClock, mint: Mint, monkeypatch: pytest.MonkeyPatch, twin: str
+) -> None:
+    """A bug or a surprise in the key lookup is our fault: 503 + Retry-After, never a 401 that
+    tells a caller with a good token that its token is bad."""
+    token = mint()
+    if twin == "async":
+        v = make(one_key_server, clock)
+
+        async def broken(self: Any, kid: str) -> Any:
+            raise TimeoutError
+
+        monkeypatch.setattr(type(v.sources[0]), "get_key", broken)
+        with pytest.raises(KeysUnavailable) as info:
+            run(v.verify(token))
+    else:
+        sv = SyncTokenVerifier(
+            VerifierConfig.for_s2s(ISSUER, AUDIENCE), http_client=one_key_server.sync_client(), clock=clock
+        )
+
+        def broken_sync(self: Any, kid: str) -> Any:
+            raise RuntimeError("surprise")
+
+        monkeypatch.setattr(type(sv.sources[0]), "get_key", broken_sync)
+        with pytest.raises(KeysUnavailable) as info:
+            sv.verify(token)
+    assert info.value.status_code == 503
