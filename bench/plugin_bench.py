@@ -12,6 +12,8 @@ Five apps serve the same handler (``GET /orders`` -> a small JSON list):
   ``principal: PrincipalDep`` injected;
 * ``guards``  - the same with the requirement as a Litestar guard (``guards=[requires_scopes(...)]``):
   Litestar copies the route handler for every guard call, which this shows;
+* ``accessor`` - ``guarded`` with the principal read by ``current_principal()`` in the handler
+  instead of injected: the same work without Litestar's dependency injection;
 * ``plaindep`` - no plugin, one injected dependency (an int): Litestar's dependency injection alone,
   the peer of ``guarded`` once DI is taken out.
 
@@ -33,7 +35,8 @@ The JWKS is served to the verifier in-process by an ``httpx.MockTransport`` (fet
 startup), so no third process is involved.
 
 Prints req/s per (server, app) and round, and the medians of ``plugin / plain`` (goal >= 0.95),
-``guarded / plain`` (goal >= 0.90) and ``guards / plain`` per server, with a reused token.
+``guarded / plain`` (goal >= 0.90), ``accessor / plain`` and ``guards / plain`` per server, with a
+reused token.
 """
 
 from __future__ import annotations
@@ -64,16 +67,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from s2s.keys import KeyState, LocalSigner, generate_key  # noqa: E402
-from s2s.litestar import PrincipalDep, S2SAuthPlugin, requires_scopes  # noqa: E402
+from s2s.litestar import PrincipalDep, S2SAuthPlugin, current_principal, requires_scopes  # noqa: E402
 from s2s.verify import VerifierConfig  # noqa: E402
 
-__all__ = ["guarded_app", "guards_app", "plain_app", "plaindep_app", "plugin_app"]
+__all__ = ["accessor_app", "guarded_app", "guards_app", "plain_app", "plaindep_app", "plugin_app"]
 
 ISSUER = "https://issuer.bench"
 AUDIENCE = "orders-api"
 ORDERS = [{"id": i, "item": "paper", "quantity": i} for i in range(3)]
-APPS = ("plain", "plugin", "guarded", "guards", "plaindep")
-GOALS = {"plugin": 0.95, "guarded": 0.90, "guards": 0.90}
+APPS = ("plain", "plugin", "guarded", "guards", "plaindep", "accessor")
+GOALS = {"plugin": 0.95, "guarded": 0.90, "guards": 0.90, "accessor": 0.90}
 
 
 # -- the apps (loaded by the server subprocess with --factory) ---------------------------------------
@@ -124,6 +127,16 @@ def plugin_app() -> Litestar:
 def guarded_app() -> Litestar:
     @get("/orders", requires=requires_scopes("orders:read"))
     async def orders(principal: PrincipalDep) -> list[dict[str, Any]]:
+        return ORDERS
+
+    return Litestar([orders], plugins=[_plugin()], logging_config=None, openapi_config=None)
+
+
+def accessor_app() -> Litestar:
+    @get("/orders", requires=requires_scopes("orders:read"))
+    async def orders() -> list[dict[str, Any]]:
+        principal = current_principal()
+        assert principal is not None
         return ORDERS
 
     return Litestar([orders], plugins=[_plugin()], logging_config=None, openapi_config=None)

@@ -13,7 +13,7 @@ from s2s.litestar._guards import (
     requires_roles,
     requires_scopes,
 )
-from s2s.litestar._middleware import WS_BEARER_PROTOCOL, S2SAuthMiddleware
+from s2s.litestar._middleware import WS_BEARER_PROTOCOL, S2SAuthMiddleware, current_principal
 from s2s.litestar._plugin import OptionalPrincipalDep, PrincipalDep, S2SAuthPlugin, provide_principal
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "Requirement",
     "S2SAuthMiddleware",
     "S2SAuthPlugin",
+    "current_principal",
     "principal_of",
     "provide_principal",
     "requires_any_role",

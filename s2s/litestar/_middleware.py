@@ -102,8 +102,13 @@ _PRINCIPAL: ContextVar[Principal | _NoPrincipal | None] = ContextVar("s2s_princi
 
 
 def current_principal() -> Principal | None:
-    """The principal of the request being handled; None on an optional route called without
-    credentials; refused as unauthenticated where the middleware verified nothing."""
+    """The verified caller of the request being handled, read without dependency injection.
+
+    What ``principal: PrincipalDep`` injects, for a handler (or any code it calls, a sync handler
+    in its worker thread included) that takes no parameter for it: Litestar's dependency injection
+    costs about as much per request as the plugin itself (docs/protect-api.md). None on an
+    optional route called without credentials; refused as unauthenticated (401, or close code
+    4401 on a WebSocket) where the middleware verified nothing, and outside any request."""
     value = _PRINCIPAL.get()
     if value is None or isinstance(value, Principal):
         return value
@@ -321,8 +326,9 @@ class S2SAuthMiddleware:
     # -- the request path --------------------------------------------------------------------------
 
     def __call__(self, app: ASGIApp) -> ASGIApp:
-        # Runs on every request: locals instead of attribute lookups, and the authenticated path
-        # inline (no extra coroutine per request).
+        # Runs on every request: locals instead of attribute lookups, the authenticated path inline
+        # (no extra coroutine or method call per request), and a caller reusing its token (the
+        # usual case) costs a header scan and one comparison before the verifier's cache.
         routes = self._routes
         plan = self._route
         excluded = self._excluded
@@ -330,6 +336,8 @@ class S2SAuthMiddleware:
         refuse = self._refuse
         verify = self.verifier.verify
         preflight = self.cors_preflight
+        set_principal = _PRINCIPAL.set
+        reset_principal = _PRINCIPAL.reset
 
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
             handler = scope.get("route_handler")
@@ -345,7 +353,23 @@ class S2SAuthMiddleware:
             protocol: str | None = None
             principal: Principal | None = None
             try:
-                token, protocol = read_token(scope)
+                header: bytes | None = None
+                for name, value in scope["headers"]:
+                    if name == b"authorization":
+                        if header is not None:
+                            raise InvalidRequest("more than one Authorization header")
+                        header = value
+                # The header last accepted (see _token): same bytes, same token.
+                memo = self._last_bearer
+                if (
+                    header is not None
+                    and header == memo[0]
+                    and scope["type"] == _HTTP
+                    and not scope.get("query_string")
+                ):
+                    token = memo[1]
+                else:
+                    token, protocol = read_token(scope, header)
                 if token is not None:
                     principal = await verify(token)
                 elif not route.optional:
@@ -362,11 +386,12 @@ class S2SAuthMiddleware:
                 return
             scope["user"] = principal
             scope["auth"] = None if principal is None else principal.claims
-            for requirement in route.requirements:
-                if (refusal := requirement.refusal(principal)) is not None:
-                    await refuse(scope, receive, send, refusal, token=token, protocol=protocol)
-                    return
-            reset = _PRINCIPAL.set(principal)
+            if route.requirements:
+                for requirement in route.requirements:
+                    if (refusal := requirement.refusal(principal)) is not None:
+                        await refuse(scope, receive, send, refusal, token=token, protocol=protocol)
+                        return
+            reset = set_principal(principal)
             try:
                 if scope["type"] == _WEBSOCKET:
                     gate = _WebSocketGate(receive, send, protocol)
@@ -374,7 +399,7 @@ class S2SAuthMiddleware:
                 else:
                     await app(scope, receive, send)
             finally:
-                _PRINCIPAL.reset(reset)
+                reset_principal(reset)
 
         return middleware
 
@@ -395,15 +420,10 @@ class S2SAuthMiddleware:
         finally:
             _PRINCIPAL.reset(reset)
 
-    def _token(self, scope: Scope) -> tuple[str | None, str | None]:
+    def _token(self, scope: Scope, header: bytes | None) -> tuple[str | None, str | None]:
         """The bearer token (None when the request has no credentials at all) and the WebSocket
-        protocol to echo when the token came in ``Sec-WebSocket-Protocol``."""
-        header: bytes | None = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                if header is not None:
-                    raise InvalidRequest("more than one Authorization header")
-                header = value
+        protocol to echo when the token came in ``Sec-WebSocket-Protocol``; ``header`` is the one
+        ``Authorization`` header, if any (the caller refused two)."""
         query_string = scope.get("query_string", b"")
         if header is None:
             offered = (

@@ -66,9 +66,12 @@ class VerifiedTokenCache:
         if self._clock.now() >= entry.valid_until or entry.source.fresh_key(entry.kid) is not entry.key:
             self._entries.pop(token, None)
             return None
-        # Removed by another thread meanwhile: the entry read is still valid.
-        with contextlib.suppress(KeyError):
+        # try, not contextlib.suppress: this is every cache hit, and suppress costs three Python
+        # calls (~0.4 µs, a fifth of a hit). Removed by another thread meanwhile: the entry is valid.
+        try:  # noqa: SIM105
             self._entries.move_to_end(token)
+        except KeyError:
+            pass
         return entry
 
     def put(
