@@ -47,7 +47,6 @@ from s2s.issuer.errors import (
 )
 from s2s.issuer.keyring import KeyManager, Readiness
 from s2s.issuer.metadata import server_metadata
-from s2s.issuer.metrics import IssuerMetrics
 from s2s.issuer.minter import Minter
 from s2s.issuer.ratelimit import RateLimiter, TokenBucketLimiter
 from s2s.issuer.settings import IssuerSettings
@@ -70,7 +69,6 @@ __all__ = [
     "InvalidScope",
     "InvalidTarget",
     "InvalidTokenRequest",
-    "IssuerMetrics",
     "IssuerParts",
     "IssuerRuntime",
     "IssuerSettings",

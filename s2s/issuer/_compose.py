@@ -21,7 +21,6 @@ from s2s.issuer._readiness import Probe, ReadinessMonitor
 from s2s.issuer._registry import ClientRegistry, open_client_registry
 from s2s.issuer.assertion import ReplayCache
 from s2s.issuer.keyring import KeyManager, unsignable
-from s2s.issuer.metrics import IssuerMetrics
 from s2s.issuer.ratelimit import RateLimiter
 from s2s.issuer.settings import IssuerSettings
 from s2s.issuer.state import IssuerState, open_state
@@ -32,6 +31,7 @@ from s2s.keys.model import KeySet, SigningKey
 from s2s.keys.rotation import ensure_keys
 from s2s.keys.signing import Signer
 from s2s.keys.store import KeyStore, open_keystore, update_keyset
+from s2s.observe import HUB, Observer
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -66,7 +66,7 @@ class IssuerRuntime:
     keys: KeyManager
     endpoint: TokenEndpoint
     registry: ClientRegistry
-    metrics: IssuerMetrics
+    observer: Observer
     state: IssuerState
     readiness: ReadinessMonitor
     pool: BlockingPool | None = None
@@ -84,6 +84,7 @@ class IssuerParts(TypedDict, total=False):
     state: IssuerState
     factories: KeyFactories
     keys: KeyManager
+    observer: Observer
 
 
 def build_issuer(settings: IssuerSettings, **parts: Unpack[IssuerParts]) -> IssuerRuntime:
@@ -105,7 +106,7 @@ def build_issuer(settings: IssuerSettings, **parts: Unpack[IssuerParts]) -> Issu
             clock=clock,
             run_rotation=settings.run_rotation,
             create_keys=settings.create_keys,
-            metrics=IssuerMetrics(),
+            observer=parts.get("observer", HUB),
             factories=parts.get("factories") or settings.key_factories(),
         )
     state = parts.get("state")
@@ -119,7 +120,7 @@ def build_issuer(settings: IssuerSettings, **parts: Unpack[IssuerParts]) -> Issu
         signer=_SignerGuard(parts.get("signer") or RoutingSigner()),
         replay=parts.get("replay") or state,
         limiter=parts.get("limiter") or state,
-        metrics=keys.metrics,
+        observer=parts.get("observer", keys.observer),
     )
     probes: dict[str, Probe] = {}
     for name, part in (("client registry", registry), ("state store", state)):
@@ -133,7 +134,7 @@ def build_issuer(settings: IssuerSettings, **parts: Unpack[IssuerParts]) -> Issu
         # A caller waits about one AWS read timeout, then gets 503 + Retry-After (issue 10).
         pool = BlockingPool(deadline=aws.read_timeout + aws.connect_timeout)
         endpoint.offload = pool
-    return IssuerRuntime(settings, keys, endpoint, registry, keys.metrics, state, readiness, pool)
+    return IssuerRuntime(settings, keys, endpoint, registry, endpoint.observer, state, readiness, pool)
 
 
 def _blocks_on_io(settings: IssuerSettings, registry: ClientRegistry, state: IssuerState) -> bool:

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from s2s.clock import FakeClock
+from s2s.issuer import Client, InMemoryClientRegistry, IssuerSettings
+from s2s.keys.rotation import RotationPolicy
+from s2s.litestar.issuer import create_issuer_app
+from s2s.observe import ObserveSettings
+from tests.issuer.helpers import AUDIENCE, ISSUER, SECRET_HASH, PkjClient, make_pkj
+from tests.support import MemoryKeyStore
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(time.time())
+
+
+@pytest.fixture
+def pkj() -> PkjClient:
+    return make_pkj()
+
+
+@pytest.fixture
+def registry(pkj: PkjClient) -> InMemoryClientRegistry:
+    return InMemoryClientRegistry(
+        [
+            Client(client_id="svc", audiences=(AUDIENCE,), scopes=("orders:read",), secret_hash=SECRET_HASH),
+            Client(client_id=pkj.client_id, audiences=(AUDIENCE,), jwks=(pkj.public_jwk,)),
+        ]
+    )
+
+
+def make_app(
+    registry: InMemoryClientRegistry,
+    clock: FakeClock,
+    *,
+    observe: ObserveSettings | None = None,
+    rate: float = 1000,
+    burst: int = 1000,
+) -> Litestar:
+    settings = IssuerSettings(
+        issuer=ISSUER, rotation=RotationPolicy(), run_rotation=True, rate_limit=rate, rate_burst=burst
+    )
+    return create_issuer_app(
+        settings,
+        store=MemoryKeyStore(),
+        registry=registry,
+        clock=clock,
+        reload_loop=False,
+        observe=observe or ObserveSettings(),
+    )
+
+
+@pytest.fixture
+def app(registry: InMemoryClientRegistry, clock: FakeClock) -> Litestar:
+    return make_app(registry, clock)
+
+
+@pytest.fixture
+def client(app: Litestar, caplog: pytest.LogCaptureFixture) -> Iterator[TestClient[Litestar]]:
+    caplog.set_level(logging.DEBUG)
+    with TestClient(app, base_url=ISSUER) as tc:
+        yield tc
