@@ -44,6 +44,7 @@ from s2s.entra.errors import (
 from s2s.entra.http import MsalHttpClient, RetryingHttpClient
 from s2s.errors import ConfigError, MissingExtra
 from s2s.oauth import AccessToken
+from s2s.observe import HUB, observed_msal
 from s2s.secrets import SecretSource
 
 __all__ = [
@@ -365,9 +366,10 @@ class EntraApp:
         if self._limiter is None:
             # Made lazily: an anyio limiter belongs to the running event loop.
             self._limiter = anyio.CapacityLimiter(self._max_concurrency)
-        return await anyio.to_thread.run_sync(
-            functools.partial(self._call, which, call), limiter=self._limiter
-        )
+        with observed_msal(HUB, "on_behalf_of" if which == "obo" else "client_credentials"):
+            return await anyio.to_thread.run_sync(
+                functools.partial(self._call, which, call), limiter=self._limiter
+            )
 
     def _call(
         self, which: str, call: Callable[[Any], Mapping[str, Any]]

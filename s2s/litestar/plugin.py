@@ -55,6 +55,7 @@ from s2s.litestar.challenge import WS_UNAUTHENTICATED, exception_handler
 from s2s.litestar.cli import s2s_cli_group
 from s2s.litestar.guards import Requirement
 from s2s.litestar.middleware import S2SAuthMiddleware, Verifier, current_principal
+from s2s.observe.litestar import metrics_route
 from s2s.verify import TokenVerifier, VerifierConfig
 from s2s.verify.errors import MissingToken, VerificationError
 from s2s.verify.principal import Principal
@@ -188,6 +189,11 @@ class S2SAuthPlugin(InitPlugin, ReceiveRoutePlugin, CLIPlugin):
             yield
         finally:
             await self.verifier.aclose()
+
+    def metrics_route(self, path: str = "/metrics") -> HTTPRouteHandler:
+        """``Litestar([..., plugin.metrics_route()], plugins=[plugin])``: see :mod:`s2s.observe.litestar`."""
+        watch = [self.verifier] if isinstance(self.verifier, TokenVerifier) else []
+        return metrics_route(path, watch=watch, exclude_opt_key=self.exclude_opt_key)
 
     def describe(self) -> list[dict[str, Any]]:
         """The trusted issuers, audiences, algorithms, JWKS URIs and key ids (public data only)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from s2s.observe._audit import AUDIT_LOGGER, AuditLog, JsonFormatter, configure_logging, log_format
 from s2s.observe._changes import report_key_changes
-from s2s.observe._observer import NULL_SPAN, Fanout, Observer, Span, SpanValue
+from s2s.observe._observer import NULL_SPAN, Fanout, Observer, Span, SpanValue, observed_msal
 from s2s.observe._settings import ObserveSettings
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "configure_logging",
     "enable_tracing",
     "log_format",
+    "observed_msal",
     "report_key_changes",
     "setup_from_env",
     "subscribe",

@@ -17,10 +17,11 @@ passed only where the method says so, for the audit trail; metrics never use the
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
-__all__ = ["NULL_SPAN", "Fanout", "Observer", "Span", "SpanValue"]
+__all__ = ["NULL_SPAN", "Fanout", "Observer", "Span", "SpanValue", "observed_msal"]
 
 SpanValue = str | int | float | bool
 
@@ -269,3 +270,16 @@ class _SpanGroup:
     def set(self, key: str, value: SpanValue) -> None:
         for s in self._spans:
             s.set(key, value)
+
+
+@contextlib.contextmanager
+def observed_msal(observer: Observer, flow: str) -> Iterator[None]:
+    """One MSAL call: a ``s2s.msal`` span, then :meth:`Observer.msal_call` with its outcome."""
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        with observer.span("s2s.msal", **{"s2s.msal.flow": flow}):
+            yield
+        outcome = "ok"
+    finally:
+        observer.msal_call(flow, outcome, time.perf_counter() - started)

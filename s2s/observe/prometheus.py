@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -37,6 +37,7 @@ __all__ = [
     "CONTENT_TYPE",
     "MULTIPROC_ENV",
     "PrometheusObserver",
+    "WatchedVerifier",
     "multiprocess",
     "multiprocess_registry",
     "reason_code",
@@ -280,13 +281,15 @@ class PrometheusObserver(Observer):
         self._watched: _Watched | None = None
 
     # -- live views ------------------------------------------------------------------------------
-    def watch(self, name: str, describe: Callable[[], Iterable[dict[str, Any]]]) -> None:
-        """Add a verifier's live view (its ``describe()``), read at scrape time: the age of its
-        keys, whether they are stale. Only meaningful in the process that answers the scrape."""
-        if self._watched is None:
-            self._watched = _Watched()
-            self.registry.register(self._watched)
-        self._watched.sources[name] = describe
+    def watch(self, verifier: WatchedVerifier) -> None:
+        """Add a verifier's live view, read at scrape time: the age of its keys, whether they are
+        stale, its cache size. Only meaningful in the process that answers the scrape."""
+        with self._lock:
+            if self._watched is None:
+                self._watched = _Watched()
+                self.registry.register(self._watched)
+            if verifier not in self._watched.verifiers:
+                self._watched.verifiers.append(verifier)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition of this observer's registry (every worker's, in multi-process mode)."""
@@ -395,11 +398,21 @@ class PrometheusObserver(Observer):
         self._msal_seconds.labels(flow).observe(seconds)
 
 
+class WatchedVerifier(Protocol):
+    """What :meth:`PrometheusObserver.watch` reads (``TokenVerifier``, ``SyncTokenVerifier``)."""
+
+    @property
+    def cached_tokens(self) -> int: ...
+
+    def describe(self) -> list[dict[str, Any]]: ...
+
+
 class _Watched(Collector):
-    """Scrape-time gauges of watched verifiers: key age and staleness, per configured issuer."""
+    """Scrape-time gauges of watched verifiers: key age and staleness per configured issuer, and
+    the verified-token cache size."""
 
     def __init__(self) -> None:
-        self.sources: dict[str, Callable[[], Iterable[dict[str, Any]]]] = {}
+        self.verifiers: list[WatchedVerifier] = []
 
     def collect(self) -> Iterator[Metric]:
         age = GaugeMetricFamily(
@@ -407,17 +420,22 @@ class _Watched(Collector):
         )
         stale = GaugeMetricFamily(
             "s2s_verifier_jwks_stale",
-            "1 when the keys in use are past their TTL (served while a refresh fails), per issuer.",
+            "1 when the keys in use are past their TTL or there are none (a refresh is failing).",
             labels=["issuer"],
         )
-        for describe in list(self.sources.values()):
-            for item in describe():
+        size = GaugeMetricFamily("s2s_verifier_cache_size", "Tokens in the verified-token caches.")
+        cached = 0
+        for verifier in list(self.verifiers):
+            cached += verifier.cached_tokens
+            for item in verifier.describe():
                 issuer = str(item["issuer"])
                 if item.get("keys_age_seconds") is not None:
                     age.add_metric([issuer], float(item["keys_age_seconds"]))
                 stale.add_metric([issuer], 0.0 if item.get("keys_fresh") else 1.0)
+        size.add_metric([], float(cached))
         yield age
         yield stale
+        yield size
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
