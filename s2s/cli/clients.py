@@ -17,6 +17,7 @@ from s2s.clock import system_clock
 from s2s.errors import ConfigError
 from s2s.issuer import FileClientRegistry, ManagedClientRegistry, new_client, open_client_registry
 from s2s.issuer._certs import certificates_from_pem, jwk_for_certificate
+from s2s.observe import cli_observer
 
 __all__ = ["DEFAULT_REGISTRY", "clients_group"]
 
@@ -156,6 +157,7 @@ def add_command(  # noqa: PLR0917 - click passes each option as an argument
         now=now,
     )
     _registry(registry).add(client)
+    cli_observer().client_changed("registered", client.client_id, "cli")
     data = client.to_public_dict()
     if secret is not None:
         data["client_secret"] = secret
@@ -207,4 +209,5 @@ def list_command(registry: str, as_json: bool) -> None:
 def remove_command(client_id: str, registry: str) -> None:
     """Remove CLIENT_ID: it can no longer obtain tokens (tokens already issued live on until exp)."""
     _registry(registry).remove(client_id)
+    cli_observer().client_changed("removed", client_id, "cli")
     click.echo(f"client {client_id} removed")

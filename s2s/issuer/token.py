@@ -233,6 +233,7 @@ class TokenEndpoint:
             )
         else:
             log.info("client %s: secret hash upgraded from scrypt to sha256", client.client_id)
+            self.observer.client_changed("changed", client.client_id, "issuer")
 
     def _failed(self, key: str, exc: InvalidClient, client_id: str, source: str | None) -> OAuthError:
         """Charge a failed authentication to the failure budgets, log its reason (while the

@@ -14,7 +14,14 @@ more (:func:`enable_tracing`, a metrics route). An issuer app gets its own
 
 from __future__ import annotations
 
-from s2s.observe._audit import AUDIT_LOGGER, AuditLog, JsonFormatter, configure_logging, log_format
+from s2s.observe._audit import (
+    AUDIT_LOGGER,
+    AuditLog,
+    JsonFormatter,
+    audit_file,
+    configure_logging,
+    log_format,
+)
 from s2s.observe._changes import report_key_changes
 from s2s.observe._observer import NULL_SPAN, Fanout, Observer, Span, SpanValue, observed_msal
 from s2s.observe._settings import ObserveSettings
@@ -30,6 +37,8 @@ __all__ = [
     "Observer",
     "Span",
     "SpanValue",
+    "audit_file",
+    "cli_observer",
     "configure_logging",
     "enable_tracing",
     "log_format",
@@ -63,6 +72,12 @@ def enable_tracing(tracer_provider: object | None = None) -> Observer:
     observer = OtelObserver(tracer_provider)
     subscribe(observer)
     return observer
+
+
+def cli_observer() -> Observer:
+    """The observer of a CLI command: :data:`HUB`, with ``S2S_AUDIT_LOG`` honoured."""
+    audit_file()
+    return HUB
 
 
 def setup_from_env(settings: ObserveSettings | None = None) -> ObserveSettings:

@@ -24,10 +24,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from s2s._env import EnvReader
 from s2s.clock import Clock, system_clock
 from s2s.observe._observer import Observer
 
-__all__ = ["AUDIT_LOGGER", "AuditLog", "JsonFormatter", "configure_logging", "log_format"]
+__all__ = ["AUDIT_LOGGER", "AuditLog", "JsonFormatter", "audit_file", "configure_logging", "log_format"]
 
 AUDIT_LOGGER = "s2s.audit"
 SCHEMA_VERSION = 1
@@ -124,12 +125,34 @@ class JsonFormatter(logging.Formatter):
 
 def log_format(environ: Mapping[str, str] | None = None) -> str:
     """``S2S_LOG_FORMAT``: ``text`` (default) or ``json``."""
-    from s2s._env import EnvReader  # noqa: PLC0415 - settings reader, only when configuring
-
     env = EnvReader("S2S_", os.environ if environ is None else environ)
     value = env.choice("LOG_FORMAT", ("text", "json"), "text")
     env.finish()
     return value or "text"
+
+
+_audit_files: dict[str, logging.Handler] = {}
+
+
+def audit_file(environ: Mapping[str, str] | None = None) -> str | None:
+    """``S2S_AUDIT_LOG=PATH``: also append the audit events, one JSON line each, to PATH (created
+    0600). For processes that configure no logging of their own, such as the CLI: an operator's
+    ``s2s keys rotate`` then leaves its trace. Idempotent; returns the path (None when unset)."""
+    env = EnvReader("S2S_", os.environ if environ is None else environ)
+    path = env.text("AUDIT_LOG")
+    env.finish()
+    if path is None or path in _audit_files:
+        return path
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.close(fd)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    audit = logging.getLogger(AUDIT_LOGGER)
+    audit.addHandler(handler)
+    if audit.getEffectiveLevel() > logging.INFO:
+        audit.setLevel(logging.INFO)
+    _audit_files[path] = handler
+    return path
 
 
 def configure_logging(level: int = logging.INFO, environ: Mapping[str, str] | None = None) -> None:
@@ -141,3 +164,4 @@ def configure_logging(level: int = logging.INFO, environ: Mapping[str, str] | No
     else:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
+    audit_file(environ)
