@@ -14,11 +14,12 @@ exceptions are not trusted to be free of secrets, so neither they nor tracebacks
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from s2s.errors import MissingExtra
 from s2s.observe._observer import Observer, Span, SpanValue
+from s2s.observe._reasons import reason_code
 
 try:
     from opentelemetry import trace
@@ -39,6 +40,13 @@ class _Attributes:
 
     def set(self, key: str, value: SpanValue) -> None:
         self._span.set_attribute(key, value)
+
+
+def _annotate(**attributes: SpanValue) -> None:
+    """Attributes for the span open around an event (a no-op outside any recording span)."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes(attributes)
 
 
 class OtelObserver(Observer):
@@ -64,3 +72,33 @@ class OtelObserver(Observer):
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
                 span.set_attribute("error.type", type(exc).__name__)
                 raise
+
+    # Events annotate the s2s span open around them, with bounded values only (as the metrics).
+    def token_issued(
+        self,
+        client_id: str,
+        audience: str,
+        scopes: Sequence[str],
+        *,
+        jti: str,
+        kid: str,
+        expires_at: int,
+        source: str | None,
+    ) -> None:
+        _annotate(**{"s2s.client_id": client_id, "s2s.audience": audience, "s2s.kid": kid})
+
+    def token_refused(self, error: str, reason: str) -> None:
+        _annotate(**{"s2s.error": error, "s2s.reason": reason})
+
+    def client_auth_failed(self, client_id: str, method: str, reason: str, source: str | None) -> None:
+        _annotate(**{"s2s.client_auth.method": method, "s2s.client_auth.reason": reason_code(method, reason)})
+
+    def rate_limited(self, client_id: str, budget: str, source: str | None) -> None:
+        _annotate(**{"s2s.rate_limited": budget})
+
+    def verified(self, issuer: str, refusal: str | None, cached: bool) -> None:
+        if not cached:
+            _annotate(**{"s2s.issuer": issuer, "s2s.result": refusal or "ok"})
+
+    def client_request(self, client_id: str, outcome: str, seconds: float) -> None:
+        _annotate(**{"s2s.client_id": client_id, "s2s.outcome": outcome})

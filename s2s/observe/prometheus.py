@@ -29,6 +29,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from s2s.observe._observer import Observer
+from s2s.observe._reasons import reason_code
 
 if TYPE_CHECKING:
     from s2s.keys import KeySet
@@ -55,25 +56,6 @@ _STATES = ("next", "current", "previous")
 def multiprocess() -> bool:
     """Whether this process writes its samples for a multi-process scrape."""
     return bool(os.environ.get(MULTIPROC_ENV))
-
-
-def reason_code(method: str, reason: str) -> str:
-    """A bounded label for a client-authentication failure (the full reason goes to the log)."""
-    text = reason.lower()
-    for needle, code in (
-        ("unknown client", "unknown_client"),
-        ("wrong secret", "wrong_secret"),
-        ("no secret", "no_secret"),
-        ("no registered keys", "no_keys"),
-        ("not registered for", "wrong_method"),
-        ("already used", "replayed"),
-        ("replay", "replayed"),
-        ("expired", "expired"),
-        ("signature", "bad_signature"),
-    ):
-        if needle in text:
-            return code
-    return "bad_assertion" if method == "private_key_jwt" else "malformed"
 
 
 class PrometheusObserver(Observer):
