@@ -24,9 +24,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from s2s._env import EnvReader
 from s2s.clock import Clock, system_clock
 from s2s.observe._observer import Observer
+from s2s.observe._settings import ObserveSettings
 
 __all__ = ["AUDIT_LOGGER", "AuditLog", "JsonFormatter", "audit_file", "configure_logging", "log_format"]
 
@@ -125,10 +125,7 @@ class JsonFormatter(logging.Formatter):
 
 def log_format(environ: Mapping[str, str] | None = None) -> str:
     """``S2S_LOG_FORMAT``: ``text`` (default) or ``json``."""
-    env = EnvReader("S2S_", os.environ if environ is None else environ)
-    value = env.choice("LOG_FORMAT", ("text", "json"), "text")
-    env.finish()
-    return value or "text"
+    return ObserveSettings.from_env(environ=environ).log_format
 
 
 _audit_files: dict[str, logging.Handler] = {}
@@ -138,9 +135,7 @@ def audit_file(environ: Mapping[str, str] | None = None) -> str | None:
     """``S2S_AUDIT_LOG=PATH``: also append the audit events, one JSON line each, to PATH (created
     0600). For processes that configure no logging of their own, such as the CLI: an operator's
     ``s2s keys rotate`` then leaves its trace. Idempotent; returns the path (None when unset)."""
-    env = EnvReader("S2S_", os.environ if environ is None else environ)
-    path = env.text("AUDIT_LOG")
-    env.finish()
+    path = ObserveSettings.from_env(environ=environ).audit_log
     if path is None or path in _audit_files:
         return path
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
