@@ -56,8 +56,6 @@ class AuditLog(Observer):
         self._host = host or socket.gethostname()
 
     def _emit(self, event: str, fields: Mapping[str, Any]) -> None:
-        if not self._log.isEnabledFor(logging.INFO):
-            return
         record = {"v": SCHEMA_VERSION, "ts": _iso(self._clock.now()), "event": event, "host": self._host}
         record.update(fields)
         self._log.info("%s", json.dumps(record, separators=(",", ":")), extra={_EVENT_ATTR: record})
@@ -73,6 +71,8 @@ class AuditLog(Observer):
         expires_at: int,
         source: str | None,
     ) -> None:
+        if not self._log.isEnabledFor(logging.INFO):  # nothing built for nobody
+            return
         self._emit(
             "token.issued",
             {
@@ -87,21 +87,29 @@ class AuditLog(Observer):
         )
 
     def client_auth_failed(self, client_id: str, method: str, reason: str, source: str | None) -> None:
+        if not self._log.isEnabledFor(logging.INFO):  # nothing built for nobody
+            return
         self._emit(
             "client.auth_failed",
             {"client_id": client_id[:_MAX_CLAIMED], "method": method, "reason": reason, "source": source},
         )
 
     def rate_limited(self, client_id: str, budget: str, source: str | None) -> None:
+        if not self._log.isEnabledFor(logging.INFO):  # nothing built for nobody
+            return
         self._emit(
             "token.rate_limited",
             {"client_id": client_id[:_MAX_CLAIMED], "budget": budget, "source": source},
         )
 
     def key_changed(self, action: str, kid: str, who: str, alg: str | None = None) -> None:
+        if not self._log.isEnabledFor(logging.INFO):  # nothing built for nobody
+            return
         self._emit(f"key.{action}", {"kid": kid, "alg": alg, "who": who})
 
     def client_changed(self, action: str, client_id: str, who: str) -> None:
+        if not self._log.isEnabledFor(logging.INFO):  # nothing built for nobody
+            return
         self._emit(f"client.{action}", {"client_id": client_id, "who": who})
 
 

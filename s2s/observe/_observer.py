@@ -47,6 +47,10 @@ class _NullSpan:
 
 NULL_SPAN = _NullSpan()
 
+# Whether any observer class makes spans (overrides Observer.span): until one is defined (the
+# OpenTelemetry subscriber, imported only with the extra), a span costs a global read.
+_spans = False
+
 
 class Observer:
     """No-op base: every method is an event, every default does nothing.
@@ -56,6 +60,12 @@ class Observer:
     """
 
     __slots__ = ()
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "span" in cls.__dict__ and cls.__name__ != "Fanout":
+            global _spans  # noqa: PLW0603 - one switch for the process, flipped once
+            _spans = True
 
     # -- spans -----------------------------------------------------------------------------------
     def span(self, name: str, **attributes: SpanValue) -> contextlib.AbstractContextManager[Span]:
@@ -159,6 +169,8 @@ class Fanout(Observer):
             self.observers.remove(observer)
 
     def span(self, name: str, **attributes: SpanValue) -> contextlib.AbstractContextManager[Span]:
+        if not _spans:
+            return NULL_SPAN
         spans = [o.span(name, **attributes) for o in self.observers]
         real = [s for s in spans if s is not NULL_SPAN]
         if not real:

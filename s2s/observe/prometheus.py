@@ -73,7 +73,9 @@ class PrometheusObserver(Observer):
         "_client_retries",
         "_client_tokens",
         "_dependency",
+        "_hit_children",
         "_issued",
+        "_issued_children",
         "_jwks_expires",
         "_jwks_fetched_at",
         "_jwks_fetches",
@@ -84,7 +86,6 @@ class PrometheusObserver(Observer):
         "_lock",
         "_msal_calls",
         "_msal_seconds",
-        "_ok_children",
         "_rate_limited",
         "_ready",
         "_refusals",
@@ -186,13 +187,14 @@ class PrometheusObserver(Observer):
         # -- verifier
         self._verifications = Counter(
             "s2s_verifier_verifications",
-            "Token verifications, by configured issuer and result (ok or the refusal type).",
+            "Verifications that ran the checks, by configured issuer and result (ok or the refusal "
+            "type); tokens served by the verified-token cache count in s2s_verifier_cache_hits.",
             ["issuer", "result"],
             registry=r,
         )
         self._cache_hits = Counter(
             "s2s_verifier_cache_hits",
-            "Verifications served by the verified-token cache.",
+            "Tokens accepted from the verified-token cache (no checks ran).",
             ["issuer"],
             registry=r,
         )
@@ -258,7 +260,8 @@ class PrometheusObserver(Observer):
             registry=r,
         )
         # The hot path (a verification) uses its label children, cached: labels() costs a lock.
-        self._ok_children: dict[str, tuple[Any, Any]] = {}
+        self._hit_children: dict[str, Any] = {}
+        self._issued_children: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
         self._watched: _Watched | None = None
 
@@ -289,7 +292,13 @@ class PrometheusObserver(Observer):
         expires_at: int,
         source: str | None,
     ) -> None:
-        self._issued.labels(client_id, audience).inc()
+        child = self._issued_children.get((client_id, audience))
+        if child is None:
+            with self._lock:
+                child = self._issued_children.setdefault(
+                    (client_id, audience), self._issued.labels(client_id, audience)
+                )
+        child.inc()
 
     def token_refused(self, error: str, reason: str) -> None:
         self._refusals.labels(error, reason).inc()
@@ -338,20 +347,14 @@ class PrometheusObserver(Observer):
 
     # -- verifier --------------------------------------------------------------------------------
     def verified(self, issuer: str, refusal: str | None, cached: bool) -> None:
-        if refusal is None:
-            children = self._ok_children.get(issuer)
-            if children is None:
+        if cached:  # the hot path: one increment
+            child = self._hit_children.get(issuer)
+            if child is None:
                 with self._lock:
-                    children = self._ok_children.setdefault(
-                        issuer,
-                        (self._verifications.labels(issuer, "ok"), self._cache_hits.labels(issuer)),
-                    )
-            children[0].inc()
-            if cached:
-                children[1].inc()
-                return
-        else:
-            self._verifications.labels(issuer, refusal).inc()
+                    child = self._hit_children.setdefault(issuer, self._cache_hits.labels(issuer))
+            child.inc()
+            return
+        self._verifications.labels(issuer, refusal or "ok").inc()
         self._cache_misses.labels(issuer).inc()
 
     def jwks_fetched(
