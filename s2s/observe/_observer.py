@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 __all__ = ["NULL_SPAN", "Fanout", "Observer", "Span", "SpanValue", "observed_msal"]
@@ -153,20 +153,42 @@ class Observer:
 
 
 class Fanout(Observer):
-    """Sends every event to each observer in ``observers`` (a live list: subscribe at any time)."""
+    """Sends every event to each observer in ``observers`` (subscribe and unsubscribe at any time).
 
-    __slots__ = ("observers",)
+    Each event goes straight to the subscribers that handle it: nested fan-outs are flattened and
+    observers that leave an event to the no-op base are skipped, in a table rebuilt when any
+    fan-out's subscribers change. An event nobody handles costs a dictionary lookup.
+    """
+
+    __slots__ = ("_seen", "_table", "observers")
 
     def __init__(self, observers: Sequence[Observer] = ()) -> None:
         self.observers: list[Observer] = list(observers)
+        self._seen = -1
+        self._table: dict[str, list[Callable[..., None]]] = {}
 
     def subscribe(self, observer: Observer) -> None:
         if observer not in self.observers:
             self.observers.append(observer)
+            _changed()
 
     def unsubscribe(self, observer: Observer) -> None:
         if observer in self.observers:
             self.observers.remove(observer)
+            _changed()
+
+    def _rebuild(self) -> None:
+        self._seen = _generation
+        self._table = {name: self._collect(name) for name in _EVENTS}
+
+    def _collect(self, event: str) -> list[Callable[..., None]]:
+        out: list[Callable[..., None]] = []
+        for o in self.observers:
+            if isinstance(o, Fanout):
+                out.extend(o._collect(event))
+            elif getattr(type(o), event) is not getattr(Observer, event):
+                out.append(getattr(o, event))
+        return out
 
     def span(self, name: str, **attributes: SpanValue) -> contextlib.AbstractContextManager[Span]:
         if not _spans:
@@ -190,80 +212,143 @@ class Fanout(Observer):
         expires_at: int,
         source: str | None,
     ) -> None:
-        for o in self.observers:
-            o.token_issued(
-                client_id, audience, scopes, jti=jti, kid=kid, expires_at=expires_at, source=source
-            )
+        if self._seen != _generation:
+            self._rebuild()
+        for fn in self._table["token_issued"]:
+            fn(client_id, audience, scopes, jti=jti, kid=kid, expires_at=expires_at, source=source)
 
     def token_refused(self, error: str, reason: str) -> None:
-        for o in self.observers:
-            o.token_refused(error, reason)
+        if self._seen != _generation:
+            self._rebuild()
+        for fn in self._table["token_refused"]:
+            fn(error, reason)
 
     def client_auth_failed(self, client_id: str, method: str, reason: str, source: str | None) -> None:
-        for o in self.observers:
-            o.client_auth_failed(client_id, method, reason, source)
+        if self._seen != _generation:
+            self._rebuild()
+        for fn in self._table["client_auth_failed"]:
+            fn(client_id, method, reason, source)
 
     def rate_limited(self, client_id: str, budget: str, source: str | None) -> None:
-        for o in self.observers:
-            o.rate_limited(client_id, budget, source)
+        if self._seen != _generation:
+            self._rebuild()
+        for fn in self._table["rate_limited"]:
+            fn(client_id, budget, source)
 
     def token_request(self, status: int, seconds: float) -> None:
-        for o in self.observers:
-            o.token_request(status, seconds)
+        if self._seen != _generation:
+            self._rebuild()
+        for fn in self._table["token_request"]:
+            fn(status, seconds)
 
     def dependency_error(self, dependency: str) -> None:
-        for o in self.observers:
-            o.dependency_error(dependency)
+        if self._seen != _generation:
+            self._rebuild()
+        for fn in self._table["dependency_error"]:
+            fn(dependency)
 
     def keyset_loaded(self, keyset: object, loaded_at: float, rotate_every: float) -> None:
-        for o in self.observers:
-            o.keyset_loaded(keyset, loaded_at, rotate_every)
+        if self._seen != _generation:
+            self._rebuild()
+        for fn in self._table["keyset_loaded"]:
+            fn(keyset, loaded_at, rotate_every)
 
     def keyset_reload_failed(self, reason: str) -> None:
-        for o in self.observers:
-            o.keyset_reload_failed(reason)
+        if self._seen != _generation:
+            self._rebuild()
+        for fn in self._table["keyset_reload_failed"]:
+            fn(reason)
 
     def readiness(self, ready: bool) -> None:
-        for o in self.observers:
-            o.readiness(ready)
+        if self._seen != _generation:
+            self._rebuild()
+        for fn in self._table["readiness"]:
+            fn(ready)
 
     def key_changed(self, action: str, kid: str, who: str, alg: str | None = None) -> None:
-        for o in self.observers:
-            o.key_changed(action, kid, who, alg)
+        if self._seen != _generation:
+            self._rebuild()
+        for fn in self._table["key_changed"]:
+            fn(action, kid, who, alg)
 
     def client_changed(self, action: str, client_id: str, who: str) -> None:
-        for o in self.observers:
-            o.client_changed(action, client_id, who)
+        if self._seen != _generation:
+            self._rebuild()
+        for fn in self._table["client_changed"]:
+            fn(action, client_id, who)
 
     def verified(self, issuer: str, refusal: str | None, cached: bool) -> None:
-        for o in self.observers:
-            o.verified(issuer, refusal, cached)
+        if self._seen != _generation:
+            self._rebuild()
+        for fn in self._table["verified"]:
+            fn(issuer, refusal, cached)
 
     def jwks_fetched(
         self, issuer: str, ok: bool, seconds: float, fetched_at: float, expires_at: float
     ) -> None:
-        for o in self.observers:
-            o.jwks_fetched(issuer, ok, seconds, fetched_at, expires_at)
+        if self._seen != _generation:
+            self._rebuild()
+        for fn in self._table["jwks_fetched"]:
+            fn(issuer, ok, seconds, fetched_at, expires_at)
 
     def jwks_unknown_kid(self, issuer: str) -> None:
-        for o in self.observers:
-            o.jwks_unknown_kid(issuer)
+        if self._seen != _generation:
+            self._rebuild()
+        for fn in self._table["jwks_unknown_kid"]:
+            fn(issuer)
 
     def client_token(self, client_id: str, outcome: str) -> None:
-        for o in self.observers:
-            o.client_token(client_id, outcome)
+        if self._seen != _generation:
+            self._rebuild()
+        for fn in self._table["client_token"]:
+            fn(client_id, outcome)
 
     def client_request(self, client_id: str, outcome: str, seconds: float) -> None:
-        for o in self.observers:
-            o.client_request(client_id, outcome, seconds)
+        if self._seen != _generation:
+            self._rebuild()
+        for fn in self._table["client_request"]:
+            fn(client_id, outcome, seconds)
 
     def client_retry(self, client_id: str) -> None:
-        for o in self.observers:
-            o.client_retry(client_id)
+        if self._seen != _generation:
+            self._rebuild()
+        for fn in self._table["client_retry"]:
+            fn(client_id)
 
     def msal_call(self, flow: str, outcome: str, seconds: float) -> None:
-        for o in self.observers:
-            o.msal_call(flow, outcome, seconds)
+        if self._seen != _generation:
+            self._rebuild()
+        for fn in self._table["msal_call"]:
+            fn(flow, outcome, seconds)
+
+
+_EVENTS = (
+    "token_issued",
+    "token_refused",
+    "client_auth_failed",
+    "rate_limited",
+    "token_request",
+    "dependency_error",
+    "keyset_loaded",
+    "keyset_reload_failed",
+    "readiness",
+    "key_changed",
+    "client_changed",
+    "verified",
+    "jwks_fetched",
+    "jwks_unknown_kid",
+    "client_token",
+    "client_request",
+    "client_retry",
+    "msal_call",
+)
+# Bumped whenever a fan-out's subscribers change: every fan-out rebuilds its table on next use.
+_generation = 0
+
+
+def _changed() -> None:
+    global _generation  # noqa: PLW0603 - a process-wide version of the subscriptions
+    _generation += 1
 
 
 @contextlib.contextmanager
