@@ -55,7 +55,6 @@ from s2s.litestar.challenge import WS_UNAUTHENTICATED, exception_handler
 from s2s.litestar.cli import s2s_cli_group
 from s2s.litestar.guards import Requirement
 from s2s.litestar.middleware import S2SAuthMiddleware, Verifier, current_principal
-from s2s.observe.litestar import metrics_route
 from s2s.verify import TokenVerifier, VerifierConfig
 from s2s.verify.errors import MissingToken, VerificationError
 from s2s.verify.principal import Principal
@@ -192,6 +191,8 @@ class S2SAuthPlugin(InitPlugin, ReceiveRoutePlugin, CLIPlugin):
 
     def metrics_route(self, path: str = "/metrics") -> HTTPRouteHandler:
         """``Litestar([..., plugin.metrics_route()], plugins=[plugin])``: see :mod:`s2s.observe.litestar`."""
+        from s2s.observe.litestar import metrics_route  # noqa: PLC0415 - prometheus_client, on use
+
         watch = [self.verifier] if isinstance(self.verifier, TokenVerifier) else []
         return metrics_route(path, watch=watch, exclude_opt_key=self.exclude_opt_key)
 

@@ -7,12 +7,15 @@ from collections.abc import Iterator
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from s2s.clock import FakeClock
 from s2s.issuer import Client, InMemoryClientRegistry, IssuerSettings
 from s2s.keys.rotation import RotationPolicy
 from s2s.litestar.issuer import create_issuer_app
-from s2s.observe import ObserveSettings
+from s2s.observe import ObserveSettings, subscribe, unsubscribe
 from tests.issuer.helpers import AUDIENCE, ISSUER, SECRET_HASH, PkjClient, make_pkj
 from tests.support import MemoryKeyStore
 
@@ -68,3 +71,17 @@ def client(app: Litestar, caplog: pytest.LogCaptureFixture) -> Iterator[TestClie
     caplog.set_level(logging.DEBUG)
     with TestClient(app, base_url=ISSUER) as tc:
         yield tc
+
+
+@pytest.fixture
+def exporter() -> Iterator[InMemorySpanExporter]:
+    """Spans of every observer over the process-wide hub, kept in memory (OpenTelemetry's SDK)."""
+    from s2s.observe.otel import OtelObserver
+
+    exporter, provider = InMemorySpanExporter(), TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    observer = OtelObserver(provider)
+    subscribe(observer)
+    yield exporter
+    unsubscribe(observer)
+    provider.shutdown()

@@ -12,7 +12,6 @@ import base64
 import json
 import logging
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,8 +20,6 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import ec
 from litestar import Litestar, get
 from litestar.testing import TestClient
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from s2s.cli import main
@@ -30,8 +27,7 @@ from s2s.clock import FakeClock
 from s2s.issuer import Client, InMemoryClientRegistry, hash_secret
 from s2s.keys.filestore import FileKeyStore
 from s2s.litestar import PrincipalDep, S2SAuthPlugin, requires_scopes
-from s2s.observe import HUB, Fanout, JsonFormatter, subscribe, unsubscribe
-from s2s.observe.otel import OtelObserver
+from s2s.observe import HUB, Fanout, JsonFormatter
 from s2s.observe.prometheus import PrometheusObserver
 from s2s.verify import TokenVerifier, VerifierConfig
 from tests.issuer.helpers import AUDIENCE, ISSUER, basic, make_assertion, make_pkj
@@ -52,17 +48,6 @@ def pieces(jws: str) -> list[str]:
     """A compact JWS and the parts that would betray it: payload and signature."""
     parts = jws.split(".")
     return [jws, parts[1], parts[2]] if len(parts) == 3 else [jws]
-
-
-@pytest.fixture
-def exporter() -> Iterator[InMemorySpanExporter]:
-    exporter, provider = InMemorySpanExporter(), TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    observer = OtelObserver(provider)
-    subscribe(observer)
-    yield exporter
-    unsubscribe(observer)
-    provider.shutdown()
 
 
 def span_text(exporter: InMemorySpanExporter) -> str:

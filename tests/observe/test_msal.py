@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from s2s.entra import EntraApp
 from s2s.observe import subscribe, unsubscribe
-from s2s.observe.otel import OtelObserver
 from s2s.observe.prometheus import PrometheusObserver
 from tests.entra.conftest import entra, make_app, sleeps, test_ca  # noqa: F401 - the fixtures
 from tests.observe.helpers import sample
@@ -20,23 +17,18 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def observed() -> Iterator[tuple[PrometheusObserver, InMemorySpanExporter]]:
-    metrics, exporter, provider = PrometheusObserver(), InMemorySpanExporter(), TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing = OtelObserver(provider)
+def metrics() -> Iterator[PrometheusObserver]:
+    metrics = PrometheusObserver()
     subscribe(metrics)
-    subscribe(tracing)
-    yield metrics, exporter
-    unsubscribe(tracing)
+    yield metrics
     unsubscribe(metrics)
-    provider.shutdown()
 
 
 async def test_msal_calls_are_counted_and_traced(
     make_app: Callable[..., EntraApp],  # noqa: F811 - the fixture imported above
-    observed: tuple[PrometheusObserver, InMemorySpanExporter],
+    metrics: PrometheusObserver,
+    exporter: InMemorySpanExporter,
 ) -> None:
-    metrics, exporter = observed
     app = make_app()
     token = await app.for_client("api://downstream/.default")
     await app.for_client("api://downstream/.default")  # MSAL's cache: still one MSAL call each

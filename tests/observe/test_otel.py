@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import httpx
-import pytest
 from litestar import Litestar, get
 from litestar.testing import TestClient
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
@@ -21,26 +18,12 @@ from s2s.clock import FakeClock
 from s2s.issuer import InMemoryClientRegistry
 from s2s.keys.model import KeyState, generate_key
 from s2s.litestar import PrincipalDep, S2SAuthPlugin, requires_scopes
-from s2s.observe import subscribe, unsubscribe
-from s2s.observe.otel import OtelObserver
 from s2s.verify import VerifierConfig
 from tests.issuer.helpers import AUDIENCE, ISSUER, SECRET, basic
 from tests.observe.conftest import make_app
 from tests.observe.test_verifier_client_metrics import jwks_client, mint
 
 CC = {"grant_type": "client_credentials"}
-
-
-@pytest.fixture
-def exporter() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    observer = OtelObserver(provider)
-    subscribe(observer)
-    yield exporter
-    unsubscribe(observer)
-    provider.shutdown()
 
 
 def spans(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
