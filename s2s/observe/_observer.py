@@ -178,8 +178,9 @@ class Fanout(Observer):
             _changed()
 
     def _rebuild(self) -> None:
-        self._seen = _generation
+        seen = _generation  # read first: a change during the rebuild triggers another one
         self._table = {name: self._collect(name) for name in _EVENTS}
+        self._seen = seen
 
     def _collect(self, event: str) -> list[Callable[..., None]]:
         out: list[Callable[..., None]] = []
