@@ -262,7 +262,7 @@ class KeyManager:
                 self._problem = "key store unreachable"
                 log.warning("keyset reload from %s failed, keeping the last keys: %s", self.store.url, detail)
                 return False
-            self.observer.keyset_loaded(keyset, loaded_at, self.policy.rotate_every)
+            self.observer.keyset_loaded(keyset, loaded_at, self.policy)
             self._problem = None
             self._loaded_at = loaded_at
             self._install(keyset, version)

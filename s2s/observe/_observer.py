@@ -107,8 +107,9 @@ class Observer:
         ``registry`` or ``signer``."""
 
     # -- issuer: keys ----------------------------------------------------------------------------
-    def keyset_loaded(self, keyset: object, loaded_at: float, rotate_every: float) -> None:
-        """The key manager installed ``keyset`` (a :class:`~s2s.keys.KeySet`) at ``loaded_at``."""
+    def keyset_loaded(self, keyset: object, loaded_at: float, policy: object) -> None:
+        """The key manager installed ``keyset`` (a :class:`~s2s.keys.KeySet`) at ``loaded_at``,
+        under ``policy`` (its :class:`~s2s.keys.rotation.RotationPolicy`)."""
 
     def keyset_reload_failed(self, reason: str) -> None:
         """A reload did not install the store's keyset; ``reason`` a bounded label."""
@@ -248,11 +249,11 @@ class Fanout(Observer):
         for fn in self._table["dependency_error"]:
             fn(dependency)
 
-    def keyset_loaded(self, keyset: object, loaded_at: float, rotate_every: float) -> None:
+    def keyset_loaded(self, keyset: object, loaded_at: float, policy: object) -> None:
         if self._seen != _generation:
             self._rebuild()
         for fn in self._table["keyset_loaded"]:
-            fn(keyset, loaded_at, rotate_every)
+            fn(keyset, loaded_at, policy)
 
     def keyset_reload_failed(self, reason: str) -> None:
         if self._seen != _generation:

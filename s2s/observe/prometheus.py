@@ -21,18 +21,20 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from s2s.keys.rotation import safe_at
 from s2s.observe._observer import Observer
 from s2s.observe._reasons import reason_code
 
 if TYPE_CHECKING:
     from s2s.keys import KeySet
+    from s2s.keys.rotation import RotationPolicy
 
 __all__ = [
     "CONTENT_TYPE",
@@ -315,7 +317,7 @@ class PrometheusObserver(Observer):
     def dependency_error(self, dependency: str) -> None:
         self._dependency.labels(dependency).inc()
 
-    def keyset_loaded(self, keyset: object, loaded_at: float, rotate_every: float) -> None:
+    def keyset_loaded(self, keyset: object, loaded_at: float, policy: object) -> None:
         self._reloads.inc()
         self._keyset_loaded.set(loaded_at)
         ks: KeySet = keyset  # type: ignore[assignment]
@@ -327,11 +329,17 @@ class PrometheusObserver(Observer):
         for state in _STATES:
             # A state with no key reads 0 (a next key that was promoted, say), never a stale time.
             self._key_created.labels(state).set(newest.get(state, 0.0))
-        current = ks.current
+        current, rules = ks.current, cast("RotationPolicy", policy)
         if current is not None:
             activated = current.activated_at if current.activated_at is not None else current.created_at
             self._key_activated.set(activated)
-            self._rotation_due.set(activated + rotate_every if rotate_every else 0)
+            due = 0.0
+            if rules.rotate_every:
+                # As the schedule decides: not before the next key has been published long enough.
+                due = activated + rules.rotate_every
+                if ks.next is not None:
+                    due = max(due, safe_at(ks.next, rules))
+            self._rotation_due.set(due)
 
     def keyset_reload_failed(self, reason: str) -> None:
         self._reload_failures.labels(reason).inc()

@@ -61,9 +61,23 @@ def test_token_endpoint_counts_issued_refused_and_latency(client: TestClient[Lit
     assert sample(text, "s2s_issuer_ready") == 1
     assert sample(text, "s2s_issuer_keyset_reloads_total") == 1
     assert (sample(text, "s2s_issuer_key_created_timestamp_seconds", state="current") or 0) > 0
-    assert (sample(text, "s2s_issuer_rotation_due_timestamp_seconds") or 0) > 0
     # A claimed client id never becomes a label value: only registered ones do.
     assert "nobody-registered" not in text
+
+
+def test_key_times_follow_the_keyset_and_the_schedule(app: Litestar, client: TestClient[Litestar]) -> None:
+    keys = app.state.s2s_issuer.keys
+    keyset, policy = keys.keyset, keys.policy
+    current, upcoming = keyset.current, keyset.next
+    assert current is not None and upcoming is not None and current.activated_at is not None
+    text = client.get("/metrics").text
+    assert sample(text, "s2s_issuer_key_activated_timestamp_seconds") == current.activated_at
+    assert sample(text, "s2s_issuer_key_created_timestamp_seconds", state="next") == upcoming.created_at
+    # When the schedule promotes the next key: its own period, but never before the next key
+    # has been published for publish_lead (a fresh keyset: the later of the two).
+    due = max(current.activated_at + policy.rotate_every, upcoming.created_at + policy.publish_lead)
+    assert sample(text, "s2s_issuer_rotation_due_timestamp_seconds") == due
+    assert sample(text, "s2s_issuer_keyset_loaded_timestamp_seconds") == keys.loaded_at
 
 
 def test_rate_limited_requests_are_counted_by_budget(
