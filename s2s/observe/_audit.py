@@ -5,13 +5,17 @@ RFC 3339 with milliseconds), ``event``, ``host``; then per event:
 
 =========================  ===============================================================
 ``token.issued``           ``client_id``, ``audience``, ``scopes``, ``jti``, ``kid``, ``exp``, ``source``
-``client.auth_failed``     ``client_id`` (as claimed, cut to 128), ``method``, ``reason``, ``source``
-``token.rate_limited``     ``client_id``, ``budget``, ``source``
+``client.auth_failed``     ``client_id`` (claimed), ``method``, ``reason``, ``source``, ``suppressed``
+``token.rate_limited``     ``client_id``, ``budget``, ``source``, ``suppressed``
 ``key.<action>``           ``kid``, ``alg``, ``who``  (generated, rotated, revoked, pruned)
 ``client.<action>``        ``client_id``, ``who``     (registered, changed, removed, secret_rotated)
 =========================  ===============================================================
 
 Nothing else is ever written: no token, secret, assertion or key material (the core passes none).
+
+A flood cannot turn into a flood of lines: ``client.auth_failed`` events are written at most
+:data:`AUTH_FAILED_PER_SECOND` a second and ``token.rate_limited`` ones :data:`RATE_LIMITED_PER_SECOND`,
+``suppressed`` counting those of that kind left out since the last one written.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ __all__ = ["AUDIT_LOGGER", "AuditLog", "JsonFormatter", "audit_file", "configure
 AUDIT_LOGGER = "s2s.audit"
 SCHEMA_VERSION = 1
 _MAX_CLAIMED = 128
+RATE_LIMITED_PER_SECOND = 10
+AUTH_FAILED_PER_SECOND = 100
 # The attribute of a log record that holds an audit event (for JsonFormatter).
 _EVENT_ATTR = "s2s_event"
 
@@ -48,12 +54,14 @@ class AuditLog(Observer):
     the record as ``s2s_event`` for handlers that want the fields.
     """
 
-    __slots__ = ("_clock", "_host", "_log")
+    __slots__ = ("_clock", "_failed", "_host", "_limited", "_log")
 
     def __init__(self, *, clock: Clock = system_clock, host: str | None = None) -> None:
         self._log = logging.getLogger(AUDIT_LOGGER)
         self._clock = clock
         self._host = host or socket.gethostname()
+        self._failed = _Throttle(AUTH_FAILED_PER_SECOND)
+        self._limited = _Throttle(RATE_LIMITED_PER_SECOND)
 
     def _emit(self, event: str, fields: Mapping[str, Any]) -> None:
         record = {"v": SCHEMA_VERSION, "ts": _iso(self._clock.now()), "event": event, "host": self._host}
@@ -89,17 +97,26 @@ class AuditLog(Observer):
     def client_auth_failed(self, client_id: str, method: str, reason: str, source: str | None) -> None:
         if not self._log.isEnabledFor(logging.INFO):  # nothing built for nobody
             return
-        self._emit(
-            "client.auth_failed",
-            {"client_id": client_id[:_MAX_CLAIMED], "method": method, "reason": reason, "source": source},
-        )
+        suppressed = self._failed.admit(self._clock.monotonic())
+        if suppressed is None:
+            return
+        fields = {"client_id": client_id[:_MAX_CLAIMED], "method": method, "reason": reason, "source": source}
+        self._emit("client.auth_failed", {**fields, "suppressed": suppressed})
 
     def rate_limited(self, client_id: str, budget: str, source: str | None) -> None:
         if not self._log.isEnabledFor(logging.INFO):  # nothing built for nobody
             return
+        suppressed = self._limited.admit(self._clock.monotonic())
+        if suppressed is None:
+            return
         self._emit(
             "token.rate_limited",
-            {"client_id": client_id[:_MAX_CLAIMED], "budget": budget, "source": source},
+            {
+                "client_id": client_id[:_MAX_CLAIMED],
+                "budget": budget,
+                "source": source,
+                "suppressed": suppressed,
+            },
         )
 
     def key_changed(self, action: str, kid: str, who: str, alg: str | None = None) -> None:
@@ -111,6 +128,29 @@ class AuditLog(Observer):
         if not self._log.isEnabledFor(logging.INFO):  # nothing built for nobody
             return
         self._emit(f"client.{action}", {"client_id": client_id, "who": who})
+
+
+class _Throttle:
+    """At most ``per_second`` events a second (a fixed window; races only blur the count)."""
+
+    __slots__ = ("_left_out", "_per_second", "_start", "_written")
+
+    def __init__(self, per_second: int) -> None:
+        self._per_second = per_second
+        self._start = float("-inf")
+        self._written = 0
+        self._left_out = 0
+
+    def admit(self, now: float) -> int | None:
+        """None to leave this event out, else how many were left out since the last one written."""
+        if now - self._start >= 1.0:
+            self._start, self._written = now, 0
+        if self._written >= self._per_second:
+            self._left_out += 1
+            return None
+        self._written += 1
+        left_out, self._left_out = self._left_out, 0
+        return left_out
 
 
 class JsonFormatter(logging.Formatter):

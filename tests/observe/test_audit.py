@@ -17,7 +17,7 @@ from s2s.clock import FakeClock
 from s2s.issuer import InMemoryClientRegistry
 from s2s.keys.rotation import RotationPolicy
 from s2s.observe import AUDIT_LOGGER, AuditLog, audit_file, configure_logging
-from s2s.observe._audit import _audit_files
+from s2s.observe._audit import AUTH_FAILED_PER_SECOND, RATE_LIMITED_PER_SECOND, _audit_files
 from tests.issuer.helpers import AUDIENCE, ISSUER, SECRET, basic
 from tests.observe.conftest import make_app
 
@@ -25,8 +25,8 @@ CC = {"grant_type": "client_credentials"}
 COMMON = {"v", "ts", "event", "host"}
 SCHEMA: dict[str, set[str]] = {
     "token.issued": {"client_id", "audience", "scopes", "jti", "kid", "exp", "source"},
-    "client.auth_failed": {"client_id", "method", "reason", "source"},
-    "token.rate_limited": {"client_id", "budget", "source"},
+    "client.auth_failed": {"client_id", "method", "reason", "source", "suppressed"},
+    "token.rate_limited": {"client_id", "budget", "source", "suppressed"},
     "key.generated": {"kid", "alg", "who"},
     "key.rotated": {"kid", "alg", "who"},
     "key.revoked": {"kid", "alg", "who"},
@@ -164,6 +164,26 @@ def test_every_schema_event_is_written_as_one_json_line(caplog: pytest.LogCaptur
     assert {e["event"] for e in events} == set(SCHEMA)
     assert events[0]["ts"] == "2027-01-15T08:00:00.000Z" and events[0]["host"] == "host-1"
     assert len(events[1]["client_id"]) == 128  # a claimed id is cut
+
+
+def test_a_flood_of_rate_limited_requests_writes_a_bounded_number_of_lines(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
+    clock = FakeClock(1_800_000_000)
+    audit = AuditLog(clock=clock, host="h")
+    for n in range(1000):
+        audit.rate_limited(f"attacker-{n}", "failures", "10.0.0.9")
+        audit.client_auth_failed("", "none", "malformed Basic credentials", "10.0.0.9")
+    events = audit_events(caplog)
+    assert [e["event"] for e in events].count("token.rate_limited") == RATE_LIMITED_PER_SECOND
+    assert [e["event"] for e in events].count("client.auth_failed") == AUTH_FAILED_PER_SECOND
+    clock.advance(1)
+    audit.rate_limited("svc", "issuance", "10.0.0.1")
+    audit.client_auth_failed("svc", "client_secret", "client_secret: wrong secret", "10.0.0.1")
+    limited, failed = audit_events(caplog)[-2:]
+    assert limited["client_id"] == "svc" and limited["suppressed"] == 1000 - RATE_LIMITED_PER_SECOND
+    assert failed["client_id"] == "svc" and failed["suppressed"] == 1000 - AUTH_FAILED_PER_SECOND
 
 
 def test_json_log_format_makes_every_s2s_log_one_json_object(capsys: pytest.CaptureFixture[str]) -> None:
