@@ -15,7 +15,7 @@ from s2s.clock import FakeClock
 from s2s.issuer import Client, InMemoryClientRegistry, IssuerSettings
 from s2s.keys.rotation import RotationPolicy
 from s2s.litestar.issuer import create_issuer_app
-from s2s.observe import ObserveSettings, subscribe, unsubscribe
+from s2s.observe import HUB, AuditLog, ObserveSettings, subscribe, unsubscribe
 from tests.issuer.helpers import AUDIENCE, ISSUER, SECRET_HASH, PkjClient, make_pkj
 from tests.support import MemoryKeyStore
 
@@ -85,3 +85,18 @@ def exporter() -> Iterator[InMemorySpanExporter]:
     yield exporter
     unsubscribe(observer)
     provider.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def fresh_audit_log() -> Iterator[None]:
+    """A fresh audit subscriber on the hub per test: the per-second bound on failure events is
+    process-wide, and another test's flood must not leave this one's events out."""
+    old = [o for o in HUB.observers if isinstance(o, AuditLog)]
+    new = AuditLog()
+    for o in old:
+        HUB.unsubscribe(o)
+    HUB.subscribe(new)
+    yield
+    HUB.unsubscribe(new)
+    for o in old:
+        HUB.subscribe(o)
