@@ -59,10 +59,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from s2s.issuer import Client, IssuerSettings, new_client, open_client_registry  # noqa: E402
-from s2s.keys.model import KeyState, generate_key  # noqa: E402
-from s2s.keys.rotation import RotationPolicy, ensure_keys, with_alg  # noqa: E402
-from s2s.keys.signing import LocalSigner  # noqa: E402
-from s2s.keys.store import open_keystore, update_keyset  # noqa: E402
+from s2s.keys import (  # noqa: E402
+    KeyState,
+    LocalSigner,
+    RotationPolicy,
+    ensure_keys,
+    generate_key,
+    open_keystore,
+    update_keyset,
+)
+from s2s.keys._rotation import with_alg  # noqa: E402
 from s2s.litestar.issuer import create_issuer_app  # noqa: E402
 from s2s.observe import ObserveSettings  # noqa: E402
 

@@ -47,8 +47,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from s2s.issuer import Client, InMemoryClientRegistry, IssuerSettings, hash_secret  # noqa: E402
-from s2s.keys.model import KeyState, generate_key  # noqa: E402
-from s2s.keys.signing import LocalSigner  # noqa: E402
+from s2s.keys import (  # noqa: E402
+    KeyState,
+    LocalSigner,
+    generate_key,
+)
 from s2s.litestar import S2SAuthPlugin  # noqa: E402
 from s2s.litestar.issuer import create_issuer_app  # noqa: E402
 from s2s.observe import HUB, Fanout, Observer, ObserveSettings  # noqa: E402

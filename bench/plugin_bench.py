@@ -63,8 +63,7 @@ from litestar.di import NamedDependency, Provide
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from s2s.keys.model import KeyState, generate_key  # noqa: E402
-from s2s.keys.signing import LocalSigner  # noqa: E402
+from s2s.keys import KeyState, LocalSigner, generate_key  # noqa: E402
 from s2s.litestar import PrincipalDep, S2SAuthPlugin, requires_scopes  # noqa: E402
 from s2s.verify import VerifierConfig  # noqa: E402
 

@@ -53,8 +53,7 @@ from joserfc import jwt as jose_jwt
 from joserfc.jwk import ECKey, RSAKey, import_key
 from joserfc.jws import JWSRegistry
 
-from s2s.keys.model import KeyState, SigningKey, generate_key
-from s2s.keys.signing import LocalSigner
+from s2s.keys import KeyState, LocalSigner, SigningKey, generate_key
 from s2s.verify import SyncTokenVerifier, TokenVerifier, VerifierConfig
 
 ISSUER = "https://issuer.bench"

@@ -1,6 +1,8 @@
-"""MkDocs hook: generates the configuration and CLI references from the code at build time.
+"""MkDocs hook: generates the configuration, CLI and API references from the code at build time.
 
-A page asks for a reference with a marker line: ``<!-- s2s:settings -->`` or ``<!-- s2s:cli -->``.
+A page asks for a reference with a marker line: ``<!-- s2s:settings -->``, ``<!-- s2s:cli -->`` or
+``<!-- s2s:api -->``. The API reference is every public module (no ``_`` in its dotted path) with
+the names of its ``__all__`` and the first line of their docstrings: ``__all__`` is its one source.
 The settings tables come from calling each ``from_env`` with a mapping that records every variable
 it reads, so a variable added, renamed or removed in the code changes the page; every variable
 needs a one-line description below, and a description of a variable the code no longer reads fails
@@ -10,12 +12,17 @@ the build (``mkdocs build --strict`` and ``tests/docs``).
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import inspect
+import pkgutil
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import click
 
+import s2s
 from s2s.aws import AwsSettings
 from s2s.cli import HELP_WIDTH, main
 from s2s.client import TokenClientSettings
@@ -26,10 +33,20 @@ from s2s.observe import ObserveSettings
 from s2s.verify import VerifierConfig
 from services.resource.app import ResourceSettings
 
-__all__ = ["SECTIONS", "Section", "cli_markdown", "on_page_markdown", "read_vars", "settings_markdown"]
+__all__ = [
+    "SECTIONS",
+    "Section",
+    "api_markdown",
+    "cli_markdown",
+    "on_page_markdown",
+    "public_modules",
+    "read_vars",
+    "settings_markdown",
+]
 
 SETTINGS_MARKER = "<!-- s2s:settings -->"
 CLI_MARKER = "<!-- s2s:cli -->"
+API_MARKER = "<!-- s2s:api -->"
 
 
 class _Recorder(Mapping[str, str]):
@@ -99,7 +116,7 @@ def _resource(env: Mapping[str, str]) -> Any:
 SECTIONS: tuple[Section, ...] = (
     Section(
         title="Issuer (`s2s serve`, `services/issuer`)",
-        target="s2s.issuer.IssuerSettings.from_env (timing: s2s.keys.rotation.RotationPolicy.from_env)",
+        target="s2s.issuer.IssuerSettings.from_env (timing: s2s.keys.RotationPolicy.from_env)",
         prefix="S2S_",
         build=_issuer,
         required={},
@@ -153,6 +170,10 @@ SECTIONS: tuple[Section, ...] = (
             "STATE": "Replay and rate-limit state: `sqlite://PATH` (default: `state.sqlite3` beside the "
             "key store, shared by the issuer processes of one host), `dynamodb://TABLE[?region=R]` "
             "(several hosts) or `memory` (tests only).",
+            "STATE_FAILURE_MODE": "While that store is unavailable: `closed` (default: token requests "
+            "503 + `Retry-After`, `/ready` 503) or `local` (this replica's memory stands in, `/ready` "
+            "200 listing `state store degraded`; replay protection is per replica until the store "
+            "answers, see docs/deployment-aws.md).",
             "SIGNER": "Where new private keys live: `local` (in the keyset) or `aws-kms`; unset: follow "
             "the keyset.",
             "KMS_DELETION_WINDOW_DAYS": "Days before a pruned KMS key is deleted (7 to 30).",
@@ -169,10 +190,17 @@ SECTIONS: tuple[Section, ...] = (
         prefix="S2S_",
         build=_client,
         required={"S2S_CLIENT_ID": "billing", "S2S_CLIENT_SECRET": "x", "S2S_ISSUER": "https://i.example"},
-        attributes={"TOKEN_TIMEOUT": "timeout", "CLIENT_PRIVATE_KEY": "private_key"},
-        alternatives=(("TOKEN_ENDPOINT", "ISSUER"), ("CLIENT_SECRET", "CLIENT_PRIVATE_KEY")),
+        attributes={
+            "TOKEN_TIMEOUT": "timeout",
+            "CLIENT_PRIVATE_KEY": "private_key",
+            "CLIENT_ASSERTION_FILE": "assertion_file",
+        },
+        alternatives=(
+            ("TOKEN_ENDPOINT", "ISSUER"),
+            ("CLIENT_SECRET", "CLIENT_PRIVATE_KEY", "CLIENT_ASSERTION_FILE"),
+        ),
         intro="Give `S2S_TOKEN_ENDPOINT` or `S2S_ISSUER`, and one of `S2S_CLIENT_SECRET` / "
-        "`S2S_CLIENT_PRIVATE_KEY`. Secrets may be `aws-sm://` references.",
+        "`S2S_CLIENT_PRIVATE_KEY` / `S2S_CLIENT_ASSERTION_FILE`. Secrets may be `aws-sm://` references.",
         descriptions={
             "TOKEN_ENDPOINT": "The token endpoint URL. Wins over `S2S_ISSUER`.",
             "TOKEN_TIMEOUT": "HTTP timeout of a token request, seconds.",
@@ -180,6 +208,10 @@ SECTIONS: tuple[Section, ...] = (
             "ISSUER": "The issuer URL; the token endpoint is found by discovery.",
             "CLIENT_SECRET": "The client secret (`client_secret_basic`).",
             "CLIENT_PRIVATE_KEY": "A private key (path, PEM or JWK text) for `private_key_jwt`.",
+            "CLIENT_ASSERTION_FILE": "A file holding a token the platform gives this workload (a "
+            "Kubernetes projected service-account token, a SPIFFE JWT-SVID): sent as the client "
+            "assertion, re-read when it changes, never sent once expired. No secret at all: "
+            "see [Fetch tokens](../fetch-tokens.md#without-a-secret).",
             "ALLOW_INSECURE_HTTP": "`true`: send credentials over plain http to a non-loopback "
             "host (a sidecar that adds TLS); logged once. Default `false`: https or loopback only.",
         },
@@ -217,9 +249,11 @@ SECTIONS: tuple[Section, ...] = (
         build=_entra,
         required={"S2S_ENTRA_TENANT_ID": "t", "S2S_ENTRA_CLIENT_ID": "c", "S2S_ENTRA_CLIENT_SECRET": "s"},
         attributes={},
-        alternatives=(("CLIENT_SECRET", "CERTIFICATE_KEY", "PFX"),),
-        intro="Exactly one credential: `CLIENT_SECRET`, `CERTIFICATE_KEY` (with `CERTIFICATE_THUMBPRINT`) "
-        "or `PFX`.",
+        alternatives=(("CLIENT_SECRET", "CERTIFICATE_KEY", "PFX", "FEDERATED_TOKEN_FILE"),),
+        intro="Exactly one credential: `CLIENT_SECRET`, `CERTIFICATE_KEY` (with `CERTIFICATE_THUMBPRINT`), "
+        "`PFX` or `FEDERATED_TOKEN_FILE`. With none of them set, the variables the Azure "
+        "workload-identity webhook injects are used: `AZURE_FEDERATED_TOKEN_FILE` with `AZURE_TENANT_ID`, "
+        "`AZURE_CLIENT_ID` and `AZURE_AUTHORITY_HOST` (an `S2S_ENTRA_` variable that is set still wins).",
         descriptions={
             "TENANT_ID": "The directory (tenant) id.",
             "CLIENT_ID": "This API's application (client) id.",
@@ -229,6 +263,9 @@ SECTIONS: tuple[Section, ...] = (
             "CERTIFICATE": "The public certificate (PEM) that goes with `CERTIFICATE_KEY`.",
             "PFX": "A PKCS#12 file instead of key and certificate.",
             "PFX_PASSWORD": "Its password.",
+            "FEDERATED_TOKEN_FILE": "Workload identity federation (no secret): a file holding the "
+            "token Entra ID trusts through a federated credential (e.g. a Kubernetes projected "
+            "service-account token), sent by MSAL as the client assertion and re-read when it changes.",
             "AUTHORITY_HOST": "The login host (national clouds).",
             "INSTANCE_DISCOVERY": "MSAL instance discovery (`false` for custom authorities); "
             "unset: MSAL's default.",
@@ -422,9 +459,72 @@ def cli_markdown() -> str:
     return "\n".join(out)
 
 
+def public_modules() -> list[str]:
+    """Every module of s2s a user may import by design: no path component starts with ``_``."""
+    names = ["s2s"]
+    for info in pkgutil.walk_packages(s2s.__path__, "s2s."):
+        if not any(part.startswith("_") for part in info.name.split(".")):
+            names.append(info.name)
+    return sorted(names)
+
+
+def _first_paragraph(doc: str) -> str:
+    """A docstring's first paragraph as one Markdown line (reST roles and literals as code spans)."""
+    text = inspect.cleandoc(doc).split("\n\n")[0].replace("\n", " ").strip()
+    text = re.sub(
+        r":[a-z]+:`~?([\w.]*?)([\w]+)`", lambda m: f"`{m[2] if '~' in m[0] else m[1] + m[2]}`", text
+    )
+    text = re.sub(r"``(.+?)``", r"`\1`", text)
+    return text.removesuffix("::") + (":" if text.endswith("::") else "")
+
+
+def _summary(obj: Any) -> str:
+    """The first line of an object's own docstring ("" for values, and for a dataclass without one,
+    whose generated ``__doc__`` is only its signature)."""
+    if not (inspect.isclass(obj) or inspect.isroutine(obj)):
+        return ""
+    doc = obj.__doc__ or ""
+    if inspect.isclass(obj) and doc.startswith(f"{obj.__name__}("):
+        return ""
+    return _first_paragraph(doc)
+
+
+def _kind(obj: Any) -> str:
+    if inspect.isclass(obj):
+        return "exception" if issubclass(obj, BaseException) else "class"
+    if inspect.isroutine(obj):
+        return "function"
+    return "value"
+
+
+def api_markdown() -> str:
+    out: list[str] = []
+    for name in public_modules():
+        module = importlib.import_module(name)
+        exported = getattr(module, "__all__", None)
+        if exported is None:
+            raise RuntimeError(f"public module {name} has no __all__ (docs/hooks.py)")
+        doc = _first_paragraph(module.__doc__ or "")
+        out += [f"## `{name}`", "", doc, "", "| name | kind | summary |", "|---|---|---|"]
+        for exported_name in sorted(exported, key=lambda n: (n.lower(), n)):
+            obj = getattr(module, exported_name)
+            home = (
+                getattr(obj, "__module__", None) if inspect.isclass(obj) or inspect.isroutine(obj) else None
+            )
+            summary = _summary(obj)
+            # A name re-exported from another public package says where it lives.
+            if home is not None and not home.startswith(name) and "._" not in home and home != name:
+                summary = f"(from `{home}`) {summary}".strip()
+            out.append(f"| `{exported_name}` | {_kind(obj)} | {_cell(summary)} |")
+        out.append("")
+    return "\n".join(out)
+
+
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     if SETTINGS_MARKER in markdown:
         markdown = markdown.replace(SETTINGS_MARKER, settings_markdown())
     if CLI_MARKER in markdown:
         markdown = markdown.replace(CLI_MARKER, cli_markdown())
+    if API_MARKER in markdown:
+        markdown = markdown.replace(API_MARKER, api_markdown())
     return markdown

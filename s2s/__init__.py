@@ -15,8 +15,8 @@ This module imports none of them, so a caller-only service loads only what it us
 
 from __future__ import annotations
 
-from s2s.errors import ConfigError, MissingExtra, S2SError
+from s2s.errors import ConfigError, MissingExtra, S2SError, VersionConflict
 
-__all__ = ["ConfigError", "MissingExtra", "S2SError", "__version__"]
+__all__ = ["ConfigError", "MissingExtra", "S2SError", "VersionConflict", "__version__"]
 
 __version__ = "0.1.0"

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from s2s.errors import ConfigError
 
 if TYPE_CHECKING:
+    from s2s.secrets._source import SecretSource
     from s2s.secrets.errors import SecretError
-    from s2s.secrets.source import SecretSource
 
 __all__ = ["EnvReader", "parse_duration"]
 
@@ -272,9 +272,9 @@ class EnvReader:
     # -- machinery ----------------------------------------------------------------------------------
     def _resolve(self, name: str, raw: str) -> str | None:
         # Imported on demand: only a deployment that uses references needs the secrets machinery.
+        from s2s.secrets._resolve import resolve  # noqa: PLC0415
+        from s2s.secrets._source import SecretsManagerSource  # noqa: PLC0415
         from s2s.secrets.errors import SecretError  # noqa: PLC0415
-        from s2s.secrets.resolve import resolve  # noqa: PLC0415
-        from s2s.secrets.source import SecretsManagerSource  # noqa: PLC0415
 
         if self._secrets is None:
             self._secrets = SecretsManagerSource()

@@ -1,7 +1,7 @@
 """Single-flight: one call per key in flight, every other caller for that key waits for its outcome.
 
 Written once, in two flavours of the same small API, for whatever must not be asked twice at once:
-a JWKS refetch (:mod:`s2s.verify.jwks`), a token request, an MSAL call.
+a JWKS refetch (:mod:`s2s.verify._jwks`), a token request, an MSAL call.
 
 * :class:`SingleFlight` (threads): :meth:`~SingleFlight.do` runs ``fn`` in the calling thread when
   no call for ``key`` is in flight (the *leader*), else waits for the leader's result or exception

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 
 from s2s.errors import VersionConflict
+from s2s.keys import KeySet
 from s2s.keys.errors import KeyStoreError
-from s2s.keys.model import KeySet
 
 
 class MemoryKeyStore:

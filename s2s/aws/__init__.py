@@ -1,11 +1,11 @@
 """AWS in one home: the boto3 client factory and its settings, the botocore log redaction, the one
 seam every AWS call goes through (:class:`AwsService`), and the Secrets Manager access layer.
 
-Adapters built on it: the Secrets Manager key store (:mod:`s2s.keys.aws_sm`), the Secrets Manager
-client registry (:mod:`s2s.issuer.aws_clients`), the ``aws-sm://`` secrets source
-(:mod:`s2s.secrets`), the DynamoDB issuer state (:mod:`s2s.issuer.dynamodb`) and the KMS signer
-(:mod:`s2s.keys.kms`). ``aws-sm://`` references and locations share one grammar:
-:mod:`s2s.secrets.references`.
+Adapters built on it: the Secrets Manager key store (:mod:`s2s.keys._aws_sm`), the Secrets Manager
+client registry (:mod:`s2s.issuer._aws_clients`), the ``aws-sm://`` secrets source
+(:mod:`s2s.secrets`), the DynamoDB issuer state (:mod:`s2s.issuer._dynamodb`) and the KMS signer
+(:mod:`s2s.keys._kms`). ``aws-sm://`` references and locations share one grammar:
+:mod:`s2s.secrets._references`.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ __all__ = ["HELP_WIDTH", "emit", "fail", "main", "missing_location", "table"]
 
 
 # Modules that add commands to ``main`` (each imports ``main`` from here, so they load last).
-_COMMAND_MODULES = ("s2s.cli.keys", "s2s.cli.clients", "s2s.cli.serve", "s2s.cli.token")
+_COMMAND_MODULES = ("s2s.cli._keys", "s2s.cli._clients", "s2s.cli._serve", "s2s.cli._token")
 
 
 class _Group(click.Group):

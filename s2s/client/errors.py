@@ -5,7 +5,10 @@
         ├── TokenRequestError         the endpoint refused (RFC 6749 §5.2 ``error``, ``status_code``)
         ├── TokenEndpointUnreachable  no answer: connection, timeout, broken response
         ├── InvalidTokenResponse      200, but not a usable bearer token response
-        └── DiscoveryError            the issuer's metadata names no usable token endpoint
+        ├── DiscoveryError            the issuer's metadata names no usable token endpoint
+        └── AssertionUnavailable      an assertion source has no assertion to give (file missing
+            │                         or empty, variable unset, callable failed)
+            └── AssertionExpired      the assertion it holds has expired (names where and when)
 
 Bad arguments and settings are :class:`s2s.errors.ConfigError`; an ``aws-sm://`` secret that cannot
 be read is a :class:`s2s.secrets.SecretError`.
@@ -16,6 +19,8 @@ from __future__ import annotations
 from s2s.errors import S2SError
 
 __all__ = [
+    "AssertionExpired",
+    "AssertionUnavailable",
     "DiscoveryError",
     "InvalidTokenResponse",
     "TokenClientError",
@@ -68,3 +73,24 @@ class DiscoveryError(TokenClientError):
     """The issuer's metadata (RFC 8414) could not be read or does not name a token endpoint."""
 
     error = "discovery_failed"
+
+
+class AssertionUnavailable(TokenClientError):
+    """An assertion source (:mod:`s2s.client`'s ``*AssertionSource``) has no assertion to give.
+
+    The message names the source (a file path, a variable name, a callable's name), never content.
+    """
+
+    error = "assertion_unavailable"
+
+
+class AssertionExpired(AssertionUnavailable):
+    """The assertion a source holds has expired: whatever refreshes it (the kubelet, a sidecar, a
+    CI runner) has stopped. ``where`` names the source, ``expired_at`` is the ``exp`` (Unix time)."""
+
+    error = "assertion_expired"
+
+    def __init__(self, description: str, *, where: str, expired_at: float) -> None:
+        super().__init__(description)
+        self.where = where
+        self.expired_at = expired_at

@@ -1,22 +1,24 @@
 """Entra ID (MSAL) client credentials and on-behalf-of for async services, and Microsoft Graph.
 
 Tokens come back as the one :class:`~s2s.oauth.AccessToken` (the s2s token client returns the same
-type), and a client secret is the one :class:`~s2s.client.ClientSecret`.
+type), a client secret is the one :class:`~s2s.client.ClientSecret`, and a federated token (workload
+identity federation, no secret) the one :class:`~s2s.client.ClientAssertion`.
 """
 
 from __future__ import annotations
 
-from s2s.client.credentials import ClientSecret
-from s2s.entra.app import (
+from s2s.client._credentials import ClientAssertion, ClientSecret
+from s2s.entra._app import (
     AZURE_CHINA,
     AZURE_PUBLIC_CLOUD,
     AZURE_US_GOVERNMENT,
     EntraApp,
     EntraConfig,
 )
-from s2s.entra.cache import FileTokenCache, MemoryTokenCache, TokenCachePersistence
-from s2s.entra.challenge import claims_challenge_header, parse_claims_challenge
-from s2s.entra.credentials import CertificateCredential, Credential, PfxCredential
+from s2s.entra._cache import FileTokenCache, MemoryTokenCache, TokenCachePersistence
+from s2s.entra._challenge import claims_challenge_header, parse_claims_challenge
+from s2s.entra._credentials import CertificateCredential, Credential, PfxCredential, federated_token_file
+from s2s.entra._graph import GRAPH_V1, GraphClient
 from s2s.entra.errors import (
     EntraError,
     EntraInteractionRequired,
@@ -32,7 +34,6 @@ from s2s.entra.errors import (
     GraphUnauthorized,
     GraphUnavailable,
 )
-from s2s.entra.graph import GRAPH_V1, GraphClient
 from s2s.oauth import AccessToken
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "GRAPH_V1",
     "AccessToken",
     "CertificateCredential",
+    "ClientAssertion",
     "ClientSecret",
     "Credential",
     "EntraApp",
@@ -65,5 +67,6 @@ __all__ = [
     "PfxCredential",
     "TokenCachePersistence",
     "claims_challenge_header",
+    "federated_token_file",
     "parse_claims_challenge",
 ]

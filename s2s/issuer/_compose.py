@@ -16,21 +16,22 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from s2s.aws import AwsSettings
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError
+from s2s.issuer._assertion import ReplayCache
+from s2s.issuer._fallback_state import LocalFallbackState
+from s2s.issuer._keyring import KeyManager, unsignable
 from s2s.issuer._offload import BlockingPool
+from s2s.issuer._ratelimit import RateLimiter
 from s2s.issuer._readiness import Probe, ReadinessMonitor
 from s2s.issuer._registry import ClientRegistry, open_client_registry
-from s2s.issuer.assertion import ReplayCache
-from s2s.issuer.keyring import KeyManager, unsignable
-from s2s.issuer.ratelimit import RateLimiter
-from s2s.issuer.settings import IssuerSettings
-from s2s.issuer.state import IssuerState, open_state
-from s2s.issuer.token import TokenEndpoint
+from s2s.issuer._settings import IssuerSettings
+from s2s.issuer._state import InMemoryState, IssuerState, open_state
+from s2s.issuer._token import TokenEndpoint
 from s2s.keys._factories import KeyFactories
-from s2s.keys.kms import RoutingSigner, SigningUnavailable
-from s2s.keys.model import KeySet, SigningKey
-from s2s.keys.rotation import ensure_keys
-from s2s.keys.signing import Signer
-from s2s.keys.store import KeyStore, open_keystore, update_keyset
+from s2s.keys._kms import RoutingSigner, SigningUnavailable
+from s2s.keys._model import KeySet, SigningKey
+from s2s.keys._rotation import ensure_keys
+from s2s.keys._signing import Signer
+from s2s.keys._store import KeyStore, open_keystore, update_keyset
 from s2s.observe import HUB, Observer
 
 if TYPE_CHECKING:
@@ -93,7 +94,10 @@ def build_issuer(settings: IssuerSettings, **parts: Unpack[IssuerParts]) -> Issu
 
     ``state`` (default: what ``S2S_STATE`` names) serves as replay cache and rate limiter unless
     ``replay`` / ``limiter`` are given. ``signer`` defaults to local-or-KMS per key
-    (:class:`~s2s.keys.kms.RoutingSigner`). ``factories`` defaults to what ``S2S_SIGNER`` names.
+    (:class:`~s2s.keys._kms.RoutingSigner`). ``factories`` defaults to what ``S2S_SIGNER`` names.
+    ``replay`` / ``limiter`` are given; with ``state_failure_mode="local"`` it is wrapped in a
+    :class:`~s2s.issuer._fallback_state.LocalFallbackState`. ``signer`` defaults to local-or-KMS per key
+    (:class:`~s2s.keys._kms.RoutingSigner`). ``factories`` defaults to what ``S2S_SIGNER`` names.
     ``keys`` replaces the whole key manager (then ``store`` and ``factories`` are not used).
     """
     clock = parts.get("clock", system_clock)
@@ -112,6 +116,12 @@ def build_issuer(settings: IssuerSettings, **parts: Unpack[IssuerParts]) -> Issu
     state = parts.get("state")
     if state is None:
         state = open_state(settings.state, rate=settings.rate_limit, burst=settings.rate_burst, clock=clock)
+    degradable: tuple[str, ...] = ()
+    if settings.state_failure_mode == "local" and not isinstance(state, InMemoryState):
+        # Explicitly chosen: this replica's memory stands in while the shared state is down.
+        local = InMemoryState(settings.rate_limit, settings.rate_burst, clock=clock)
+        state = LocalFallbackState(state, local, clock=clock)
+        degradable = ("state store",)
     endpoint = TokenEndpoint(
         settings,
         registry,
@@ -127,7 +137,7 @@ def build_issuer(settings: IssuerSettings, **parts: Unpack[IssuerParts]) -> Issu
         probe = getattr(part, "probe", None)
         if callable(probe):
             probes[name] = probe
-    readiness = ReadinessMonitor(keys, probes, clock=clock)
+    readiness = ReadinessMonitor(keys, probes, clock=clock, degradable=degradable)
     pool = None
     if _blocks_on_io(settings, registry, state):
         aws = AwsSettings.from_env()
@@ -152,7 +162,7 @@ def create_first_keys(settings: IssuerSettings, *, clock: Clock = system_clock) 
     """Give an empty key store its first keys, unless ``create_keys`` is off; the store and its keyset.
 
     With ``S2S_CREATE_KEYS=false`` keys come only from ``s2s keys init`` (a deployment's init job).
-    A keyset that cannot sign (:func:`~s2s.issuer.keyring.unsignable`) refuses the start:
+    A keyset that cannot sign (:func:`~s2s.issuer._keyring.unsignable`) refuses the start:
     :class:`ConfigError`, one line.
     """
     store = open_keystore(settings.keystore)

@@ -3,7 +3,7 @@
 Strict and framework-free: anything that is not a well-formed ``application/x-www-form-urlencoded``
 request with exactly one client authentication method is refused with an :class:`OAuthError`
 (``invalid_request`` or ``invalid_client``). Nothing here looks a client up or checks a credential:
-that is the endpoint's job (:mod:`s2s.issuer.token`).
+that is the endpoint's job (:mod:`s2s.issuer._token`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import binascii
 from collections.abc import Mapping
 from urllib.parse import unquote, unquote_plus
 
-from s2s.issuer.assertion import InvalidAssertion, assertion_subject
+from s2s.issuer._assertion import InvalidAssertion, assertion_subject
 from s2s.issuer.errors import InvalidClient, InvalidTokenRequest, UnsupportedGrantType
 from s2s.oauth import FORM_TYPE, JWT_BEARER_ASSERTION_TYPE
 
@@ -191,10 +191,12 @@ def presented_credentials(
     assertion = params.get("client_assertion")
     if assertion is None:
         raise InvalidTokenRequest("client_assertion is required with client_assertion_type")
+    if form_id is not None:
+        # The endpoint decides: private_key_jwt wants iss == client_id; a federated client's
+        # assertion is a token of its platform (another iss, or none for a JWT-SVID).
+        return form_id, None, assertion
     try:
         client_id = assertion_subject(assertion)
     except InvalidAssertion as exc:
         raise InvalidClient(exc.description) from None
-    if form_id is not None and form_id != client_id:
-        raise InvalidClient("client_id does not match the assertion issuer")
     return client_id, None, assertion

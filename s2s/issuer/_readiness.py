@@ -7,6 +7,11 @@ hung dependency cannot hang the probe a load balancer sends. A probe that fails,
 answered within ``timeout`` seconds, makes the replica not ready at once; the next probe that
 answers makes it ready again, so ``/ready`` follows a dependency within about
 ``interval + timeout`` seconds both ways.
+
+A dependency the replica can do without for a while is ``degradable`` (the state store under
+``S2S_STATE_FAILURE_MODE=local``, :mod:`s2s.issuer._fallback_state`): its failure or hang leaves
+the replica ready and is listed in :meth:`ReadinessMonitor.warnings` (the ``/ready`` body) as
+``"<name> degraded: <reason>"``; the dependency logs its own outage and recovery.
 """
 
 from __future__ import annotations
@@ -15,18 +20,21 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from s2s.clock import Clock, system_clock
 from s2s.errors import S2SError
-from s2s.issuer.keyring import KeyManager, Readiness
+from s2s.issuer._keyring import KeyManager, Readiness
 
-__all__ = ["ReadinessMonitor"]
+__all__ = ["PROBE_TIMEOUT", "ReadinessMonitor"]
 
 log = logging.getLogger("s2s.issuer.ready")
 
 Probe = Callable[[], None]
+
+# Seconds until a probe that has not answered counts as failed (a hung dependency).
+PROBE_TIMEOUT = 2.0
 
 
 @dataclass(slots=True)
@@ -39,7 +47,7 @@ class _Status:
 class ReadinessMonitor:
     """The replica's readiness: the keys' own, plus ``probes`` (name -> a call that raises when
     the dependency cannot serve). ``interval`` between probes, ``timeout`` until a probe that has
-    not answered counts as failed."""
+    not answered counts as failed. Probes named in ``degradable`` only warn (see the module)."""
 
     def __init__(
         self,
@@ -48,29 +56,47 @@ class ReadinessMonitor:
         *,
         clock: Clock = system_clock,
         interval: float = 1.0,
-        timeout: float = 2.0,
+        timeout: float = PROBE_TIMEOUT,
+        degradable: Collection[str] = (),
     ) -> None:
         self.keys = keys
         self._probes = dict(probes or {})
+        self._degradable = frozenset(degradable)
         self._clock = clock
         self.interval = interval
         self.timeout = timeout
         self._status = {name: _Status() for name in self._probes}
         self._lock = threading.Lock()
 
+    def _failing(self, *, degradable: bool) -> list[tuple[str, str]]:
+        """``(name, why)`` of each probe (the degradable ones, or the others) that does not pass."""
+        now = self._clock.monotonic()
+        failing = []
+        with self._lock:
+            for name, status in self._status.items():
+                if (name in self._degradable) != degradable:
+                    continue
+                if status.started is not None and now - status.started >= self.timeout:
+                    failing.append((name, "not answering"))
+                elif not status.ok:
+                    failing.append((name, status.reason))
+        return failing
+
     def readiness(self) -> Readiness:
         keys = self.keys.readiness()
         if not keys:
             return keys
-        now = self._clock.monotonic()
-        reasons = []
-        with self._lock:
-            for name, status in self._status.items():
-                if status.started is not None and now - status.started >= self.timeout:
-                    reasons.append(f"{name} not answering")
-                elif not status.ok:
-                    reasons.append(f"{name}: {status.reason}")
+        reasons = [
+            f"{name} {why}" if why == "not answering" else f"{name}: {why}"
+            for name, why in self._failing(degradable=False)
+        ]
         return Readiness(False, "; ".join(reasons)) if reasons else keys
+
+    def warnings(self) -> tuple[str, ...]:
+        """What a ready replica reports beside its readiness: the keys' warnings (a rotation that
+        could not be saved) and each degradable dependency it is serving without."""
+        degraded = tuple(f"{name} degraded: {why}" for name, why in self._failing(degradable=True))
+        return self.keys.warnings() + degraded
 
     def check(self, name: str) -> None:
         """Run one probe now (in the calling thread) and record its outcome."""
@@ -85,7 +111,9 @@ class ReadinessMonitor:
             ok, reason = True, ""
         with self._lock:
             status = self._status[name]
-            if status.ok and not ok:
+            if name in self._degradable:
+                pass  # a degradable dependency logs its own outage and recovery
+            elif status.ok and not ok:
                 log.error("not ready: %s: %s", name, reason)
             elif ok and not status.ok and status.reason != "not checked yet":
                 log.warning("ready again: %s answers", name)

@@ -3,7 +3,7 @@
 One protocol, :class:`ClientRegistry` (``get``: called on every token request, must be cheap), and
 :class:`ManagedClientRegistry` for the stores the CLI lists and changes. Implementations: in memory
 (tests, embedding), one JSON file (:class:`FileClientRegistry`), and one AWS Secrets Manager secret
-(:class:`~s2s.issuer.aws_clients.SecretsManagerClientRegistry`). File and secret hold the same
+(:class:`~s2s.issuer._aws_clients.SecretsManagerClientRegistry`). File and secret hold the same
 ``s2s.clients/1`` document; :func:`open_client_registry` picks one from a URL.
 """
 
@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from s2s._files import check_private_file, exclusive_lock, write_atomic
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError, S2SError
-from s2s.issuer.clients import Client
+from s2s.issuer._clients import Client
 from s2s.issuer.errors import RegistryError
 
 __all__ = [
@@ -263,10 +263,10 @@ def remove_change(client_id: str) -> Callable[[dict[str, Client]], None]:
 def open_client_registry(url: str, *, clock: Clock = system_clock) -> ManagedClientRegistry:
     """``file://PATH`` (or a bare path) to a JSON registry, or ``aws-sm://NAME[?region=R&reload=S]``
     for the same document in a Secrets Manager secret (shared by replicas; see
-    :class:`~s2s.issuer.aws_clients.SecretsManagerClientRegistry`)."""
+    :class:`~s2s.issuer._aws_clients.SecretsManagerClientRegistry`)."""
     if url.startswith("aws-sm://"):
         # Imported on demand: the core must load without the adapters' optional dependencies.
-        from s2s.issuer.aws_clients import SecretsManagerClientRegistry  # noqa: PLC0415
+        from s2s.issuer._aws_clients import SecretsManagerClientRegistry  # noqa: PLC0415
 
         return SecretsManagerClientRegistry.from_url(url, clock=clock)
     if url.startswith("file://") or "://" not in url:

@@ -12,7 +12,7 @@ it is as hard to guess as a generated one.
 
 Registries written by earlier versions hold ``scrypt$...`` hashes: they are still accepted,
 checked once on the slow path (the token endpoint runs it on a bounded pool) and replaced by the
-fast hash after the first success (:meth:`s2s.issuer.token.TokenEndpoint` writes it back).
+fast hash after the first success (:meth:`s2s.issuer._token.TokenEndpoint` writes it back).
 :class:`SecretVerifier` remembers recent scrypt successes so the slow hash runs once per client
 and secret until then.
 """
@@ -31,7 +31,7 @@ from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError
 
 if TYPE_CHECKING:
-    from s2s.issuer.clients import Client
+    from s2s.issuer._clients import Client
 
 __all__ = [
     "MIN_SECRET_BITS",

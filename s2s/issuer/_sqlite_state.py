@@ -32,12 +32,12 @@ from pathlib import Path
 from s2s._files import check_private_file
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError
+from s2s.issuer._ratelimit import GLOBAL_FAILURES, FailureBudget
 from s2s.issuer.errors import StateUnavailable
-from s2s.issuer.ratelimit import GLOBAL_FAILURES, FailureBudget
 
 __all__ = ["SQLiteState"]
 
-log = logging.getLogger("s2s.issuer.state")
+log = logging.getLogger("s2s.issuer._state")
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS replay (k BLOB PRIMARY KEY, exp REAL NOT NULL) WITHOUT ROWID",
@@ -139,6 +139,19 @@ class SQLiteState:
         self._purged_at = -float("inf")
         with self._transaction("purge") as conn:
             self._maybe_purge(conn, self._clock.now())
+
+    def probe(self) -> None:
+        """Raise :class:`StateUnavailable` unless the file can take a write lock now (the readiness
+        probe): ``BEGIN IMMEDIATE`` then ``ROLLBACK``, nothing written. A lock held elsewhere makes
+        it wait (``busy_timeout``), which the readiness monitor counts as not answering."""
+        with self._lock:
+            try:
+                conn = self._connect()
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("ROLLBACK")
+            except (sqlite3.Error, ConfigError) as exc:
+                reason = exc.description if isinstance(exc, ConfigError) else type(exc).__name__
+                raise StateUnavailable(f"SQLite state {self.path}: {reason}") from None
 
     # -- replay ----------------------------------------------------------------------------------
     def seen_or_add(self, key: str, expires_at: float) -> bool:

@@ -1,7 +1,7 @@
 """The issuer's errors: what the token endpoint answers, and what its infrastructure raises.
 
 Infrastructure (client registries, the replay and rate-limit state, the signer) raises its own
-errors and knows nothing of OAuth; only the token endpoint (:mod:`s2s.issuer.token`) turns them
+errors and knows nothing of OAuth; only the token endpoint (:mod:`s2s.issuer._token`) turns them
 into RFC 6749 §5.2 answers::
 
     S2SError
@@ -19,8 +19,8 @@ into RFC 6749 §5.2 answers::
     │   └── RegistryUnavailable     not loaded yet            -> 503 temporarily_unavailable
     └── StateUnavailable            replay / rate state unreachable -> 503 temporarily_unavailable
 
-Mapped by the endpoint as well, from other packages: :class:`s2s.keys.kms.SigningUnavailable`
-(-> 503, the detail only in the log) and :class:`s2s.issuer.assertion.InvalidAssertion`
+Mapped by the endpoint as well, from other packages: :class:`s2s.keys._kms.SigningUnavailable`
+(-> 503, the detail only in the log) and :class:`s2s.issuer._assertion.InvalidAssertion`
 (-> 401 ``invalid_client``). A client record that breaks the rules is a
 :class:`s2s.errors.ConfigError`.
 """

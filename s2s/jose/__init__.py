@@ -2,8 +2,8 @@
 RFC 7638 thumbprints, the header policy, compact JWS parse/serialize, sign and verify.
 
 The verifier (:mod:`s2s.verify`), the issuer's local and KMS signers (:mod:`s2s.keys`), the
-client-assertion check (:mod:`s2s.issuer.assertion`) and client-assertion creation
-(:mod:`s2s.client.credentials`) all go through it, so a JOSE fix lands once.
+client-assertion check (:mod:`s2s.issuer._assertion`) and client-assertion creation
+(:mod:`s2s.client._credentials`) all go through it, so a JOSE fix lands once.
 
 Modules (one concept each): ``_b64`` (base64url), ``_algorithms`` (the table and its roles,
 :class:`AlgorithmPolicy`), ``_keys`` (JWK members, public/private key loading, thumbprints,

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 from s2s._env import EnvReader
 from s2s.errors import ConfigError
-from s2s.keys.model import KeySet
-from s2s.keys.rotation import KeyFactory, local_key_factory
+from s2s.keys._model import KeySet
+from s2s.keys._rotation import KeyFactory, local_key_factory
 
 if TYPE_CHECKING:
-    from s2s.keys.kms import KmsKeyFactory
+    from s2s.keys._kms import KmsKeyFactory
 
 __all__ = ["SIGNERS", "KeyFactories"]
 
@@ -88,7 +88,7 @@ class KeyFactories:
     def kms(self) -> KmsKeyFactory:
         """The KMS key factory, made on first use (it needs the ``aws`` extra only then)."""
         if self._kms is None:
-            from s2s.keys.kms import KmsKeyFactory  # noqa: PLC0415 - only KMS deployments need it
+            from s2s.keys._kms import KmsKeyFactory  # noqa: PLC0415 - only KMS deployments need it
 
             self._kms = KmsKeyFactory(deletion_window_days=self.kms_deletion_window_days)
         return self._kms

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from s2s.litestar.challenge import WS_FORBIDDEN, WS_INVALID_REQUEST, WS_TRY_AGAIN_LATER, WS_UNAUTHENTICATED
-from s2s.litestar.guards import (
+from s2s.litestar._challenge import WS_FORBIDDEN, WS_INVALID_REQUEST, WS_TRY_AGAIN_LATER, WS_UNAUTHENTICATED
+from s2s.litestar._guards import (
     Requirement,
     principal_of,
     requires_any_role,
@@ -13,8 +13,8 @@ from s2s.litestar.guards import (
     requires_roles,
     requires_scopes,
 )
-from s2s.litestar.middleware import WS_BEARER_PROTOCOL, S2SAuthMiddleware
-from s2s.litestar.plugin import OptionalPrincipalDep, PrincipalDep, S2SAuthPlugin, provide_principal
+from s2s.litestar._middleware import WS_BEARER_PROTOCOL, S2SAuthMiddleware
+from s2s.litestar._plugin import OptionalPrincipalDep, PrincipalDep, S2SAuthPlugin, provide_principal
 
 __all__ = [
     "WS_BEARER_PROTOCOL",

@@ -29,7 +29,8 @@ from litestar.config.app import AppConfig
 from litestar.di import NamedDependency, Provide
 from litestar.plugins import InitPlugin
 
-from s2s.entra.app import EntraApp
+from s2s.entra._app import EntraApp
+from s2s.entra._graph import GRAPH_V1, GraphClient
 from s2s.entra.errors import (
     EntraError,
     EntraInteractionRequired,
@@ -42,13 +43,12 @@ from s2s.entra.errors import (
     GraphThrottled,
     GraphUnauthorized,
 )
-from s2s.entra.graph import GRAPH_V1, GraphClient
 from s2s.errors import ConfigError
-from s2s.litestar.challenge import error_response
+from s2s.litestar._challenge import error_response
 from s2s.oauth import AccessToken
 from s2s.verify import extract_bearer
+from s2s.verify._principal import Principal
 from s2s.verify.errors import InvalidToken, MissingToken
-from s2s.verify.principal import Principal
 
 __all__ = ["EntraOnBehalfOf", "EntraPlugin", "GraphDep", "OboTokenDep"]
 

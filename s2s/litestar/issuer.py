@@ -35,13 +35,13 @@ from s2s.issuer import (
     build_issuer,
     server_metadata,
 )
-from s2s.issuer.metadata import (
+from s2s.issuer._metadata import (
     AUTHORIZE_PATH,
     OPENID_CONFIGURATION_PATH,
     authorization_error,
     openid_configuration,
 )
-from s2s.issuer.token import NO_STORE, TokenResponse
+from s2s.issuer._token import NO_STORE, TokenResponse
 from s2s.oauth import JWKS_PATH, METADATA_PATH, TOKEN_PATH
 from s2s.observe import HUB, Fanout, ObserveSettings, configure_logging, setup_from_env
 
@@ -262,7 +262,7 @@ def create_issuer_app(
             body = json.dumps({"status": "not ready", "reason": readiness.reason}).encode()
             return Response(body, status_code=503, headers=no_store, media_type=JSON)
         answer: dict[str, Any] = {"status": "ready", "kid": current.kid}
-        warnings = keys.warnings()
+        warnings = runtime.readiness.warnings()
         if warnings:
             answer["warnings"] = list(warnings)
         return Response(json.dumps(answer).encode(), headers=no_store, media_type=JSON)

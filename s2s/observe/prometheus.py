@@ -28,13 +28,12 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from s2s.keys.rotation import safe_at
+from s2s.keys._rotation import safe_at
 from s2s.observe._observer import Observer
 from s2s.observe._reasons import reason_code
 
 if TYPE_CHECKING:
-    from s2s.keys import KeySet
-    from s2s.keys.rotation import RotationPolicy
+    from s2s.keys import KeySet, RotationPolicy
 
 __all__ = [
     "CONTENT_TYPE",

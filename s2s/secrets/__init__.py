@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-from s2s.secrets.errors import (
-    InvalidSecretReference,
-    SecretAccessDenied,
-    SecretError,
-    SecretFieldMissing,
-    SecretNotFound,
-    SecretUnavailable,
-)
-from s2s.secrets.references import (
+from s2s.secrets._references import (
     SCHEME,
     VERSION_STAGES,
     SecretLocation,
@@ -19,8 +11,16 @@ from s2s.secrets.references import (
     parse_location,
     parse_reference,
 )
-from s2s.secrets.resolve import resolve, resolve_env, resolve_settings
-from s2s.secrets.source import SecretsManagerSource, SecretSource, SecretValue
+from s2s.secrets._resolve import resolve, resolve_env, resolve_settings
+from s2s.secrets._source import SecretsManagerSource, SecretSource, SecretValue
+from s2s.secrets.errors import (
+    InvalidSecretReference,
+    SecretAccessDenied,
+    SecretError,
+    SecretFieldMissing,
+    SecretNotFound,
+    SecretUnavailable,
+)
 
 __all__ = [
     "SCHEME",

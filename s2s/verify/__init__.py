@@ -7,8 +7,11 @@ The JOSE work (parsing, keys, signatures) is :mod:`s2s.jose`'s.
 from __future__ import annotations
 
 from s2s.jose import AlgorithmPolicy, VerifyKey, load_jwk
-from s2s.verify.bearer import extract_bearer
-from s2s.verify.config import VerifierConfig
+from s2s.verify._bearer import extract_bearer
+from s2s.verify._config import VerifierConfig
+from s2s.verify._jwks import AsyncJWKSSource, SyncJWKSSource
+from s2s.verify._principal import Principal
+from s2s.verify._verifier import SyncTokenVerifier, TokenVerifier
 from s2s.verify.errors import (
     BadSignature,
     DisallowedAlgorithm,
@@ -32,9 +35,6 @@ from s2s.verify.errors import (
     VerificationError,
     WrongTokenType,
 )
-from s2s.verify.jwks import AsyncJWKSSource, SyncJWKSSource
-from s2s.verify.principal import Principal
-from s2s.verify.verifier import SyncTokenVerifier, TokenVerifier
 
 __all__ = [
     "AlgorithmPolicy",

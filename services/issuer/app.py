@@ -6,7 +6,7 @@ with none set, keys live in ``keys/`` and clients in ``keys/clients.json``.
 
 from __future__ import annotations
 
-from s2s.issuer.settings import IssuerSettings
+from s2s.issuer import IssuerSettings
 from s2s.litestar.issuer import configure_host_logging, create_issuer_app
 
 __all__ = ["app"]

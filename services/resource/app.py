@@ -37,18 +37,17 @@ from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, JSONBody
 from litestar.plugins import PluginProtocol
 
+from s2s._env import EnvReader
 from s2s.entra import GRAPH_V1, EntraApp, EntraConfig
 from s2s.errors import ConfigError
+from s2s.http import secure_url
 from s2s.litestar import PrincipalDep, S2SAuthPlugin, requires_roles, requires_scopes
 from s2s.litestar.entra import EntraOnBehalfOf, EntraPlugin, GraphDep
-from s2s.verify import TokenVerifier, VerifierConfig
-from s2s.verify.config import check_fetch_url
-from s2s.verify.principal import Principal
+from s2s.secrets import SecretSource
+from s2s.verify import Principal, TokenVerifier, VerifierConfig
 
 __all__ = ["ResourceSettings", "app", "create_app", "entra_configured"]  # noqa: F822 - `app` comes from __getattr__
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 ENTRA_PREFIX = "S2S_ENTRA_"
 GRAPH_USER_READ = "https://graph.microsoft.com/User.Read"
 
@@ -69,30 +68,31 @@ class ResourceSettings:
     def __post_init__(self) -> None:
         if not self.graph_scopes:
             raise ConfigError("graph_scopes must name at least one scope")
-        check_fetch_url(self.graph_base_url, "graph_base_url")
+        secure_url(self.graph_base_url, "graph_base_url")
         if self.token_url is not None:
-            check_fetch_url(self.token_url, "token_url")
+            secure_url(self.token_url, "token_url")
 
     @classmethod
     def from_env(
-        cls, prefix: str = "S2S_RESOURCE_", environ: Mapping[str, str] | None = None
+        cls,
+        prefix: str = "S2S_RESOURCE_",
+        environ: Mapping[str, str] | None = None,
+        *,
+        secrets: SecretSource | None = None,
     ) -> ResourceSettings:
-        env = os.environ if environ is None else environ
-        options: dict[str, Any] = {}
-        if (realm := env.get(prefix + "REALM")) is not None:
-            options["realm"] = realm.strip() or cls.realm
-        if (docs := env.get(prefix + "PUBLIC_DOCS")) is not None:
-            value = docs.strip().lower()
-            if value not in _TRUE | _FALSE:
-                raise ConfigError(f"{prefix}PUBLIC_DOCS must be true or false")
-            options["public_docs"] = value in _TRUE
-        if scopes := (env.get(prefix + "GRAPH_SCOPES") or "").replace(",", " ").split():
-            options["graph_scopes"] = tuple(scopes)
-        if graph_url := (env.get(prefix + "GRAPH_BASE_URL") or "").strip():
-            options["graph_base_url"] = graph_url.rstrip("/")
-        if token_url := (env.get(prefix + "TOKEN_URL") or "").strip():
-            options["token_url"] = token_url
-        return cls(**options)
+        """Read ``S2S_RESOURCE_*`` with the reading rules of every s2s ``from_env`` (blank is unset;
+        one :class:`ConfigError` line naming every bad variable; ``aws-sm://`` values resolved)."""
+        env = EnvReader(prefix, environ, secrets=secrets)
+        d = cls()
+        graph_base_url = env.text("GRAPH_BASE_URL")
+        values: dict[str, Any] = {
+            "realm": (env.text("REALM") or d.realm).strip(),
+            "public_docs": env.flag("PUBLIC_DOCS", d.public_docs),
+            "graph_scopes": env.strings("GRAPH_SCOPES", d.graph_scopes),
+            "graph_base_url": graph_base_url.strip().rstrip("/") if graph_base_url else d.graph_base_url,
+            "token_url": (env.text("TOKEN_URL") or "").strip() or None,
+        }
+        return env.build(cls, values)
 
 
 @dataclass

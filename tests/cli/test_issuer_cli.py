@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from joserfc.jwk import ECKey
 
 from s2s.cli import main
-from s2s.cli.serve import DEMO_AUDIENCE
+from s2s.cli._serve import DEMO_AUDIENCE
 from tests.support import free_port, running_issuer
 
 
@@ -81,7 +81,7 @@ def test_clients_add_with_jwks(registry_env: Path, tmp_path: Path) -> None:
 def test_serve_demo_reports_existing_client_without_secret(
     registry_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from s2s.cli import serve
+    from s2s.cli import _serve as serve
 
     started: list[object] = []
     monkeypatch.setattr(serve, "_serve", lambda app, sock, **kw: started.append(sock.close()))
@@ -138,9 +138,9 @@ def test_token_command_unreachable_issuer() -> None:
 
 
 def test_serve_leaves_an_empty_store_empty_when_told_not_to_create_keys(tmp_path: Path) -> None:
-    from s2s.cli.serve import prepare
-    from s2s.issuer.settings import IssuerSettings
-    from s2s.keys.filestore import FileKeyStore
+    from s2s.cli._serve import prepare
+    from s2s.issuer import IssuerSettings
+    from s2s.keys import FileKeyStore
 
     env = {"S2S_KEYSTORE": f"file://{tmp_path / 'keys'}", "S2S_CLIENTS": f"file://{tmp_path / 'c.json'}"}
     prepare(IssuerSettings.from_env(environ={**env, "S2S_CREATE_KEYS": "false"}), demo=False)

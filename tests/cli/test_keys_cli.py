@@ -11,9 +11,8 @@ from click.testing import CliRunner, Result
 
 from s2s.cli import main
 from s2s.clock import FakeClock
-from s2s.keys.filestore import FileKeyStore
-from s2s.keys.model import KeySet, KeyState, SigningKey, generate_key
-from s2s.keys.rotation import RotationPolicy, format_time
+from s2s.keys import FileKeyStore, KeySet, KeyState, RotationPolicy, SigningKey, generate_key
+from s2s.keys._rotation import format_time
 
 POLICY = RotationPolicy()
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
@@ -354,7 +353,7 @@ class _Broken:
 def test_unexpected_errors_are_one_line_and_s2s_debug_shows_the_traceback(
     cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("s2s.cli.keys.open_keystore", lambda url: _Broken())
+    monkeypatch.setattr("s2s.cli._keys.open_keystore", lambda url: _Broken())
     line = one_error_line(cli("keys", "list"))
     assert "RuntimeError" in line and "PRIVATE-SCALAR" not in line
     # The line promises details with S2S_DEBUG=1: the error then propagates (a traceback), on request.

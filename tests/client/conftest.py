@@ -13,7 +13,7 @@ from litestar import Litestar
 
 from s2s.clock import FakeClock
 from s2s.issuer import Client, InMemoryClientRegistry, IssuerSettings
-from s2s.keys.rotation import RotationPolicy
+from s2s.keys import RotationPolicy
 from s2s.litestar.issuer import IssuerRuntime, create_issuer_app
 from tests.issuer.helpers import SECRET_HASH, PkjClient, make_pkj
 from tests.support import MemoryKeyStore, free_port

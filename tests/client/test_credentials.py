@@ -20,8 +20,7 @@ from moto import mock_aws
 from s2s.client import AsyncTokenClient, ClientSecret, PrivateKeyJWT, TokenClient, TokenClientSettings
 from s2s.clock import FakeClock
 from s2s.errors import ConfigError
-from s2s.issuer import Client
-from s2s.issuer.assertion import AssertionVerifier, InMemoryReplayCache
+from s2s.issuer import AssertionVerifier, Client, InMemoryReplayCache
 from s2s.secrets import SecretNotFound, SecretsManagerSource
 from tests.client.conftest import AUDIENCE, Counting
 from tests.client.helpers import SECRET, TOKEN_URL, FakeTokenEndpoint

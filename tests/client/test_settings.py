@@ -18,13 +18,13 @@ def test_every_missing_setting_is_named_in_one_line() -> None:
         TokenClientSettings.from_env(environ={})
     assert str(info.value) == (
         "missing settings: S2S_CLIENT_ID, S2S_TOKEN_ENDPOINT or S2S_ISSUER, "
-        "S2S_CLIENT_SECRET or S2S_CLIENT_PRIVATE_KEY"
+        "S2S_CLIENT_SECRET or S2S_CLIENT_PRIVATE_KEY or S2S_CLIENT_ASSERTION_FILE"
     )
 
 
 def test_conflicting_credentials_name_both_variables() -> None:
     env = {"S2S_CLIENT_ID": "svc", "S2S_ISSUER": "https://i.example", "S2S_CLIENT_SECRET": "s"}
-    with pytest.raises(ConfigError, match=r"^S2S_CLIENT_SECRET, S2S_CLIENT_PRIVATE_KEY: give exactly one"):
+    with pytest.raises(ConfigError, match=r"^S2S_CLIENT_SECRET and S2S_CLIENT_PRIVATE_KEY are alternatives"):
         TokenClientSettings.from_env(environ={**env, "S2S_CLIENT_PRIVATE_KEY": "/k.pem"})
     with pytest.raises(ConfigError, match=r"^S2S_TOKEN_TIMEOUT='soon' must be a duration"):
         TokenClientSettings.from_env(environ={**env, "S2S_TOKEN_TIMEOUT": "soon"})

@@ -31,8 +31,8 @@ import yaml
 from check_jsonschema.builtin_schemas import get_builtin_schema
 
 from s2s.cli import main as cli_main
-from s2s.cli.serve import DEMO_AUDIENCE
-from s2s.issuer.settings import IssuerSettings
+from s2s.cli._serve import DEMO_AUDIENCE
+from s2s.issuer import IssuerSettings
 from s2s.verify import VerifierConfig
 from tests.support import free_port
 

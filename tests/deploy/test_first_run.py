@@ -124,9 +124,12 @@ def test_dev_py_forwards_a_stop_signal_to_its_child(tmp_path: Path, signum: int)
     pid_file = tmp_path / "child.pid"
     child = (
         "import os, pathlib, signal, sys, time\n"
+        # Both handlers explicit: a process started from a background job inherits SIGINT ignored,
+        # and Python then never raises KeyboardInterrupt (the forwarded signal would be lost).
         "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
+        "signal.signal(signal.SIGINT, lambda *a: sys.exit(0))\n"
         f"pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid()))\n"
-        "try:\n    time.sleep(120)\nexcept KeyboardInterrupt:\n    sys.exit(0)\n"
+        "time.sleep(120)\n"
     )
     runner = (
         f"import sys; sys.path.insert(0, {str(ROOT)!r}); import dev\n"

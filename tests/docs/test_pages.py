@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from s2s.cli import main
-from s2s.keys.rotation import RotationPolicy
+from s2s.keys import RotationPolicy
 from s2s.verify import VerifierConfig
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,6 +8,13 @@ one fault each, bounded (each scenario well under a minute).
 * ``moto_server`` restarted empty: no keyset or registry is replaced; the replica keeps its keys.
 * A key store that can be read but not written during a scheduled rotation: reported as that,
   the replica keeps serving, and the rotation lands once the store is writable again.
+* SIGSTOP of a JWKS host (the issuer) for 20 s under a resource service (the example app with the
+  s2s plugin, uvicorn): tokens of known kids keep verifying (0 failures), an unknown kid is
+  refused 503 within the fetch deadline, ``/health`` answers throughout, and a token of a key made
+  during the stop verifies after SIGCONT once the cooldown has passed.
+* SIGSTOP of ``moto_server`` for 20 s with ``S2S_STATE_FAILURE_MODE=local`` (DynamoDB state, keys
+  and clients in files): ``/ready`` stays 200 saying degraded, tokens keep being issued from the
+  replica's memory once the outage is noticed, and the shared state is used again after SIGCONT.
 
 Every wait is on a condition with a generous ceiling; the figures are printed (``-s``) for the
 record: ``.venv/bin/python -m pytest -m e2e tests/e2e/test_faults.py -s -q``.
@@ -16,22 +23,27 @@ record: ``.venv/bin/python -m pytest -m e2e tests/e2e/test_faults.py -s -q``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from s2s.client import TokenClient
-from tests.e2e.aws import AwsDeployment, MotoServer, aws, moto  # noqa: F401 - fixtures
+from tests.e2e.aws import AwsDeployment, MotoServer, aws, moto, running_resource_service  # noqa: F401
 from tests.e2e.conftest import AUDIENCE, CLIENT_ID, SCOPE, Deployment
 from tests.support import (
     BoundedLoad,
@@ -81,6 +93,21 @@ def _wait_for(what: str, condition: Callable[[], bool], ceiling: float, log: Pat
         )
         time.sleep(0.05)
     return time.monotonic() - started
+
+
+def _stop_while_running(pid: int, seconds: float, workers: list[threading.Thread]) -> tuple[float, float]:
+    """Start ``workers``, let them run for a second, then SIGSTOP ``pid`` for ``seconds`` (SIGCONT
+    whatever happens); the monotonic times of the stop and of the SIGCONT."""
+    for worker in workers:
+        worker.start()
+    try:
+        time.sleep(1)
+        os.kill(pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        time.sleep(seconds)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    return stopped_at, time.monotonic()
 
 
 # -- an issuer on a fixed port, so that it can be killed and started again --------------------------
@@ -218,7 +245,6 @@ def test_sigstop_of_moto_for_20_seconds(aws: AwsDeployment, moto: MotoServer) ->
         ready_seen: list[tuple[float, int | None, str]] = []
         tokens: list[tuple[float, int, float, str, str | None]] = []
         stop = threading.Event()
-        stopped_at = 0.0
 
         def watch() -> None:
             nonlocal health_slowest
@@ -248,16 +274,7 @@ def test_sigstop_of_moto_for_20_seconds(aws: AwsDeployment, moto: MotoServer) ->
             threading.Thread(target=watch, daemon=True),
             threading.Thread(target=request_tokens, daemon=True),
         ]
-        for worker in workers:
-            worker.start()
-        try:
-            time.sleep(1)
-            os.kill(moto.proc.pid, signal.SIGSTOP)
-            stopped_at = time.monotonic()
-            time.sleep(20)
-        finally:
-            os.kill(moto.proc.pid, signal.SIGCONT)
-        resumed_at = time.monotonic()
+        stopped_at, resumed_at = _stop_while_running(moto.proc.pid, 20, workers)
         try:
             _wait_for(
                 "/ready 200 after SIGCONT",
@@ -392,3 +409,284 @@ def test_read_only_key_store_during_a_scheduled_rotation(deployment: Deployment)
             f"\n[fault] read-only key store: failed save reported {waited:.2f}s after start (ready 200, "
             f"tokens 200); rotation landed {back:.2f}s after the store became writable"
         )
+
+
+# -- 5. SIGSTOP of a JWKS host for 20 s ----------------------------------------------------------------
+# The verifier's settings: keys live 1 s (the issuer's max-age here), so the stop spans many expiries
+# and every known-kid request past one is a stale-while-revalidate decision; a fetch may take 5 s in
+# all (the default deadline); a failed fetch is not retried for 2 s after it ENDED.
+JWKS_HTTP_TIMEOUT = 5.0
+JWKS_COOLDOWN = 2.0
+STOP_SECONDS = 20.0
+
+
+class KnownKidCallers(BoundedLoad):
+    """Callers of the resource service, each holding a token of a kid the verifier has cached."""
+
+    def __init__(self, url: str, tokens: list[str], max_seconds: float) -> None:
+        super().__init__(len(tokens), ceiling=max_seconds)
+        self._url, self._tokens = url, iter(tokens)
+        self.calls = 0
+        self.failures: list[str] = []
+        self.slowest = 0.0
+
+    def _worker(self) -> None:
+        with self._lock:
+            token = next(self._tokens)
+        with httpx.Client(trust_env=False, timeout=30) as http:
+            while self._claim() is not None:
+                started = time.monotonic()
+                try:
+                    response = http.get(self._url, headers={"Authorization": f"Bearer {token}"})
+                    failure = None if response.status_code == 200 else f"HTTP {response.status_code}"
+                    if failure:
+                        failure += f" {response.headers.get('www-authenticate', '')}"
+                except httpx.HTTPError as exc:
+                    failure = type(exc).__name__
+                took = time.monotonic() - started
+                with self._lock:
+                    self.calls += 1
+                    self.slowest = max(self.slowest, took)
+                    if failure:
+                        self.failures.append(failure)
+                time.sleep(0.01)
+
+
+def _foreign_token(issuer: str) -> str:
+    """A well-formed token for the resource, signed by a key no JWKS has (an unknown kid)."""
+    now = int(time.time())
+    claims = {
+        "iss": issuer,
+        "aud": AUDIENCE,
+        "sub": CLIENT_ID,
+        "client_id": CLIENT_ID,
+        "scope": SCOPE,
+        "iat": now,
+        "exp": now + 300,
+        "jti": secrets.token_hex(8),
+    }
+    key = ec.generate_private_key(ec.SECP256R1())
+    headers = {"kid": "unknown-" + secrets.token_hex(8), "typ": "at+jwt"}
+    return jwt.encode(claims, key, algorithm="ES256", headers=headers)
+
+
+def test_sigstop_of_a_jwks_host_for_20_seconds(deployment: Deployment) -> None:
+    # Tokens outlive the stop; a demoted key stays published for max TTL + leeway (5 min here).
+    env = {**deployment.env, "S2S_TOKEN_TTL": "300", "S2S_MAX_TOKEN_TTL": "300"}
+    with running_issuer(env, deployment.root) as issuer:
+        resource_env = {
+            **env,
+            "S2S_VERIFIER_ISSUER": issuer.url,
+            "S2S_VERIFIER_AUDIENCE": AUDIENCE,
+            "S2S_VERIFIER_JWKS_TTL": "1",  # also lowers jwks_min_ttl: the issuer's max-age=1 holds
+            "S2S_VERIFIER_REFETCH_COOLDOWN": str(JWKS_COOLDOWN),
+            "S2S_VERIFIER_HTTP_TIMEOUT": str(JWKS_HTTP_TIMEOUT),
+            "S2S_VERIFIER_LEEWAY": "5",
+        }
+        with running_resource_service(resource_env, deployment.root) as resource:
+            orders = f"{resource.url}/orders"
+
+            def call(token: str) -> tuple[httpx.Response, float]:
+                started = time.monotonic()
+                response = httpx.get(
+                    orders, headers={"Authorization": f"Bearer {token}"}, timeout=30, trust_env=False
+                )
+                return response, time.monotonic() - started
+
+            tokens = []
+            for _ in range(4):
+                response, _ = _token(issuer.token_endpoint, CLIENT_ID, deployment.client_secret)
+                assert response.status_code == 200, response.text
+                tokens.append(response.json()["access_token"])
+            old_kid = jwt.get_unverified_header(tokens[0])["kid"]
+            assert call(tokens[0])[0].status_code == 200  # the verifier holds the issuer's keys
+            assert call(_foreign_token(issuer.url))[0].status_code == 401  # unknown kid, host up
+
+            load = KnownKidCallers(orders, tokens, max_seconds=120)
+            health_slowest = 0.0
+            health_statuses: set[int | None] = set()
+            unknown: list[tuple[int, float, str | None]] = []
+            stop = threading.Event()
+
+            def rotate_twice() -> str:
+                for _ in range(2):
+                    result = deployment.cli("keys", "rotate", "--force", "--json", extra_env=env)
+                    assert result.returncode == 0, result.stderr
+                listed = deployment.cli_json("keys", "list")["keys"]
+                kid: str = next(k["kid"] for k in listed if k["state"] == "current")
+                assert kid != old_kid
+                return kid
+
+            def watch_health() -> None:
+                nonlocal health_slowest
+                while not stop.is_set():
+                    status, took, _ = _get(f"{resource.url}/health", timeout=10)
+                    health_statuses.add(status)
+                    health_slowest = max(health_slowest, took)
+                    time.sleep(0.1)
+
+            watcher = threading.Thread(target=watch_health, daemon=True)
+            load.start()
+            watcher.start()
+            resumed_at = stopped_at = 0.0
+            try:
+                load.wait_until(lambda: load.calls >= 50, lambda: "50 calls before the stop")
+                os.kill(issuer.proc.pid, signal.SIGSTOP)
+                stopped_at = time.monotonic()
+                try:
+                    # A key made while the host is stopped: the verifier cannot have seen it. Two
+                    # forced rotations (the real CLI, beside the probes) make it the signer; the
+                    # old keys stay published (previous).
+                    rotations = ThreadPoolExecutor(1)
+                    rotated = rotations.submit(rotate_twice)
+                    while time.monotonic() - stopped_at < STOP_SECONDS:
+                        response, took = call(_foreign_token(issuer.url))
+                        unknown.append((response.status_code, took, response.headers.get("retry-after")))
+                        time.sleep(0.5)
+                    new_kid = rotated.result(timeout=60)
+                    rotations.shutdown()
+                finally:
+                    os.kill(issuer.proc.pid, signal.SIGCONT)
+                resumed_at = time.monotonic()
+                calls_during_stop = load.calls
+
+                fresh: list[str] = []
+
+                def new_key_token() -> bool:
+                    # The issuer reloads its store within a poll interval after SIGCONT.
+                    response, _ = _token(issuer.token_endpoint, CLIENT_ID, deployment.client_secret)
+                    assert response.status_code == 200, response.text
+                    token: str = response.json()["access_token"]
+                    fresh.append(token)
+                    return jwt.get_unverified_header(token)["kid"] == new_kid
+
+                _wait_for("a token of the new key", new_key_token, 30, issuer.log)
+                recovered = _wait_for(
+                    "the new key's token verifies", lambda: call(fresh[-1])[0].status_code == 200, 30
+                )
+                recovery = time.monotonic() - resumed_at
+                after = load.calls
+                load.wait_until(lambda: load.calls >= after + 50, lambda: "50 calls after recovery")
+            finally:
+                stop.set()
+                load.join()
+                watcher.join(30)
+            refused_after, _ = call(_foreign_token(issuer.url))
+            log = resource.log.read_text(errors="replace")
+            failed_fetches = log.count("JWKS fetch for")
+            print(
+                f"\n[fault] SIGSTOP JWKS host {STOP_SECONDS:g}s: known-kid requests {load.calls} "
+                f"({calls_during_stop} before SIGCONT), failures {len(load.failures)}, slowest "
+                f"{load.slowest:.3f}s; unknown-kid requests during the stop {len(unknown)}, statuses "
+                f"{sorted({u[0] for u in unknown})}, slowest {max((u[1] for u in unknown), default=0):.2f}s; "
+                f"failed JWKS fetches {failed_fetches}; /health slowest {health_slowest:.3f}s; new key's "
+                f"token verified {recovery:.2f}s after SIGCONT ({recovered:.2f}s after the issuer signed "
+                f"with it)"
+            )
+        assert load.failures == [], load.failures[:5]
+        # Served from the cached keys, never after waiting for a fetch (that takes the whole 5 s
+        # deadline while the host is stopped); the bound leaves a busy machine its slack.
+        assert load.slowest < JWKS_HTTP_TIMEOUT
+        # An unknown kid: 401 while the last fetch succeeded (within its cooldown the verifier does
+        # not refetch, the random-kid bound), then, once a fetch has failed, 503 + Retry-After.
+        statuses = [u[0] for u in unknown]
+        assert 503 in statuses and set(statuses[statuses.index(503) :]) == {503}, unknown
+        assert set(statuses) <= {401, 503} and all(u[2] for u in unknown if u[0] == 503), unknown
+        # An unknown kid waits at most the fetch in flight (deadline + 1 s), never the 20 s stop.
+        assert max(u[1] for u in unknown) < JWKS_HTTP_TIMEOUT + 3
+        assert health_statuses == {200} and health_slowest < JWKS_HTTP_TIMEOUT
+        # One fetch at a time, the next only a cooldown after the END of a failed one: at most one
+        # attempt per (deadline + cooldown) over the stop (counted from their start: one per 5 s).
+        assert (
+            1
+            <= failed_fetches
+            <= int((STOP_SECONDS + JWKS_HTTP_TIMEOUT) // (JWKS_HTTP_TIMEOUT + JWKS_COOLDOWN)) + 1
+        )
+        assert refused_after.status_code == 401  # the host answers: an unknown kid is the caller's
+        assert "Traceback" not in log
+
+
+# -- 6. SIGSTOP of moto_server for 20 s, S2S_STATE_FAILURE_MODE=local ----------------------------------
+def test_sigstop_of_moto_with_the_local_state_failure_mode(aws: AwsDeployment, moto: MotoServer) -> None:  # noqa: F811
+    keys = aws.root / "keys"
+    env = {
+        **aws.env,
+        "S2S_KEYSTORE": f"file://{keys}",
+        "S2S_CLIENTS": f"file://{keys / 'clients.json'}",
+        "S2S_STATE": f"dynamodb://{aws.prefix}-state",
+        "S2S_STATE_FAILURE_MODE": "local",
+    }
+    result = aws.cli("state", "init", extra_env=env)
+    assert result.returncode == 0, result.stderr
+    assert aws.cli("keys", "init", extra_env=env).returncode == 0
+    added = aws.cli(
+        "clients", "add", CLIENT_ID, "--audience", AUDIENCE, "--scope", SCOPE, "--json", extra_env=env
+    )
+    assert added.returncode == 0, added.stderr
+    secret = json.loads(added.stdout)["client_secret"]
+    with running_issuer(env, aws.root) as issuer:
+        first, _ = _token(issuer.token_endpoint, CLIENT_ID, secret)
+        assert first.status_code == 200, first.text
+        ready_seen: list[tuple[float, int | None, list[str]]] = []
+        tokens: list[tuple[float, float, int]] = []  # (sent, took, status)
+        health_slowest = 0.0
+        stop = threading.Event()
+
+        def watch() -> None:
+            nonlocal health_slowest
+            while not stop.is_set():
+                _, took, _ = _get(f"{issuer.url}/health", timeout=10)
+                health_slowest = max(health_slowest, took)
+                status, _, body = _get(f"{issuer.url}/ready", timeout=10)
+                ready_seen.append((time.monotonic(), status, list((body or {}).get("warnings", []))))
+                time.sleep(0.1)
+
+        def request_tokens() -> None:
+            while not stop.is_set():
+                sent = time.monotonic()
+                response, took = _token(issuer.token_endpoint, CLIENT_ID, secret)
+                tokens.append((sent, took, response.status_code))
+                time.sleep(0.1)
+
+        workers = [
+            threading.Thread(target=watch, daemon=True),
+            threading.Thread(target=request_tokens, daemon=True),
+        ]
+        stopped_at, resumed_at = _stop_while_running(moto.proc.pid, STOP_SECONDS, workers)
+        try:
+            _wait_for(
+                "/ready without the degraded warning after SIGCONT",
+                lambda: bool(ready_seen) and ready_seen[-1][0] > resumed_at and not ready_seen[-1][2],
+                30,
+                issuer.log,
+            )
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join(30)
+        noticed = [t for t, _, warnings in ready_seen if any("degraded" in w for w in warnings)]
+        assert noticed, "/ready never said degraded while moto was stopped"
+        noticed_at = noticed[0]
+        back = next(t for t, _, warnings in ready_seen if t > resumed_at and not warnings) - resumed_at
+        during = [t for t in tokens if stopped_at < t[0] + t[1] and t[0] < resumed_at]  # overlapping it
+        # Requests sent after the replica noticed the outage are served from its memory.
+        after_notice = [t for t in during if t[0] > noticed_at + 0.5]
+        refused = [t for t in during if t[2] != 200]
+        log = issuer.log.read_text(errors="replace")
+        print(
+            f"\n[fault] SIGSTOP moto {STOP_SECONDS:g}s, state failure mode local: /ready statuses "
+            f"{sorted({r[1] for r in ready_seen}, key=str)} over {len(ready_seen)} probes, degraded "
+            f"{noticed_at - stopped_at:.2f}s after SIGSTOP, not degraded {back:.2f}s after SIGCONT; token "
+            f"requests during the stop {len(during)} ({len(refused)} refused 503, all before the outage "
+            f"was noticed), slowest {max((t[1] for t in during), default=0):.2f}s; /health slowest "
+            f"{health_slowest:.3f}s"
+        )
+        assert {r[1] for r in ready_seen} == {200}  # never taken out of the load balancer
+        assert after_notice and all(t[2] == 200 for t in after_notice), after_notice[:5]
+        assert all(t[0] <= noticed_at + 0.5 for t in refused), refused
+        assert log.count("checking rate limits, failure budgets and assertion replay") == 1
+        assert log.count("back to the shared state") == 1
+        assert health_slowest < JWKS_HTTP_TIMEOUT
+        last, _ = _token(issuer.token_endpoint, CLIENT_ID, secret)
+        assert last.status_code == 200
+        assert "Traceback" not in log

@@ -14,8 +14,8 @@ from litestar.testing import TestClient
 from s2s.entra import ClientSecret, EntraApp
 from s2s.litestar import S2SAuthPlugin
 from s2s.litestar.entra import EntraOnBehalfOf, EntraPlugin, GraphDep, OboTokenDep
+from s2s.verify import Principal
 from s2s.verify.errors import InvalidToken
-from s2s.verify.principal import Principal
 from tests.entra.conftest import CLIENT_SECRET, FakeEntra, FakeGraph, LocalCA, unverified_claims, user_token
 
 GRAPH = "https://graph.microsoft.com/User.Read"

@@ -18,8 +18,7 @@ from litestar.testing import TestClient
 
 from s2s.clock import FakeClock
 from s2s.errors import ConfigError
-from s2s.keys.model import KeyState, SigningKey, generate_key
-from s2s.keys.signing import LocalSigner
+from s2s.keys import KeyState, LocalSigner, SigningKey, generate_key
 from s2s.verify import VerifierConfig
 from services.resource.app import GRAPH_USER_READ, ResourceSettings, create_app, entra_configured
 from tests.entra.conftest import CLIENT_ID, CLIENT_SECRET, TENANT, FakeEntra, FakeGraph, LocalCA

@@ -34,7 +34,7 @@ import pytest
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from litestar import Litestar, get
 
-from s2s.litestar.plugin import PrincipalDep, S2SAuthPlugin
+from s2s.litestar import PrincipalDep, S2SAuthPlugin
 from s2s.verify import VerifierConfig
 
 # Fixtures of tests/e2e: a key store + client (`s2s keys init`, `s2s clients add`), `s2s serve` on

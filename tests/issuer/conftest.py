@@ -10,7 +10,7 @@ from litestar.testing import TestClient
 
 from s2s.clock import FakeClock
 from s2s.issuer import Client, InMemoryClientRegistry, IssuerSettings
-from s2s.keys.rotation import RotationPolicy
+from s2s.keys import RotationPolicy
 from s2s.litestar.issuer import IssuerRuntime, create_issuer_app
 from tests.issuer.helpers import (
     AUDIENCE,

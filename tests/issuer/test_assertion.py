@@ -13,7 +13,8 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from s2s.clock import FakeClock
-from s2s.issuer.assertion import JWT_BEARER_ASSERTION_TYPE, InMemoryReplayCache
+from s2s.issuer import InMemoryReplayCache
+from s2s.issuer._assertion import JWT_BEARER_ASSERTION_TYPE
 from tests.issuer.helpers import (
     FORM,
     ISSUER,
@@ -312,7 +313,7 @@ def test_client_keys_whose_use_or_key_ops_exclude_verification_are_refused(
 ) -> None:
     from s2s.errors import ConfigError
     from s2s.issuer import Client as ClientRecord
-    from s2s.issuer.assertion import client_public_key
+    from s2s.issuer._assertion import client_public_key
     from tests.issuer.helpers import make_pkj
 
     jwk = {**make_pkj().public_jwk, **usage}

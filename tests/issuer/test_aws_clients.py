@@ -27,7 +27,7 @@ from s2s.issuer import (
     SecretsManagerClientRegistry,
     open_client_registry,
 )
-from s2s.keys.rotation import RotationPolicy
+from s2s.keys import RotationPolicy
 from s2s.litestar.issuer import IssuerRuntime, create_issuer_app
 from tests.issuer.helpers import AUDIENCE, ISSUER, SECRET, SECRET_HASH, basic
 from tests.support import MemoryKeyStore

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from s2s.clock import FakeClock
-from s2s.issuer import Client, IssuerSettings
-from s2s.issuer.minter import Minter
-from s2s.keys.signing import LocalSigner
+from s2s.issuer import Client, IssuerSettings, Minter
+from s2s.keys import LocalSigner
 from tests.issuer.cert_helpers import clients_add
 from tests.issuer.helpers import AUDIENCE, ISSUER, SECRET_HASH
 

@@ -23,8 +23,8 @@ from s2s.cli import main
 from s2s.clock import FakeClock
 from s2s.errors import ConfigError
 from s2s.issuer import Client, InMemoryClientRegistry, IssuerSettings
+from s2s.issuer._assertion import JWT_BEARER_ASSERTION_TYPE
 from s2s.issuer._certs import certificates_from_pem, jwk_for_certificate
-from s2s.issuer.assertion import JWT_BEARER_ASSERTION_TYPE
 from s2s.litestar.issuer import create_issuer_app
 from tests.issuer.cert_helpers import ClientCert, assertion, make_client_cert
 from tests.issuer.helpers import AUDIENCE, FORM, ISSUER, TOKEN_URL, assert_refused, make_pkj, refusal_reason

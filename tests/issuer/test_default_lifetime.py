@@ -3,7 +3,7 @@ life, and stays within the rotation policy's ceiling (so key timings cover every
 
 from __future__ import annotations
 
-from s2s.client.core import RefreshPolicy
+from s2s.client import RefreshPolicy
 from s2s.issuer import IssuerSettings
 
 __all__: list[str] = []

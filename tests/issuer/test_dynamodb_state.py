@@ -24,9 +24,9 @@ from s2s.issuer import (
     create_state_table,
     open_state,
 )
-from s2s.issuer.dynamodb import TTL_ATTRIBUTE
-from s2s.issuer.settings import parse_state_url
-from s2s.keys.rotation import RotationPolicy
+from s2s.issuer._dynamodb import TTL_ATTRIBUTE
+from s2s.issuer._settings import parse_state_url
+from s2s.keys import RotationPolicy
 from s2s.litestar.issuer import create_issuer_app
 from tests.issuer.helpers import (
     AUDIENCE,
@@ -235,7 +235,7 @@ def test_the_memory_default_and_local_signing_load_no_boto3() -> None:
 
     code = (
         "import sys\n"
-        "from s2s.issuer.settings import IssuerSettings\n"
+        "from s2s.issuer import IssuerSettings\n"
         "from s2s.litestar.issuer import create_issuer_app\n"
         "from s2s.issuer import InMemoryClientRegistry\n"
         "from tests.support import MemoryKeyStore\n"

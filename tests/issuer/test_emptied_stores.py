@@ -17,10 +17,7 @@ import pytest
 
 from s2s.clock import FakeClock
 from s2s.issuer import Client, FileClientRegistry, KeyManager, SecretsManagerClientRegistry
-from s2s.keys.filestore import FileKeyStore
-from s2s.keys.model import KeySet
-from s2s.keys.rotation import RotationPolicy, ensure_keys
-from s2s.keys.store import update_keyset
+from s2s.keys import FileKeyStore, KeySet, RotationPolicy, ensure_keys, update_keyset
 from tests.issuer.helpers import AUDIENCE, SECRET_HASH
 from tests.support import MemoryKeyStore
 

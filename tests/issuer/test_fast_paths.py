@@ -15,14 +15,14 @@ from s2s.issuer import (
     Client,
     InMemoryClientRegistry,
     InvalidTokenRequest,
+    Minter,
     SecretVerifier,
     new_client,
     parse_form,
 )
 from s2s.issuer._form import MAX_FIELDS
-from s2s.issuer.minter import Minter
-from s2s.issuer.token import _token_body
-from s2s.keys.signing import LocalSigner
+from s2s.issuer._token import _token_body
+from s2s.keys import LocalSigner
 from s2s.litestar.issuer import IssuerRuntime
 from tests.issuer.helpers import AUDIENCE, LEGACY_HASH, SECRET, basic
 

@@ -11,9 +11,8 @@ import pytest
 
 from s2s.clock import FakeClock
 from s2s.errors import ConfigError
-from s2s.issuer import Client
-from s2s.issuer.minter import Minter
-from s2s.keys.signing import LocalSigner
+from s2s.issuer import Client, Minter
+from s2s.keys import LocalSigner
 from tests.issuer.cert_helpers import clients_add
 from tests.issuer.helpers import AUDIENCE, ISSUER, SECRET_HASH
 

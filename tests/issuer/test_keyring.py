@@ -11,9 +11,7 @@ from litestar.testing import TestClient
 
 from s2s.clock import FakeClock
 from s2s.issuer import KeyManager
-from s2s.keys.model import KeySet, KeyState
-from s2s.keys.rotation import RotationPolicy, ensure_keys, revoke, rotate
-from s2s.keys.store import update_keyset
+from s2s.keys import KeySet, KeyState, RotationPolicy, ensure_keys, revoke, rotate, update_keyset
 from s2s.litestar.issuer import IssuerRuntime
 from s2s.observe.prometheus import PrometheusObserver
 from tests.support import MemoryKeyStore

@@ -24,7 +24,7 @@ def test_table_is_bounded(clock: FakeClock) -> None:
 
 
 def test_failures_have_their_own_budgets_per_key_and_issuer_wide() -> None:
-    from s2s.issuer.ratelimit import FailureBudget, failure_key
+    from s2s.issuer._ratelimit import FailureBudget, failure_key
 
     clock = FakeClock(0.0)
     budget = FailureBudget(rate=1, burst=2, global_rate=1, global_burst=3)

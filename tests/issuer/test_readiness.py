@@ -15,15 +15,11 @@ from litestar.testing import TestClient
 
 from s2s.clock import FakeClock
 from s2s.errors import ConfigError
-from s2s.issuer import InMemoryClientRegistry, IssuerSettings, KeyManager
-from s2s.issuer._compose import create_first_keys
+from s2s.issuer import InMemoryClientRegistry, IssuerSettings, KeyManager, create_first_keys
 from s2s.issuer._readiness import ReadinessMonitor
 from s2s.issuer.errors import StateUnavailable
+from s2s.keys import FileKeyStore, KeySet, RotationPolicy, SigningKey, ensure_keys, update_keyset
 from s2s.keys.errors import KeyStoreError
-from s2s.keys.filestore import FileKeyStore
-from s2s.keys.model import KeySet, SigningKey
-from s2s.keys.rotation import RotationPolicy, ensure_keys
-from s2s.keys.store import update_keyset
 from s2s.litestar.issuer import create_issuer_app
 from tests.issuer.helpers import AUDIENCE, FORM, ISSUER, SECRET, basic
 from tests.support import MemoryKeyStore
@@ -247,7 +243,7 @@ def test_a_rotation_that_cannot_be_saved_is_reported_as_that(
 def test_the_dynamodb_probe_reads_the_table(mock_aws: None) -> None:
     import boto3
 
-    from s2s.issuer.dynamodb import DynamoDBState, create_state_table
+    from s2s.issuer import DynamoDBState, create_state_table
 
     client = boto3.client("dynamodb", region_name="us-east-1")
     state = DynamoDBState("probed", rate=10, burst=10, client=client)

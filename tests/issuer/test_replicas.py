@@ -16,11 +16,17 @@ from litestar.testing import TestClient
 
 from s2s.clock import FakeClock
 from s2s.issuer import InMemoryClientRegistry, IssuerSettings, KeyManager
-from s2s.keys import KeyFactories
-from s2s.keys.aws_sm import SecretsManagerKeyStore
-from s2s.keys.kms import KmsKeyFactory, KmsSigner, RoutingSigner
-from s2s.keys.rotation import RotationPolicy, ensure_keys, rotate
-from s2s.keys.store import update_keyset
+from s2s.keys import (
+    KeyFactories,
+    KmsKeyFactory,
+    KmsSigner,
+    RotationPolicy,
+    RoutingSigner,
+    SecretsManagerKeyStore,
+    ensure_keys,
+    rotate,
+    update_keyset,
+)
 from s2s.litestar.issuer import IssuerRuntime, create_issuer_app
 from s2s.observe.prometheus import PrometheusObserver
 from tests.issuer.helpers import AUDIENCE, FORM, ISSUER, SECRET, assert_refused, basic

@@ -11,9 +11,8 @@ import boto3
 import pytest
 
 from s2s.clock import FakeClock
-from s2s.issuer import DynamoDBState, InMemoryState, create_state_table
-from s2s.issuer.ratelimit import FailureBudget, failure_key
-from s2s.issuer.state import IssuerState, SQLiteState
+from s2s.issuer import DynamoDBState, InMemoryState, IssuerState, SQLiteState, create_state_table
+from s2s.issuer._ratelimit import FailureBudget, failure_key
 
 BUDGET = FailureBudget(rate=0.1, burst=2, global_rate=0.1, global_burst=3)
 Factory = Callable[[FakeClock], IssuerState]

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from s2s.keys.model import SIGNING_ALGS, KeyState, SigningKey, generate_key
+from s2s.keys import SIGNING_ALGS, KeyState, SigningKey, generate_key
 
 
 class KeyPool:

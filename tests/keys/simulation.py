@@ -30,10 +30,18 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
+from s2s.keys import (
+    SIGNING_ALGS,
+    KeyFactory,
+    KeySet,
+    KeyState,
+    LocalSigner,
+    RotationPolicy,
+    ensure_keys,
+    prune,
+    scheduled_step,
+)
 from s2s.keys.errors import RotationRefused
-from s2s.keys.model import SIGNING_ALGS, KeySet, KeyState
-from s2s.keys.rotation import KeyFactory, RotationPolicy, ensure_keys, prune, scheduled_step
-from s2s.keys.signing import LocalSigner
 
 __all__ = ["Event", "Report", "simulate"]
 

@@ -12,7 +12,7 @@ import pytest
 from s2s.aws import AwsSettings, aws_client, aws_region
 from s2s.errors import ConfigError, MissingExtra
 from s2s.issuer import DynamoDBState, SecretsManagerClientRegistry
-from s2s.keys.aws_sm import SecretsManagerKeyStore
+from s2s.keys import SecretsManagerKeyStore
 from s2s.keys.errors import KeyStoreError
 from s2s.secrets import SecretAccessDenied, SecretsManagerSource
 from tests.conftest import no_aws_credentials

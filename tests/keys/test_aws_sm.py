@@ -8,10 +8,8 @@ import pytest
 
 from s2s.aws import PENDING_STAGE
 from s2s.errors import ConfigError, VersionConflict
-from s2s.keys.aws_sm import SecretsManagerKeyStore
+from s2s.keys import KeySet, KeyState, SecretsManagerKeyStore, generate_key, open_keystore
 from s2s.keys.errors import KeyStoreError
-from s2s.keys.model import KeySet, KeyState, generate_key
-from s2s.keys.store import open_keystore
 
 NAME = "s2s/test-keyset"
 

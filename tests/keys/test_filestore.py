@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from s2s.keys import FileKeyStore, KeySet, KeyState, generate_key, open_keystore
 from s2s.keys.errors import KeyStoreError
-from s2s.keys.filestore import FileKeyStore
-from s2s.keys.model import KeySet, KeyState, generate_key
-from s2s.keys.store import open_keystore
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 import boto3
 import jwt
 import pytest
+from botocore.exceptions import ReadTimeoutError
 from botocore.stub import Stubber
 from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives import hashes
@@ -26,22 +29,35 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet as JoseKeySet
+from litestar.testing import TestClient
 from moto import mock_aws
 
+from s2s.aws import AwsSettings, CircuitBreaker, aws_client
 from s2s.cli import main
 from s2s.clock import FakeClock
 from s2s.errors import ConfigError
-from s2s.keys.filestore import FileKeyStore
-from s2s.keys.kms import (
+from s2s.issuer import Client, InMemoryClientRegistry, IssuerSettings
+from s2s.keys import (
+    FileKeyStore,
+    KeySet,
+    KeyState,
     KmsKeyFactory,
     KmsSigner,
+    RotationPolicy,
     RoutingSigner,
+    SigningKey,
     SigningUnavailable,
-    der_to_jose,
-    uses_kms,
+    ensure_keys,
+    generate_key,
+    prune,
+    rotate,
+    thumbprint,
 )
-from s2s.keys.model import KeySet, KeyState, SigningKey, generate_key, thumbprint
-from s2s.keys.rotation import RotationPolicy, ensure_keys, prune, rotate
+from s2s.keys._kms import der_to_jose, uses_kms
+from s2s.keys._store import update_keyset
+from s2s.litestar.issuer import create_issuer_app
+from tests.issuer.helpers import AUDIENCE, FORM, ISSUER, SECRET, SECRET_HASH, assert_refused, basic
+from tests.support import MemoryKeyStore
 
 POLICY = RotationPolicy(rotate_every=0)
 CLAIMS = {"iss": "https://issuer.test", "sub": "svc", "aud": "https://api.test", "exp": 4_000_000_000}
@@ -225,6 +241,133 @@ def test_routing_signer_picks_kms_or_local_per_key(kms: Any) -> None:
             jwt.PyJWK({**local_key.public_jwk_entry()}).key,
             algorithms=["ES256"],
             audience=CLAIMS["aud"],
+        )
+
+
+# -- the one AWS seam: timeouts, retries and the circuit breaker ------------------------------------
+
+
+class KmsOutage:
+    """Makes the KMS client's requests time out (as a hung KMS endpoint does) while ``down``.
+
+    It hooks the request as it is about to be sent, before moto answers it: botocore sees a read
+    timeout, exactly what a stopped endpoint gives after ``read_timeout``."""
+
+    def __init__(self, client: Any) -> None:
+        self.down = False
+        self.sent: list[str] = []
+        client.meta.events.register_first("before-send.kms", self._send)
+
+    def _send(self, request: Any, **_: Any) -> None:
+        self.sent.append(request.headers.get("X-Amz-Target", b"").decode().rsplit(".", 1)[-1])
+        if self.down:
+            raise ReadTimeoutError(endpoint_url=request.url)
+
+
+@pytest.fixture
+def kms_one_attempt(kms: Any) -> Any:
+    """A KMS client as s2s builds it (its timeouts and retry settings), one attempt per call."""
+    return aws_client("kms", region="us-east-1", settings=AwsSettings(max_attempts=1))
+
+
+def test_kms_sign_goes_through_the_breaker_fails_fast_and_recovers(
+    kms_one_attempt: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = kms_one_attempt
+    key = KmsKeyFactory(client)("ES256", 0.0)
+    clock = FakeClock(1_000.0)
+    signer = KmsSigner(client, breaker=CircuitBreaker(threshold=3, cooldown=5.0, clock=clock))
+    outage = KmsOutage(client)
+    verify_both(signer.sign(key, HEADER, CLAIMS), key)  # GetPublicKey (checked once) and Sign
+    assert outage.sent == ["GetPublicKey", "Sign"]
+
+    outage.down = True
+    for _ in range(3):  # KMS unreachable: each call is tried, and fails typed
+        with pytest.raises(SigningUnavailable, match="ReadTimeoutError"):
+            signer.sign(key, HEADER, CLAIMS)
+    assert outage.sent.count("Sign") == 4
+    # The breaker is open: the call fails at once with the same typed error, nothing is sent.
+    for _ in range(5):
+        with pytest.raises(SigningUnavailable, match="CircuitOpen") as raised:
+            signer.sign(key, HEADER, CLAIMS)
+        assert raised.value.error == "signing_unavailable"
+    assert outage.sent.count("Sign") == 4
+    assert "failing fast" in caplog.text
+
+    outage.down = False  # KMS answers again; the breaker still waits out its cooldown
+    with pytest.raises(SigningUnavailable, match="CircuitOpen"):
+        signer.sign(key, HEADER, CLAIMS)
+    assert outage.sent.count("Sign") == 4
+    clock.advance(5.0)
+    verify_both(signer.sign(key, HEADER, CLAIMS), key)  # the trial call succeeds: closed again
+    for _ in range(3):
+        verify_both(signer.sign(key, HEADER, CLAIMS), key)
+    assert outage.sent.count("Sign") == 8
+    assert not signer.kms.breaker.is_open
+    assert "circuit breaker closed" in caplog.text
+
+
+def test_a_failed_trial_opens_the_kms_breaker_again(kms_one_attempt: Any) -> None:
+    client = kms_one_attempt
+    key = KmsKeyFactory(client)("ES256", 0.0)
+    clock = FakeClock(1_000.0)
+    signer = KmsSigner(client, breaker=CircuitBreaker(threshold=2, cooldown=3.0, clock=clock))
+    verify_both(signer.sign(key, HEADER, CLAIMS), key)
+    outage = KmsOutage(client)
+    outage.down = True
+    for _ in range(2):
+        with pytest.raises(SigningUnavailable, match="ReadTimeoutError"):
+            signer.sign(key, HEADER, CLAIMS)
+    clock.advance(3.0)
+    with pytest.raises(SigningUnavailable, match="ReadTimeoutError"):  # the trial: still down
+        signer.sign(key, HEADER, CLAIMS)
+    with pytest.raises(SigningUnavailable, match="CircuitOpen"):  # open again at once
+        signer.sign(key, HEADER, CLAIMS)
+    assert outage.sent == ["Sign"] * 3
+
+
+def test_a_hung_kms_answers_503_temporarily_unavailable_fast_then_recovers(
+    kms_one_attempt: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Through the token endpoint: after repeated KMS timeouts, token requests get 503
+    temporarily_unavailable + Retry-After without a KMS request; tokens again once KMS answers."""
+    caplog.set_level(logging.INFO)
+    client = kms_one_attempt
+    policy = RotationPolicy(rotate_every=0)
+    clock = FakeClock(time.time())
+    store = MemoryKeyStore()
+    update_keyset(store, lambda ks: ensure_keys(ks, clock.now(), policy, KmsKeyFactory(client)))
+    registry = InMemoryClientRegistry(
+        [Client(client_id="svc", audiences=(AUDIENCE,), scopes=("orders:read",), secret_hash=SECRET_HASH)]
+    )
+    breaker = CircuitBreaker(threshold=3, cooldown=30.0, clock=clock)
+    signer = RoutingSigner(kms=KmsSigner(client, breaker=breaker))
+    outage = KmsOutage(client)
+    settings = IssuerSettings(issuer=ISSUER, rotation=policy, run_rotation=False)
+    app = create_issuer_app(
+        settings, store=store, registry=registry, clock=clock, signer=signer, reload_loop=False
+    )
+    form = {"grant_type": "client_credentials", "audience": AUDIENCE}
+    headers = {"authorization": basic("svc", SECRET), "content-type": FORM}
+    with TestClient(app, base_url=ISSUER) as tc:
+        assert tc.post("/oauth2/token", data=form, headers=headers).status_code == 200
+        outage.down = True
+        for _ in range(6):
+            response = tc.post("/oauth2/token", data=form, headers=headers)
+            body = assert_refused(response, 503, "temporarily_unavailable", caplog, SECRET)
+            assert body["error_description"] == "signing is temporarily unavailable"
+            assert int(response.headers["retry-after"]) > 0
+            assert "kms" not in response.text.lower() and "Circuit" not in response.text
+        assert outage.sent.count("Sign") == 1 + 3  # the three that opened the breaker, then none
+        assert "CircuitOpen" in caplog.text  # the operator sees why
+        outage.down = False
+        clock.advance(30.0)
+        response = tc.post("/oauth2/token", data=form, headers=headers)
+        assert response.status_code == 200, response.text
+        jwks = tc.get("/.well-known/jwks.json").json()
+        key = jwt.PyJWKSet.from_dict(jwks)[jwt.get_unverified_header(response.json()["access_token"])["kid"]]
+        jwt.decode(
+            response.json()["access_token"], key.key, algorithms=["ES256"], audience=AUDIENCE, leeway=60
         )
 
 

@@ -6,8 +6,9 @@ from typing import Any
 import pytest
 
 from s2s.errors import ConfigError
+from s2s.keys import SIGNING_ALGS, KeySet, KeyState, SigningKey, generate_key, thumbprint
+from s2s.keys._model import public_jwk_of
 from s2s.keys.errors import KeyNotFound
-from s2s.keys.model import SIGNING_ALGS, KeySet, KeyState, SigningKey, generate_key, public_jwk_of, thumbprint
 
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
 

@@ -4,17 +4,9 @@ import pytest
 
 from s2s.clock import FakeClock
 from s2s.errors import ConfigError
+from s2s.keys import KeySet, KeyState, RotationPolicy, ensure_keys, prune, revoke, rotate, scheduled_step
+from s2s.keys._rotation import format_time
 from s2s.keys.errors import KeyNotFound, RotationRefused
-from s2s.keys.model import KeySet, KeyState
-from s2s.keys.rotation import (
-    RotationPolicy,
-    ensure_keys,
-    format_time,
-    prune,
-    revoke,
-    rotate,
-    scheduled_step,
-)
 from tests.keys.conftest import KeyPool
 
 POLICY = RotationPolicy()

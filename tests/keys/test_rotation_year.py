@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from s2s.keys import KeySet, RotationPolicy, revoke, rotate
+from s2s.keys._rotation import safe_at
 from s2s.keys.errors import RotationRefused
-from s2s.keys.model import KeySet
-from s2s.keys.rotation import RotationPolicy, revoke, rotate, safe_at
 from tests.keys.conftest import KeyPool
 from tests.keys.simulation import Event, simulate
 

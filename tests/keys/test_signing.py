@@ -16,8 +16,8 @@ from joserfc.jws import JWSRegistry
 from jwt.algorithms import OKPAlgorithm
 
 from s2s.errors import ConfigError
-from s2s.keys.model import SIGNING_ALGS, SigningKey
-from s2s.keys.signing import LocalSigner, b64url
+from s2s.keys import SIGNING_ALGS, LocalSigner, SigningKey
+from s2s.keys._signing import b64url
 
 CLAIMS: dict[str, Any] = {
     "iss": "https://issuer.test",

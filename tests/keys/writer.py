@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from s2s.keys.filestore import FileKeyStore
-from s2s.keys.model import KeySet, KeyState, generate_key
-from s2s.keys.store import update_keyset
+from s2s.keys import FileKeyStore, KeySet, KeyState, generate_key, update_keyset
 
 __all__ = ["add", "churn"]
 

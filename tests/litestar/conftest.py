@@ -17,11 +17,9 @@ from litestar import Litestar, Request, WebSocket, delete, get, websocket
 from litestar.testing import TestClient
 
 from s2s.clock import FakeClock
-from s2s.keys.model import KeyState, SigningKey, generate_key
-from s2s.keys.signing import LocalSigner
+from s2s.keys import KeyState, LocalSigner, SigningKey, generate_key
 from s2s.litestar import PrincipalDep, S2SAuthPlugin, requires_roles, requires_scopes
-from s2s.verify import VerifierConfig
-from s2s.verify.principal import Principal
+from s2s.verify import Principal, VerifierConfig
 
 ISSUER = "https://issuer.test"
 AUDIENCE = "orders-api"

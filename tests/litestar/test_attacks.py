@@ -12,7 +12,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from s2s.keys.model import SigningKey
+from s2s.keys import SigningKey
 from tests.litestar.conftest import REALM, Harness, Mint, b64
 
 

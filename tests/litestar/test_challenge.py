@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from s2s.litestar.challenge import asgi_error, quote_param, www_authenticate
+from s2s.litestar._challenge import asgi_error, quote_param, www_authenticate
 from s2s.verify.errors import InsufficientScope, InvalidRequest, InvalidToken, MissingToken
 
 

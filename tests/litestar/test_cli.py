@@ -19,11 +19,10 @@ from click.testing import CliRunner, Result
 from litestar import Litestar, get
 from litestar.cli.main import litestar_group
 
-from s2s.keys.model import KeyState, generate_key
+from s2s.keys import KeyState, generate_key
 from s2s.litestar import S2SAuthPlugin
-from s2s.litestar.cli import is_loopback_url
-from s2s.verify import TokenVerifier, VerifierConfig
-from s2s.verify.principal import Principal
+from s2s.litestar._cli import is_loopback_url
+from s2s.verify import Principal, TokenVerifier, VerifierConfig
 from tests.client import conftest as client_fixtures
 from tests.client.conftest import AUDIENCE as ISSUER_AUDIENCE
 from tests.client.conftest import LiveIssuer

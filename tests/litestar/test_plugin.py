@@ -15,7 +15,7 @@ from litestar.types import Receive, Scope, Send
 
 from s2s.clock import FakeClock
 from s2s.errors import ConfigError
-from s2s.keys.model import SigningKey
+from s2s.keys import SigningKey
 from s2s.litestar import (
     WS_FORBIDDEN,
     WS_INVALID_REQUEST,

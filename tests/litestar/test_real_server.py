@@ -24,8 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from s2s.keys.model import KeyState, SigningKey, generate_key
-from s2s.keys.signing import LocalSigner
+from s2s.keys import KeyState, LocalSigner, SigningKey, generate_key
 from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -132,15 +132,50 @@ def test_settings_from_env() -> None:
             "S2S_RESOURCE_REALM": "x",
             "S2S_RESOURCE_PUBLIC_DOCS": "no",
             "S2S_RESOURCE_TOKEN_URL": "https://issuer.example/oauth2/token",
+            "S2S_RESOURCE_GRAPH_SCOPES": "a/User.Read, a/Mail.Read a/User.Read",
+            "S2S_RESOURCE_GRAPH_BASE_URL": "https://graph.example/v1.0/",
         }
     )
     assert settings == ResourceSettings(
-        realm="x", public_docs=False, token_url="https://issuer.example/oauth2/token"
+        realm="x",
+        public_docs=False,
+        token_url="https://issuer.example/oauth2/token",
+        graph_scopes=("a/User.Read", "a/Mail.Read"),
+        graph_base_url="https://graph.example/v1.0",
     )
-    with pytest.raises(ConfigError):
+
+
+def test_settings_follow_the_reading_rules_of_every_from_env() -> None:
+    # Blank counts as unset (`VAR=` in a compose file), as for every other s2s variable: the
+    # hand-written parser used to read a blank PUBLIC_DOCS as false.
+    blank = {f"S2S_RESOURCE_{name}": " " for name in ("REALM", "PUBLIC_DOCS", "TOKEN_URL", "GRAPH_SCOPES")}
+    assert ResourceSettings.from_env(environ=blank) == ResourceSettings()
+    # Booleans in every spelling EnvReader knows.
+    assert ResourceSettings.from_env(environ={"S2S_RESOURCE_PUBLIC_DOCS": "OFF"}).public_docs is False
+
+
+def test_bad_settings_are_one_line_naming_the_variables() -> None:
+    with pytest.raises(ConfigError) as info:
         ResourceSettings.from_env(environ={"S2S_RESOURCE_PUBLIC_DOCS": "maybe"})
-    with pytest.raises(ConfigError, match="token_url"):
+    assert str(info.value) == "S2S_RESOURCE_PUBLIC_DOCS='maybe' must be true or false"
+    with pytest.raises(ConfigError) as info:
         ResourceSettings.from_env(environ={"S2S_RESOURCE_TOKEN_URL": "http://issuer.example/token"})
+    assert str(info.value).startswith("S2S_RESOURCE_TOKEN_URL: ") and "\n" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        ResourceSettings.from_env(environ={"S2S_RESOURCE_GRAPH_SCOPES": " , ,"})
+    assert str(info.value).startswith("S2S_RESOURCE_GRAPH_SCOPES: ")
+
+
+def test_settings_resolve_aws_sm_references() -> None:
+    class Source:
+        def get(self, ref: object) -> str:
+            assert str(ref) == "aws-sm://resource#token_url"
+            return "https://issuer.example/oauth2/token"
+
+    settings = ResourceSettings.from_env(
+        environ={"S2S_RESOURCE_TOKEN_URL": "aws-sm://resource#token_url"}, secrets=Source()
+    )
+    assert settings.token_url == "https://issuer.example/oauth2/token"
 
 
 def test_module_app_is_built_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

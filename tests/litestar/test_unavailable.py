@@ -16,8 +16,8 @@ from litestar.connection import WebSocket
 from litestar.testing import TestClient
 
 from s2s.litestar import WS_TRY_AGAIN_LATER, PrincipalDep, S2SAuthPlugin, requires_scopes
+from s2s.verify import Principal
 from s2s.verify.errors import VerificationError
-from s2s.verify.principal import Principal
 from tests.litestar.conftest import REALM, close_code
 
 TOKEN = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"

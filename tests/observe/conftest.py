@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from s2s.clock import FakeClock
 from s2s.issuer import Client, InMemoryClientRegistry, IssuerSettings
-from s2s.keys.rotation import RotationPolicy
+from s2s.keys import RotationPolicy
 from s2s.litestar.issuer import create_issuer_app
 from s2s.observe import HUB, AuditLog, ObserveSettings, subscribe, unsubscribe
 from tests.issuer.helpers import AUDIENCE, ISSUER, SECRET_HASH, PkjClient, make_pkj

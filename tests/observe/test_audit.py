@@ -15,7 +15,7 @@ from litestar.testing import TestClient
 from s2s.cli import main
 from s2s.clock import FakeClock
 from s2s.issuer import InMemoryClientRegistry
-from s2s.keys.rotation import RotationPolicy
+from s2s.keys import RotationPolicy
 from s2s.observe import AUDIT_LOGGER, AuditLog, audit_file, configure_logging
 from s2s.observe._audit import AUTH_FAILED_PER_SECOND, RATE_LIMITED_PER_SECOND, _audit_files
 from tests.issuer.helpers import AUDIENCE, ISSUER, SECRET, basic

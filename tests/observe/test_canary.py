@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from s2s.cli import main
 from s2s.clock import FakeClock
 from s2s.issuer import Client, InMemoryClientRegistry, hash_secret
-from s2s.keys.filestore import FileKeyStore
+from s2s.keys import FileKeyStore
 from s2s.litestar import PrincipalDep, S2SAuthPlugin, requires_scopes
 from s2s.observe import HUB, Fanout, JsonFormatter
 from s2s.observe.prometheus import PrometheusObserver

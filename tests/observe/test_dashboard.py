@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 
 from s2s.clock import FakeClock
 from s2s.issuer import InMemoryClientRegistry
-from s2s.keys.model import KeyState, SigningKey, generate_key
+from s2s.keys import KeyState, SigningKey, generate_key
 from s2s.litestar import S2SAuthPlugin
 from s2s.observe.litestar import metrics_route
 from s2s.observe.prometheus import PrometheusObserver

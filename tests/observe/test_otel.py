@@ -16,7 +16,7 @@ from opentelemetry.trace import StatusCode
 from s2s.client import TokenClient
 from s2s.clock import FakeClock
 from s2s.issuer import InMemoryClientRegistry
-from s2s.keys.model import KeyState, generate_key
+from s2s.keys import KeyState, generate_key
 from s2s.litestar import PrincipalDep, S2SAuthPlugin, requires_scopes
 from s2s.verify import VerifierConfig
 from tests.issuer.helpers import AUDIENCE, ISSUER, SECRET, basic

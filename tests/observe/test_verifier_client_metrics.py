@@ -13,8 +13,7 @@ from litestar.testing import TestClient
 
 from s2s.client import TokenClient
 from s2s.clock import FakeClock
-from s2s.keys.model import KeyState, SigningKey, generate_key
-from s2s.keys.signing import LocalSigner
+from s2s.keys import KeyState, LocalSigner, SigningKey, generate_key
 from s2s.litestar import PrincipalDep, S2SAuthPlugin
 from s2s.observe import subscribe, unsubscribe
 from s2s.observe.litestar import default_metrics, metrics_route

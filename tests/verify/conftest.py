@@ -21,8 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from s2s.clock import FakeClock
-from s2s.keys.model import KeyState, SigningKey, generate_key
-from s2s.keys.signing import LocalSigner
+from s2s.keys import KeyState, LocalSigner, SigningKey, generate_key
 from s2s.verify import SyncTokenVerifier, TokenVerifier, VerifierConfig
 
 ISSUER = "https://issuer.test"

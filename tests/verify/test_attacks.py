@@ -17,8 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PrivateKey
 
 from s2s.clock import FakeClock
 from s2s.jose import HeaderPolicy, HeaderRejected, JoseError
-from s2s.keys.model import SigningKey
-from s2s.keys.signing import LocalSigner
+from s2s.keys import LocalSigner, SigningKey
 from s2s.verify import (
     BadSignature,
     DisallowedAlgorithm,

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from s2s.clock import FakeClock
-from s2s.keys.model import SigningKey
+from s2s.keys import SigningKey
 from s2s.verify import (
     BadSignature,
     ExpiredToken,
+    Principal,
     SyncTokenVerifier,
     TokenRevoked,
     TokenTooOld,
@@ -19,8 +20,7 @@ from s2s.verify import (
     UnknownKey,
     VerifierConfig,
 )
-from s2s.verify import verifier as verifier_module
-from s2s.verify.principal import Principal
+from s2s.verify import _verifier as verifier_module
 from tests.verify.conftest import AUDIENCE, ISSUER, JWKS_URL, JwksServer, Mint, base_claims, forge
 
 

@@ -17,16 +17,17 @@ import pytest
 from s2s.clock import FakeClock
 from s2s.errors import ConfigError
 from s2s.jose import AlgorithmPolicy
-from s2s.keys.model import SigningKey
+from s2s.keys import SigningKey
 from s2s.verify import (
     InvalidToken,
+    JWKSError,
     KeysUnavailable,
     SyncTokenVerifier,
     TokenVerifier,
     UnknownKey,
     VerifierConfig,
 )
-from s2s.verify.jwks import JWKSError, parse_jwks, ttl_from_cache_control
+from s2s.verify._jwks import parse_jwks, ttl_from_cache_control
 from tests.verify.conftest import AUDIENCE, ISSUER, JWKS_URL, JwksServer, Mint, b64, base_claims, forge
 from tests.verify.slow_server import Route, SlowServer, elapsed
 

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from s2s.clock import FakeClock
-from s2s.keys.model import SigningKey
+from s2s.keys import SigningKey
 from s2s.verify import (
     InvalidAudience,
     InvalidClaim,
     InvalidToken,
+    Principal,
     SyncTokenVerifier,
     TokenRevoked,
     TokenTooOld,
@@ -23,7 +24,6 @@ from s2s.verify import (
     VerifierConfig,
     WrongTokenType,
 )
-from s2s.verify.principal import Principal
 from tests.verify.conftest import AUDIENCE, ISSUER, JwksServer, Mint, forge
 
 ENTRA_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"

@@ -9,8 +9,7 @@ import pytest
 
 from s2s.clock import FakeClock
 from s2s.errors import ConfigError
-from s2s.keys.model import SigningKey
-from s2s.keys.signing import LocalSigner
+from s2s.keys import LocalSigner, SigningKey
 from s2s.verify import (
     InvalidAudience,
     SyncTokenVerifier,

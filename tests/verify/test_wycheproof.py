@@ -31,8 +31,8 @@ from s2s.jose import (
     load_jwk,
     parse_compact,
 )
-from s2s.verify import InvalidToken, TokenVerifier, VerifierConfig
-from s2s.verify.jwks import JWKSError, parse_jwks
+from s2s.verify import InvalidToken, JWKSError, TokenVerifier, VerifierConfig
+from s2s.verify._jwks import parse_jwks
 
 # shared/ sits beside the clone (CI), or above the worktree that holds it (/work/wt/<branch>).
 VECTORS = next(
