@@ -68,7 +68,7 @@ _GENERIC_CLIENT_FAILURE = InvalidClient().description
 def _method(description: str) -> str:
     """The client-authentication method a failure's reason names (``none``: no usable credential)."""
     method = description.partition(":")[0]
-    return method if method in ("client_secret", "private_key_jwt") else "none"
+    return method if method in ("client_secret", "private_key_jwt", "federated") else "none"
 
 
 def _printable(client_id: str) -> str:

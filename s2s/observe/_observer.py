@@ -92,7 +92,7 @@ class Observer:
 
     def client_auth_failed(self, client_id: str, method: str, reason: str, source: str | None) -> None:
         """Client authentication failed. ``client_id`` is what the caller *claimed* (cut and
-        escaped; audit only), ``method`` ``client_secret``/``private_key_jwt``/``none``,
+        escaped; audit only), ``method`` ``client_secret``/``private_key_jwt``/``federated``/``none``,
         ``reason`` a short fixed description of ours."""
 
     def rate_limited(self, client_id: str, budget: str, source: str | None) -> None:

@@ -18,7 +18,9 @@ def reason_code(method: str, reason: str) -> str:
         ("replay", "replayed"),
         ("expired", "expired"),
         ("signature", "bad_signature"),
+        ("untrusted issuer", "untrusted_issuer"),
+        ("another trust domain", "untrusted_issuer"),
     ):
         if needle in text:
             return code
-    return "bad_assertion" if method == "private_key_jwt" else "malformed"
+    return "bad_assertion" if method in ("private_key_jwt", "federated") else "malformed"

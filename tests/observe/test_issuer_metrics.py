@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import httpx
+import jwt
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
@@ -160,3 +161,33 @@ def test_the_core_imports_neither_prometheus_nor_opentelemetry() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_failed_federated_authentication_is_counted_as_such(clock: FakeClock) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from s2s.issuer import Client, FederatedCredential
+
+    credential = FederatedCredential(
+        issuer="https://idp.example", subject="svc-1", jwks_url="https://idp.example/jwks"
+    )
+    registry = InMemoryClientRegistry(
+        [Client(client_id="fed", audiences=(AUDIENCE,), federated=(credential,))]
+    )
+    app = make_app(registry, clock)
+    now = int(clock.now())
+    claims = {"iss": "https://elsewhere.example", "sub": "svc-1", "aud": ISSUER, "iat": now, "exp": now + 60}
+    external = jwt.encode(
+        claims, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256", headers={"kid": "k"}
+    )
+    form = {
+        **CC,
+        "client_id": "fed",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": external,
+    }
+    with TestClient(app, base_url=ISSUER) as tc:
+        assert tc.post("/oauth2/token", data=form).status_code == 401
+        text = tc.get("/metrics").text
+    labels = {"method": "federated", "reason": "untrusted_issuer"}
+    assert sample(text, "s2s_issuer_client_auth_failures_total", **labels) == 1
