@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/issuer_bench.py [--duration 4] [--rounds 3] [--connections 32]
                                            [--servers uvicorn,granian] [--algs ES256,Ed25519] [--no-pin]
+                                           [--metrics-off]
 
 Apps, each in its own server process (one worker, started together, idle while another is measured):
 
@@ -9,7 +10,9 @@ Apps, each in its own server process (one worker, started together, idle while a
                       (the peer: what any Litestar POST costs on this machine and server);
 * ``issuer-ES256``  - :func:`s2s.litestar.issuer.create_issuer_app` over a file key store with ES256
                       keys and a client registry holding one ``client_secret_basic`` client;
-* ``issuer-Ed25519``- the same with Ed25519 keys (``S2S_ALG=Ed25519``), to price the signature.
+* ``issuer-Ed25519``- the same with Ed25519 keys (``S2S_ALG=Ed25519``), to price the signature;
+* ``issuer-ES256-nometrics`` (with ``--metrics-off``) - the first issuer with ``S2S_METRICS=false``:
+  ``issuer-ES256-nometrics / issuer-ES256`` is what the Prometheus metrics cost (goal <= 1.05).
 
 Every request is the same ``grant_type=client_credentials`` form with the same Basic credentials, the
 bare app included (it ignores them). The issuer checks the secret with scrypt once, then from its
@@ -67,6 +70,7 @@ from s2s.keys import (  # noqa: E402
 )
 from s2s.keys._rotation import with_alg  # noqa: E402
 from s2s.litestar.issuer import create_issuer_app  # noqa: E402
+from s2s.observe import ObserveSettings  # noqa: E402
 
 __all__ = ["bare_app", "issuer_app"]
 
@@ -95,7 +99,9 @@ def issuer_app() -> Litestar:
 
 
 def _issuer_from(env: dict[str, str]) -> Litestar:
-    return create_issuer_app(IssuerSettings.from_env(environ=env), reload_loop=False)
+    return create_issuer_app(
+        IssuerSettings.from_env(environ=env), reload_loop=False, observe=ObserveSettings.from_env(environ=env)
+    )
 
 
 # -- setup --------------------------------------------------------------------------------------------
@@ -135,7 +141,7 @@ def _warm_up_check(app: str, url: str, form: dict[str, str], auth: str) -> None:
         raise SystemExit(f"{app}: answered {response.status_code}: {response.text[:200]}")
     if app.startswith("issuer-"):
         token = response.json()["access_token"]
-        alg = app.split("-", 1)[1]
+        alg = app.split("-")[1]
         protected = base64.urlsafe_b64decode(token.split(".")[0] + "==").decode()
         if f'"alg":"{alg}"' not in protected.replace(" ", ""):
             raise SystemExit(f"{app}: token not signed with {alg}: {protected}")
@@ -318,6 +324,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="seconds of load per app before measuring")
     parser.add_argument("--inprocess", type=int, default=2000, help="requests per in-process measurement")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and wrk to CPUs")
+    parser.add_argument(
+        "--metrics-off",
+        action="store_true",
+        help="also run the first alg's issuer with S2S_METRICS=false (issuer-ALG-nometrics)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")
@@ -343,6 +354,9 @@ def main() -> None:
         envs = {"bare": base_env}
         for alg in algs:
             envs[f"issuer-{alg}"] = {**base_env, **_prepare_issuer(Path(tmp) / alg, alg, client)}
+        if args.metrics_off:
+            apps.append(f"issuer-{algs[0]}-nometrics")
+            envs[apps[-1]] = {**envs[f"issuer-{algs[0]}"], "S2S_METRICS": "false"}
         script = Path(tmp) / "token.lua"
         _lua_script(script, form, auth)
 

@@ -29,6 +29,7 @@ from s2s.client import TokenClientSettings
 from s2s.entra import EntraConfig
 from s2s.issuer import IssuerSettings
 from s2s.litestar import S2SAuthPlugin
+from s2s.observe import ObserveSettings
 from s2s.verify import VerifierConfig
 from services.resource.app import ResourceSettings
 
@@ -94,6 +95,10 @@ def _client(env: Mapping[str, str]) -> Any:
 
 def _verifier(env: Mapping[str, str]) -> Any:
     return VerifierConfig.from_env("S2S_VERIFIER_", env)
+
+
+def _observe(env: Mapping[str, str]) -> Any:
+    return ObserveSettings.from_env("S2S_", env)
 
 
 def _entra(env: Mapping[str, str]) -> Any:
@@ -290,6 +295,26 @@ SECTIONS: tuple[Section, ...] = (
             "connections, 5xx codes) before that service's circuit breaker opens (1 to 100).",
             "BREAKER_COOLDOWN": "Seconds an open circuit breaker fails calls at once before it lets one "
             "trial call through; the trial's success closes it.",
+        },
+    ),
+    Section(
+        title="Observability (metrics, traces, logs; see the Operate page)",
+        target="s2s.observe.ObserveSettings.from_env",
+        prefix="S2S_",
+        build=_observe,
+        required={},
+        attributes={},
+        descriptions={
+            "METRICS": "Serve the issuer's Prometheus metrics (`/metrics`).",
+            "METRICS_PORT": "Serve them on this port instead of the main one (with `--workers`, "
+            "`s2s serve` serves it for every worker).",
+            "METRICS_HOST": "The address the metrics port binds.",
+            "METRICS_TOKEN": "Bearer token `/metrics` on the main port asks for (16+ characters; "
+            "may be an `aws-sm://` reference).",
+            "OTEL": "OpenTelemetry spans (needs `pip install 's2s[otel]'`; exporters are set up by "
+            "OpenTelemetry's own configuration).",
+            "LOG_FORMAT": "`text`, or `json`: every s2s log line one JSON object.",
+            "AUDIT_LOG": "Also append the audit events (JSON lines) to this file, created 0600.",
         },
     ),
     Section(

@@ -34,6 +34,8 @@ def test_only_the_designed_modules_are_public() -> None:
             + [f"s2s.{p}.errors" for p in ("aws", "cli", "client", "entra", "issuer", "jose", "keys")]
             + ["s2s.secrets.errors", "s2s.verify.errors"]
             + ["s2s.litestar", "s2s.litestar.entra", "s2s.litestar.issuer"]
+            # The seam and its subscribers (issue 14): prometheus_client, OpenTelemetry, a Litestar route.
+            + ["s2s.observe", "s2s.observe.litestar", "s2s.observe.otel", "s2s.observe.prometheus"]
         )
         == PUBLIC
     )

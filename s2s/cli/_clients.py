@@ -35,6 +35,7 @@ from s2s.issuer._clients import DEFAULT_SECRET_GRACE, MAX_SECRET_GRACE
 from s2s.issuer._federation import GITHUB_ISSUER, KUBERNETES_ISSUER
 from s2s.issuer._secret_hash import generate_secret, hash_secret
 from s2s.keys._rotation import format_time
+from s2s.observe import cli_observer
 
 __all__ = ["DEFAULT_REGISTRY", "clients_group"]
 
@@ -321,6 +322,7 @@ def add_command(  # noqa: PLR0917 - click passes each option as an argument
         federated=federated,
     )
     _registry(registry).add(client)
+    cli_observer().client_changed("registered", client.client_id, "cli")
     data = client.to_public_dict()
     if secret is not None:
         data["client_secret"] = secret
@@ -377,6 +379,7 @@ def federate_command(
     if update is None:
         raise ConfigError(f"{managed.url}: this registry cannot change a client in place")
     update(change)
+    cli_observer().client_changed("changed", client_id, "cli")
     client = changed[0]
     verb = "removed from" if remove else "added to"
     emit(
@@ -436,6 +439,7 @@ def _secrets_cell(client: Client, now: float) -> str:
 def remove_command(client_id: str, registry: str) -> None:
     """Remove CLIENT_ID: it can no longer obtain tokens (tokens already issued live on until exp)."""
     _registry(registry).remove(client_id)
+    cli_observer().client_changed("removed", client_id, "cli")
     click.echo(f"client {client_id} removed")
 
 
@@ -485,6 +489,7 @@ def rotate_secret_command(client_id: str, grace: float, registry: str, as_json: 
 
     managed.update(change)
     client = rotated[0]
+    cli_observer().client_changed("secret_rotated", client.client_id, "cli")
     data = client.to_public_dict()
     data["client_secret"] = secret
 

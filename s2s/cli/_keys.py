@@ -39,6 +39,7 @@ from s2s.keys._rotation import (
 )
 from s2s.keys._store import KeyStore, open_keystore, update_keyset
 from s2s.keys.errors import RotationRefused
+from s2s.observe import cli_observer, report_key_changes
 
 __all__ = ["jwks_command", "keys_group"]
 
@@ -96,6 +97,7 @@ def _write(store: KeyStore, change: _Recorder, factories: KeyFactories) -> KeySe
         raise
     factories.settle(saved)
     factories.retire(change.before, saved)
+    report_key_changes(cli_observer(), change.before, saved, "cli")
     return saved
 
 
@@ -386,6 +388,7 @@ def prune_command(store: str, as_json: bool) -> None:
     now = _clock().now()
     recorder = _Recorder(lambda keyset: prune(_require_keys(ks, keyset), now, _policy()))
     keyset = update_keyset(ks, recorder)
+    report_key_changes(cli_observer(), recorder.before, keyset, "cli")
     pruned = [c["kid"] for c in _changes(recorder.before, keyset) if c["to"] is None]
     factories = _factories()
     # Only after the save: a KMS key is scheduled once no keyset record points at it any more.

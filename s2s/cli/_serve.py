@@ -6,12 +6,15 @@ prints how to fetch a token with it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
 import socket
 import ssl
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -155,13 +158,44 @@ def _run_workers(settings: IssuerSettings, sock: socket.socket, workers: int, **
     the URL this command worked out goes there) and loads the same key store, client registry and
     issuer state; keys were created above, once, before any worker started."""
     os.environ.update(S2S_ISSUER=settings.issuer, S2S_HOST=settings.host, S2S_PORT=str(settings.port))
-    _serve(
-        "s2s.litestar.issuer:create_issuer_app",
-        sock,
-        workers=workers,
-        factory=True,
-        **options,
-    )
+    with _multiprocess_metrics():
+        _serve(
+            "s2s.litestar.issuer:create_issuer_app",
+            sock,
+            workers=workers,
+            factory=True,
+            **options,
+        )
+
+
+@contextlib.contextmanager
+def _multiprocess_metrics() -> Iterator[None]:
+    """prometheus_client's multi-process mode for the workers (docs/operate.md): each writes its
+    samples under ``PROMETHEUS_MULTIPROC_DIR`` (a fresh directory made here unless set; emptied
+    either way, since old samples would be counted again), and a scrape of any worker adds them
+    up. With ``S2S_METRICS_PORT`` this process serves that port, for all the workers."""
+    from s2s.observe import ObserveSettings  # noqa: PLC0415 - lazy, like the server stack
+    from s2s.observe.prometheus import MULTIPROC_ENV  # noqa: PLC0415 - same
+
+    observe = ObserveSettings.from_env()
+    given = os.environ.get(MULTIPROC_ENV)
+    directory = Path(given) if given else Path(tempfile.mkdtemp(prefix="s2s-metrics-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.glob("*.db"):
+        old.unlink()
+    os.environ[MULTIPROC_ENV] = str(directory)
+    server = None
+    try:
+        if observe.metrics and observe.metrics_port is not None:
+            from s2s.observe.prometheus import multiprocess_registry, serve_metrics  # noqa: PLC0415
+
+            server = serve_metrics(multiprocess_registry(), observe.metrics_host, observe.metrics_port)
+        yield
+    finally:
+        if server is not None:
+            server.shutdown()
+        if not given:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 # uvicorn limits `s2s serve` sets (docs/deployment.md, "Limits"). uvicorn has no deadline for a

@@ -40,6 +40,7 @@ from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError
 from s2s.http import parse_retry_after, secure_url
 from s2s.oauth import FORM_TYPE, METADATA_PATH, SCOPE_TOKEN, AccessToken
+from s2s.observe import HUB, Observer
 
 if TYPE_CHECKING:
     from s2s.secrets import SecretSource
@@ -258,6 +259,13 @@ def _scrub(text: str, sensitive: Iterable[str]) -> str:
     return text
 
 
+def _outcome(outcome: Outcome) -> str:
+    """A request's outcome for the metrics: ``ok``, ``refused`` (a 4xx answer) or ``error``."""
+    if not isinstance(outcome, httpx.Response):
+        return "error"
+    return "ok" if outcome.status_code == 200 else "refused" if outcome.status_code < 500 else "error"
+
+
 def _json_object(response: httpx.Response) -> dict[str, Any] | None:
     try:
         body = response.json()
@@ -301,6 +309,7 @@ class TokenFlows:
         self.rng = rng
         self.max_cached = max_cached
         self.stats = ClientStats()
+        self.observer: Observer = HUB
         # key -> (token, refresh at, expires at), both on the monotonic clock.
         self._cache: dict[CacheKey, tuple[AccessToken, float, float]] = {}
 
@@ -463,7 +472,9 @@ class TokenFlows:
             timeout = max(0.001, min(self.retry.timeout, remaining))
             request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
             self.stats.requests += 1
+            sent = self.clock.monotonic()
             outcome = yield Send(request)
+            self.observer.client_request(self.client_id, _outcome(outcome), self.clock.monotonic() - sent)
             retry_after: float | None = None
             if isinstance(outcome, httpx.Response):
                 if outcome.status_code not in _RETRYABLE_STATUS:
@@ -486,6 +497,7 @@ class TokenFlows:
                 raise TokenEndpointUnreachable(
                     f"cannot reach {url}: {failure} (gave up after {retry} attempt(s))"
                 )
+            self.observer.client_retry(self.client_id)
             log.warning("token endpoint %s: %s; retry %d in %.2fs", url, failure, retry, wait)
             yield Sleep(wait)
 
@@ -525,6 +537,7 @@ class TokenFlows:
         scope = tuple(granted.split()) if isinstance(granted, str) else tuple(sorted(scopes))
         now = self.clock.now()
         self.stats.obtained += 1
+        self.observer.client_token(self.client_id, "fetched")
         log.debug("token obtained for %s (expires in %ss)", audience, expires_in)
         return AccessToken(
             token=token,

@@ -106,6 +106,7 @@ class TokenClient(TokenClientBase):
             call = self._inflight.get(key)
             if token is not None and (fresh or call is not None):
                 self._flows.stats.cache_hits += 1
+                self._flows.observer.client_token(self._flows.client_id, "cache")
                 return token
             leader = call is None
             if call is None:
@@ -163,15 +164,18 @@ class TokenClient(TokenClientBase):
             # caller is never kept waiting on, nor failed by, an issuer that is down.
             with self._lock:
                 within = self._flows.remaining(key) if stale is not None else None
-            token: AccessToken = self._run(self._flows.fetch(key, within=within or None))
+            with self._flows.observer.span("s2s.client.token_request", **{"s2s.audience": key[0] or ""}):
+                token: AccessToken = self._run(self._flows.fetch(key, within=within or None))
         except TokenClientError as exc:
             if stale is None or self._flows.lookup(key)[0] is None:
+                self._flows.observer.client_token(self._flows.client_id, "error")
                 raise
             # A refresh ahead of expiry failed, but the cached token is still valid: use it, and
             # let the next caller try again only after a backoff.
             with self._lock:
                 self._flows.defer(key, self._flows.retry.max_delay)
             log.warning("token refresh for %s failed (%s); using the cached token", key[0], exc.error)
+            self._flows.observer.client_token(self._flows.client_id, "stale")
             return stale
         with self._lock:
             self._flows.store(key, token)

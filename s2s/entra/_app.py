@@ -53,6 +53,7 @@ from s2s.entra.errors import (
 )
 from s2s.errors import ConfigError, MissingExtra
 from s2s.oauth import AccessToken
+from s2s.observe import HUB, observed_msal
 from s2s.secrets import SecretSource
 
 __all__ = [
@@ -63,7 +64,7 @@ __all__ = [
     "EntraConfig",
 ]
 
-log = logging.getLogger("s2s.entra._app")
+log = logging.getLogger("s2s.entra.app")
 
 AZURE_PUBLIC_CLOUD = "https://login.microsoftonline.com"
 AZURE_US_GOVERNMENT = "https://login.microsoftonline.us"
@@ -426,9 +427,10 @@ class EntraApp:
         if self._limiter is None:
             # Made lazily: an anyio limiter belongs to the running event loop.
             self._limiter = anyio.CapacityLimiter(self._max_concurrency)
-        return await anyio.to_thread.run_sync(
-            functools.partial(self._call, which, call), limiter=self._limiter
-        )
+        with observed_msal(HUB, "on_behalf_of" if which == "obo" else "client_credentials"):
+            return await anyio.to_thread.run_sync(
+                functools.partial(self._call, which, call), limiter=self._limiter
+            )
 
     def _call(
         self, which: str, call: Callable[[Any], Mapping[str, Any]]

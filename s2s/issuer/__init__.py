@@ -31,7 +31,6 @@ from s2s.issuer._federation_verify import FederationVerifier
 from s2s.issuer._form import parse_form
 from s2s.issuer._keyring import KeyManager, Readiness
 from s2s.issuer._metadata import server_metadata
-from s2s.issuer._metrics import IssuerMetrics
 from s2s.issuer._minter import Minter
 from s2s.issuer._ratelimit import RateLimiter, TokenBucketLimiter
 from s2s.issuer._registry import (
@@ -80,7 +79,6 @@ __all__ = [
     "InvalidScope",
     "InvalidTarget",
     "InvalidTokenRequest",
-    "IssuerMetrics",
     "IssuerParts",
     "IssuerRuntime",
     "IssuerSettings",

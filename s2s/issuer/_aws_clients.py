@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SecretsManagerClientRegistry"]
 
-log = logging.getLogger("s2s.issuer._aws_clients")
+log = logging.getLogger("s2s.issuer.aws_clients")
 
 
 class SecretsManagerClientRegistry:

@@ -19,7 +19,6 @@ from s2s.errors import ConfigError
 from s2s.issuer._assertion import ReplayCache
 from s2s.issuer._fallback_state import LocalFallbackState
 from s2s.issuer._keyring import KeyManager, unsignable
-from s2s.issuer._metrics import IssuerMetrics
 from s2s.issuer._offload import BlockingPool
 from s2s.issuer._ratelimit import RateLimiter
 from s2s.issuer._readiness import Probe, ReadinessMonitor
@@ -33,6 +32,7 @@ from s2s.keys._model import KeySet, SigningKey
 from s2s.keys._rotation import ensure_keys
 from s2s.keys._signing import Signer
 from s2s.keys._store import KeyStore, open_keystore, update_keyset
+from s2s.observe import HUB, Observer
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -67,7 +67,7 @@ class IssuerRuntime:
     keys: KeyManager
     endpoint: TokenEndpoint
     registry: ClientRegistry
-    metrics: IssuerMetrics
+    observer: Observer
     state: IssuerState
     readiness: ReadinessMonitor
     pool: BlockingPool | None = None
@@ -85,6 +85,7 @@ class IssuerParts(TypedDict, total=False):
     state: IssuerState
     factories: KeyFactories
     keys: KeyManager
+    observer: Observer
 
 
 def build_issuer(settings: IssuerSettings, **parts: Unpack[IssuerParts]) -> IssuerRuntime:
@@ -109,7 +110,7 @@ def build_issuer(settings: IssuerSettings, **parts: Unpack[IssuerParts]) -> Issu
             clock=clock,
             run_rotation=settings.run_rotation,
             create_keys=settings.create_keys,
-            metrics=IssuerMetrics(),
+            observer=parts.get("observer", HUB),
             factories=parts.get("factories") or settings.key_factories(),
         )
     state = parts.get("state")
@@ -129,7 +130,7 @@ def build_issuer(settings: IssuerSettings, **parts: Unpack[IssuerParts]) -> Issu
         signer=_SignerGuard(parts.get("signer") or RoutingSigner()),
         replay=parts.get("replay") or state,
         limiter=parts.get("limiter") or state,
-        metrics=keys.metrics,
+        observer=parts.get("observer", keys.observer),
     )
     probes: dict[str, Probe] = {}
     for name, part in (("client registry", registry), ("state store", state)):
@@ -143,7 +144,7 @@ def build_issuer(settings: IssuerSettings, **parts: Unpack[IssuerParts]) -> Issu
         # A caller waits about one AWS read timeout, then gets 503 + Retry-After (issue 10).
         pool = BlockingPool(deadline=aws.read_timeout + aws.connect_timeout)
         endpoint.offload = pool
-    return IssuerRuntime(settings, keys, endpoint, registry, keys.metrics, state, readiness, pool)
+    return IssuerRuntime(settings, keys, endpoint, registry, endpoint.observer, state, readiness, pool)
 
 
 def _blocks_on_io(settings: IssuerSettings, registry: ClientRegistry, state: IssuerState) -> bool:

@@ -42,7 +42,7 @@ from s2s.issuer.errors import StateUnavailable
 
 __all__ = ["LocalFallbackState"]
 
-log = logging.getLogger("s2s.issuer._state")
+log = logging.getLogger("s2s.issuer.state")
 
 T = TypeVar("T")
 

@@ -40,11 +40,11 @@ from collections.abc import Awaitable, Callable
 
 from s2s.clock import Clock, system_clock
 from s2s.errors import S2SError, VersionConflict
-from s2s.issuer._metrics import IssuerMetrics
 from s2s.keys._factories import KeyFactories
 from s2s.keys._model import KeySet, SigningKey
 from s2s.keys._rotation import RotationPolicy, ensure_keys, safe_at, scheduled_step
 from s2s.keys._store import KeyStore
+from s2s.observe import HUB, Observer, report_key_changes
 
 __all__ = ["DEFAULT_JITTER", "KeyManager", "Readiness", "unsignable"]
 
@@ -112,7 +112,7 @@ class KeyManager:
         clock: Clock = system_clock,
         run_rotation: bool = True,
         create_keys: bool = True,
-        metrics: IssuerMetrics | None = None,
+        observer: Observer | None = None,
         factories: KeyFactories | None = None,
         rng: random.Random | None = None,
         jitter: float = DEFAULT_JITTER,
@@ -124,7 +124,7 @@ class KeyManager:
         self._clock = clock
         self._run_rotation = run_rotation
         self._create_keys = create_keys
-        self.metrics = metrics or IssuerMetrics()
+        self.observer = observer or HUB
         self._keyset: KeySet | None = None
         self._version: str | None = None
         self._jwks_bytes = b'{"keys":[]}'
@@ -217,7 +217,7 @@ class KeyManager:
         """True (and an ERROR line) when the store lost the keyset this replica signs with."""
         if keyset.current is not None or self.current is None:
             return False
-        self.metrics.keyset_reload_failures += 1
+        self.observer.keyset_reload_failed("emptied")
         first = self._problem != _EMPTIED
         self._problem = _EMPTIED
         (log.error if first else log.debug)(
@@ -244,7 +244,7 @@ class KeyManager:
                     return False
                 refused = unsignable(keyset)
                 if refused:
-                    self.metrics.keyset_reload_failures += 1
+                    self.observer.keyset_reload_failed("refused")
                     problem, self._problem = self._problem, f"keyset refused: {refused}"
                     # Once per episode at ERROR: the store is polled every few seconds.
                     (log.error if problem != self._problem else log.debug)(
@@ -255,14 +255,14 @@ class KeyManager:
                 # KMS keys made for a keyset that did not win are scheduled for deletion.
                 self.factories.settle(keyset)
             except Exception as exc:
-                self.metrics.keyset_reload_failures += 1
+                self.observer.keyset_reload_failed("unreachable")
                 # One line, no key material: S2SError descriptions are written to be safe; other
                 # messages are not trusted, so only their type is logged.
                 detail = _detail(exc)
                 self._problem = "key store unreachable"
                 log.warning("keyset reload from %s failed, keeping the last keys: %s", self.store.url, detail)
                 return False
-            self.metrics.keyset_reloads += 1
+            self.observer.keyset_loaded(keyset, loaded_at, self.policy)
             self._problem = None
             self._loaded_at = loaded_at
             self._install(keyset, version)
@@ -289,6 +289,7 @@ class KeyManager:
             self.factories.settle(keyset)
             return keyset, version
         self._save_error = None
+        report_key_changes(self.observer, keyset, changed, "schedule")
         # A failure is logged; `s2s keys prune` schedules it again later.
         self.factories.retire(keyset, changed)
         return changed, version
@@ -299,7 +300,7 @@ class KeyManager:
         previous = self.current
         self._jwks_bytes = json.dumps(keyset.jwks(), separators=(",", ":")).encode()
         self._keyset, self._version = keyset, version
-        self.metrics.keys_ready = self.ready
+        self.observer.readiness(self.ready)
         current = self.current
         if current is not None and (previous is None or previous.kid != current.kid):
             log.info("signing with key %s (%s)", current.kid, current.alg)

@@ -45,7 +45,7 @@ REGISTRY_FORMAT = "s2s.clients/1"
 # issuer that had clients (a missing or blank registry is a lost one until an operator says so).
 CLEARED_MARKER = "cleared_by"
 
-log = logging.getLogger("s2s.issuer._clients")
+log = logging.getLogger("s2s.issuer.clients")
 
 
 def refuse_emptying(

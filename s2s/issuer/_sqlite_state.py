@@ -37,7 +37,7 @@ from s2s.issuer.errors import StateUnavailable
 
 __all__ = ["SQLiteState"]
 
-log = logging.getLogger("s2s.issuer._state")
+log = logging.getLogger("s2s.issuer.state")
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS replay (k BLOB PRIMARY KEY, exp REAL NOT NULL) WITHOUT ROWID",

@@ -32,7 +32,6 @@ from s2s.issuer._clients import Client
 from s2s.issuer._federation_verify import FederationVerifier
 from s2s.issuer._form import FormReader, presented_credentials
 from s2s.issuer._keyring import KeyManager
-from s2s.issuer._metrics import IssuerMetrics
 from s2s.issuer._minter import Minter
 from s2s.issuer._ratelimit import RateLimiter, TokenBucketLimiter, failure_key
 from s2s.issuer._registry import ClientRegistry
@@ -54,15 +53,22 @@ from s2s.jose import generate_private_key, public_key_to_jwk, thumbprint
 from s2s.keys._kms import SigningUnavailable
 from s2s.keys._signing import LocalSigner, Signer
 from s2s.oauth import SCOPE_TOKEN
+from s2s.observe import Observer
 
 __all__ = ["NO_STORE", "TokenEndpoint", "TokenResponse", "error_response"]
 
-log = logging.getLogger("s2s.issuer._token")
+log = logging.getLogger("s2s.issuer.token")
 
 NO_STORE: Mapping[str, str] = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 # Entra ID's convention, the only way MSAL names a resource in client credentials.
 DEFAULT_SCOPE_SUFFIX = "/.default"
 _GENERIC_CLIENT_FAILURE = InvalidClient().description
+
+
+def _method(description: str) -> str:
+    """The client-authentication method a failure's reason names (``none``: no usable credential)."""
+    method = description.partition(":")[0]
+    return method if method in ("client_secret", "private_key_jwt", "federated") else "none"
 
 
 def _printable(client_id: str) -> str:
@@ -155,12 +161,12 @@ class TokenEndpoint:
         replay: ReplayCache | None = None,
         limiter: RateLimiter | None = None,
         secrets: SecretVerifier | None = None,
-        metrics: IssuerMetrics | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.keys = keys
-        self.metrics = metrics or keys.metrics
+        self.observer = observer or keys.observer
         self.minter = Minter(
             settings.issuer, signer or LocalSigner(), clock=clock, claim_aliases=settings.claim_aliases
         )
@@ -284,6 +290,7 @@ class TokenEndpoint:
             )
         else:
             log.info("client %s: secret hash upgraded from scrypt to sha256", client.client_id)
+            self.observer.client_changed("changed", client.client_id, "issuer")
 
     def _failed(self, key: str, exc: InvalidClient, client_id: str, source: str | None) -> OAuthError:
         """Charge a failed authentication to the failure budgets, log its reason (while the
@@ -291,6 +298,7 @@ class TokenEndpoint:
         ``invalid_client`` every failure gets, or ``slow_down`` once a budget is spent."""
         wait = self.limiter.record_failure(key)
         if wait > 0:
+            self.observer.rate_limited(client_id, "failures", source)
             return SlowDown(wait)
         log.info(
             "client authentication failed: client_id %s from %s: %s",
@@ -298,9 +306,10 @@ class TokenEndpoint:
             source or "-",
             exc.description,
         )
+        self.observer.client_auth_failed(client_id, _method(exc.description), exc.description, source)
         return InvalidClient()
 
-    def _issue(self, pending: _Pending) -> TokenResponse:
+    def _issue(self, pending: _Pending, source: str | None = None) -> TokenResponse:
         """Audience, scope, signing: after client authentication succeeded."""
         client, params = pending.client, pending.params
         audience = self._audience(client, params)
@@ -311,13 +320,23 @@ class TokenEndpoint:
         ttl = min(self.settings.token_ttl, self.settings.max_token_ttl, client.max_ttl or math.inf)
         claims = self.minter.claims(client, audience, scopes, ttl)
         try:
-            token = self.minter.sign(key, claims)
+            with self.observer.span("s2s.sign", kid=key.kid, alg=key.alg):
+                token = self.minter.sign(key, claims)
         except SigningUnavailable as exc:
+            self.observer.dependency_error("signer")
             # KMS down, throttled or the key disabled: the request may succeed later, and the
             # caller learns nothing about the signing backend (the detail goes to the log only).
             log.error("signing with key %s failed: %s", key.kid, exc.description)
             raise TemporarilyUnavailable("signing is temporarily unavailable") from None
-        self.metrics.issued()
+        self.observer.token_issued(
+            client.client_id,
+            audience,
+            scopes,
+            jti=claims["jti"],
+            kid=key.kid,
+            expires_at=claims["exp"],
+            source=source,
+        )
         granted = claims.get("scope", "")
         if self._default_audience(params.get("scope")) is not None:
             # The grant named as it was asked for (`<audience>/.default`, RFC 6749 §5.1): MSAL
@@ -393,7 +412,9 @@ class TokenEndpoint:
     def error_response(self, exc: BaseException) -> TokenResponse:
         """The response for any exception: OAuth errors as themselves, the infrastructure's
         "try again later" errors as 503, anything else a bare 500."""
+        reason = type(exc).__name__ if isinstance(exc, (OAuthError, *_UNAVAILABLE)) else "fault"
         if isinstance(exc, _UNAVAILABLE):
+            self.observer.dependency_error("state" if isinstance(exc, StateUnavailable) else "registry")
             exc = TemporarilyUnavailable(exc.description)
         if not isinstance(exc, OAuthError):
             # The message of an unexpected error is not trusted to be secret-free: type only.
@@ -403,10 +424,11 @@ class TokenEndpoint:
             # A malformed or missing credential (before any client id is known): one answer for
             # every client-authentication failure, the reason for the log only.
             log.info("client authentication failed: %s", exc.description)
+            self.observer.client_auth_failed("", _method(exc.description), exc.description, None)
             exc = InvalidClient()
         else:
             log.debug("token request refused: %s: %s", exc.error, exc.description)
-        self.metrics.error(exc.error)
+        self.observer.token_refused(exc.error, reason)
         return error_response(exc)
 
     async def process(
@@ -464,9 +486,11 @@ class TokenEndpoint:
         key = failure_key(client_id, source)
         wait = self.limiter.failure_wait(key)
         if wait > 0:
+            self.observer.rate_limited(client_id, "failures", source)
             raise SlowDown(wait)
         try:
-            return self._authenticate(params, client_id, secret, assertion), key, client_id
+            with self.observer.span("s2s.client_auth"):
+                return self._authenticate(params, client_id, secret, assertion), key, client_id
         except InvalidClient as exc:
             raise self._failed(key, exc, client_id, source) from None
 
@@ -479,5 +503,6 @@ class TokenEndpoint:
             raise self._failed(key, refusal, client_id, source)
         wait = self.limiter.acquire(pending.client.client_id)
         if wait > 0:
+            self.observer.rate_limited(pending.client.client_id, "issuance", source)
             raise SlowDown(wait)
-        return self._issue(pending)
+        return self._issue(pending, source)

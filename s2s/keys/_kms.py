@@ -64,7 +64,7 @@ __all__ = [
     "uses_kms",
 ]
 
-log = logging.getLogger("s2s.keys._kms")
+log = logging.getLogger("s2s.keys.kms")
 
 MIN_DELETION_WINDOW_DAYS = 7
 MAX_DELETION_WINDOW_DAYS = 30

@@ -27,6 +27,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from s2s.errors import ConfigError
 from s2s.litestar._challenge import WS_FORBIDDEN, WS_UNAUTHENTICATED
+from s2s.observe import HUB
 from s2s.verify._principal import Principal
 from s2s.verify.errors import InsufficientScope, MissingToken, VerificationError
 
@@ -123,7 +124,9 @@ class Requirement:
 
     # async although it never awaits: Litestar runs a sync guard in a worker thread (~0.1 ms).
     async def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        exc = self.refusal(connection.scope.get("user"))
+        with HUB.span("s2s.guard", **{"s2s.requirement": self.__name__}) as span:
+            exc = self.refusal(connection.scope.get("user"))
+            span.set("s2s.decision", "allow" if exc is None else "deny")
         if exc is not None:
             _raise(connection, exc)
 

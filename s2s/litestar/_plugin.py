@@ -189,6 +189,13 @@ class S2SAuthPlugin(InitPlugin, ReceiveRoutePlugin, CLIPlugin):
         finally:
             await self.verifier.aclose()
 
+    def metrics_route(self, path: str = "/metrics") -> HTTPRouteHandler:
+        """``Litestar([..., plugin.metrics_route()], plugins=[plugin])``: see :mod:`s2s.observe.litestar`."""
+        from s2s.observe.litestar import metrics_route  # noqa: PLC0415 - prometheus_client, on use
+
+        watch = [self.verifier] if isinstance(self.verifier, TokenVerifier) else []
+        return metrics_route(path, watch=watch, exclude_opt_key=self.exclude_opt_key)
+
     def describe(self) -> list[dict[str, Any]]:
         """The trusted issuers, audiences, algorithms, JWKS URIs and key ids (public data only)."""
         return self.verifier.describe() if isinstance(self.verifier, TokenVerifier) else []

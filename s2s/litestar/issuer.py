@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -41,6 +43,7 @@ from s2s.issuer._metadata import (
 )
 from s2s.issuer._token import NO_STORE, TokenResponse
 from s2s.oauth import JWKS_PATH, METADATA_PATH, TOKEN_PATH
+from s2s.observe import HUB, Fanout, ObserveSettings, configure_logging, setup_from_env
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -56,9 +59,14 @@ def configure_host_logging() -> None:
     The app itself leaves logging to its host: Litestar's default config would replace the root
     handlers. botocore's INFO lines (where credentials were found, endpoint notes) are noise here.
     """
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.INFO)  # text, or JSON lines with S2S_LOG_FORMAT=json
     for name in ("botocore", "boto3", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _record_readiness(runtime: IssuerRuntime) -> None:
+    """The readiness gauge, as ``/ready`` would answer now (a scrape reads it fresh)."""
+    runtime.observer.readiness(bool(runtime.readiness.readiness()) and runtime.keys.current is not None)
 
 
 class _HashPool:
@@ -118,17 +126,32 @@ async def _send(send: Send, out: TokenResponse) -> None:
 
 
 def create_issuer_app(
-    settings: IssuerSettings | None = None, *, reload_loop: bool = True, **parts: Unpack[IssuerParts]
+    settings: IssuerSettings | None = None,
+    *,
+    reload_loop: bool = True,
+    observe: ObserveSettings | None = None,
+    **parts: Unpack[IssuerParts],
 ) -> Litestar:
     """The issuer app, built by :func:`s2s.issuer.build_issuer` from ``settings`` (default: the
     ``S2S_*`` environment); each keyword of :class:`~s2s.issuer.IssuerParts` replaces one part.
 
     ``reload_loop=False`` loads the keyset once at startup and never again (tests drive
     ``app.state.s2s_issuer.keys.refresh()`` themselves with a fake clock).
+
+    ``observe`` (default: the ``S2S_METRICS*`` / ``S2S_OTEL`` environment): the app counts in its
+    own Prometheus registry (``app.state.s2s_metrics``), served at ``/metrics`` (behind a bearer
+    token with ``S2S_METRICS_TOKEN``) or on its own port (``S2S_METRICS_PORT``); see docs/operate.md.
     """
     settings = settings or IssuerSettings.from_env()
+    observe = setup_from_env(observe)
+    metrics = None
+    if observe.metrics and "observer" not in parts:
+        from s2s.observe.prometheus import PrometheusObserver  # noqa: PLC0415 - the adapter's own
+
+        metrics = PrometheusObserver()
+        parts["observer"] = Fanout([HUB, metrics])
     runtime = build_issuer(settings, **parts)
-    keys, endpoint, metrics = runtime.keys, runtime.endpoint, runtime.metrics
+    keys, endpoint, observer = runtime.keys, runtime.endpoint, runtime.observer
 
     # An issuer URL with a path (https://host/s2s: MSAL Python wants a path segment in its
     # authority) serves its endpoints under that path, as its metadata names them; RFC 8414 §3.1
@@ -199,7 +222,11 @@ def create_issuer_app(
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         peer = scope.get("client")
         source = peer[0] if peer else None
-        await _send(send, await endpoint.process(body, content_type, authorization, run_sync, source))
+        started = time.perf_counter()
+        with observer.span("s2s.token"):
+            out = await endpoint.process(body, content_type, authorization, run_sync, source)
+        observer.token_request(out.status, time.perf_counter() - started)
+        await _send(send, out)
 
     @get(base + JWKS_PATH, include_in_schema=False)
     async def jwks() -> Response[bytes]:
@@ -240,11 +267,22 @@ def create_issuer_app(
             answer["warnings"] = list(warnings)
         return Response(json.dumps(answer).encode(), headers=no_store, media_type=JSON)
 
+    metrics_token = observe.metrics_token.encode() if observe.metrics_token else None
+
     @get("/metrics", include_in_schema=False)
-    async def metrics_route() -> Response[str]:
-        return Response(
-            metrics.render(), headers=no_store, media_type="text/plain; version=0.0.4; charset=utf-8"
-        )
+    async def metrics_route(request: Request[Any, Any, Any]) -> Response[bytes]:
+        if metrics is None:
+            return Response(b'{"error":"not found"}', status_code=404, headers=no_store, media_type=JSON)
+        if metrics_token is not None:
+            presented = request.headers.get("authorization", "").encode("latin-1", "replace")
+            if not hmac.compare_digest(presented, b"Bearer " + metrics_token):
+                challenge = {**no_store, "WWW-Authenticate": 'Bearer realm="metrics"'}
+                return Response(
+                    b'{"error":"unauthorized"}', status_code=401, headers=challenge, media_type=JSON
+                )
+        _record_readiness(runtime)
+        body, content_type = metrics.render()
+        return Response(body, headers=no_store, media_type=content_type)
 
     def http_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         status = exc.status_code if isinstance(exc, HTTPException) else HTTP_500_INTERNAL_SERVER_ERROR
@@ -270,6 +308,13 @@ def create_issuer_app(
             # A store that answers with keys nobody can sign with will not fix itself: refuse to start.
             raise ConfigError(f"{keys.store.url}: {problem}")
         tasks = []
+        metrics_server = None
+        if metrics is not None and observe.metrics_port is not None:
+            from s2s.observe.prometheus import multiprocess, serve_metrics  # noqa: PLC0415 - same
+
+            # With several workers `s2s serve` serves that port itself, for all of them.
+            if not multiprocess():
+                metrics_server = serve_metrics(metrics.registry, observe.metrics_host, observe.metrics_port)
         if reload_loop:
             tasks.append(asyncio.create_task(keys.run()))
             tasks.append(asyncio.create_task(runtime.readiness.run()))
@@ -284,13 +329,25 @@ def create_issuer_app(
                     await task
             if runtime.pool is not None:
                 runtime.pool.close()
+            if metrics_server is not None:
+                metrics_server.shutdown()
 
     return Litestar(
-        route_handlers=[token, jwks, metadata, openid_metadata, authorize, health, ready, metrics_route],
+        route_handlers=[
+            token,
+            jwks,
+            metadata,
+            openid_metadata,
+            authorize,
+            health,
+            ready,
+            # On its own port instead when S2S_METRICS_PORT is set (not served to token callers).
+            *([metrics_route] if observe.metrics_port is None else []),
+        ],
         exception_handlers={Exception: http_error},
         lifespan=[lifespan],
         openapi_config=None,
-        state=State({"s2s_issuer": runtime}),
+        state=State({"s2s_issuer": runtime, "s2s_metrics": metrics}),
         debug=False,
         # The app leaves the process's logging alone: Litestar's default config replaces the root
         # handlers (and with them any handler the host or a test installed). `s2s serve` and

@@ -33,6 +33,8 @@ __all__ = ["CacheEntry", "KeyPresence", "VerifiedTokenCache"]
 
 
 class KeyPresence(Protocol):
+    issuer: str  # the configured issuer (a metrics label)
+
     def fresh_key(self, kid: str) -> object | None: ...
 
 

@@ -64,6 +64,7 @@ from s2s._flight import AsyncSingleFlight, FlightTimeout, SingleFlight
 from s2s.clock import Clock, SystemClock, system_clock
 from s2s.errors import ConfigError
 from s2s.jose import AlgorithmPolicy, KeyRejected, VerifyKey, load_jwk
+from s2s.observe import HUB, Observer
 from s2s.verify._config import VerifierConfig, check_discovered_url
 from s2s.verify.errors import JWKSError, KeysUnavailable, UnknownKey
 
@@ -226,6 +227,8 @@ class _Body:
 class JWKSSourceCore:
     """Everything about one issuer's keys but the I/O: state, decisions and the refresh flow."""
 
+    observer: Observer = HUB  # the verifier that owns the source sets its own
+
     def __init__(self, config: VerifierConfig, clock: Clock) -> None:
         self.config = config
         self.issuer = config.issuer
@@ -303,6 +306,8 @@ class JWKSSourceCore:
             if busy or not self._may_start(now, expired=True):
                 return _Plan.SERVE
             return _Plan.BACKGROUND
+        if snap is not None:
+            self.observer.jwks_unknown_kid(self.issuer)
         if busy:
             return _Plan.WAIT
         expired = snap is None or now >= snap.expires_at
@@ -336,13 +341,15 @@ class JWKSSourceCore:
     def refresh_flow(self) -> RefreshFlow:
         """Discovery (when needed) and the JWKS, under one deadline. Never raises."""
         self.fetch_count += 1
-        self._deadline = self._clock.monotonic() + self.config.http_timeout
+        started = self._clock.monotonic()
+        self._deadline = started + self.config.http_timeout
         url = self._jwks_uri or self.issuer
         try:
-            if self._jwks_uri is None:
-                url = yield from self._discover()
-            doc, cache_control = self._document((yield self._fetch(url)))
-            self._install(doc, cache_control)
+            with self.observer.span("s2s.jwks.fetch", **{"s2s.issuer": self.issuer}):
+                if self._jwks_uri is None:
+                    url = yield from self._discover()
+                doc, cache_control = self._document((yield self._fetch(url)))
+                self._install(doc, cache_control)
             self._failed_at = None
         except JWKSError as exc:
             self._last_error = f"{url}: {exc}"
@@ -355,6 +362,15 @@ class JWKSSourceCore:
             self._failed_at = self._clock.monotonic()
         finally:
             self._ended_at = self._clock.monotonic()
+            self._report(started)
+
+    def _report(self, started: float) -> None:
+        """The fetch's outcome for the observer, its times on the wall clock."""
+        snap, ended = self._snapshot, self._clock.monotonic()
+        offset = self._clock.now() - ended
+        ok = self._failed_at is None and snap is not None
+        fetched, expires = (snap.fetched_at + offset, snap.expires_at + offset) if snap else (0.0, 0.0)
+        self.observer.jwks_fetched(self.issuer, ok, ended - started, fetched, expires)
 
     def _fetch(self, url: str) -> Fetch:
         return Fetch(url, self._deadline, self.config.max_jwks_bytes)

@@ -52,6 +52,7 @@ from s2s.jose import (
     loads_object,
     parse_compact,
 )
+from s2s.observe import HUB, Observer
 from s2s.verify._cache import CacheEntry, VerifiedTokenCache
 from s2s.verify._claims import ClaimsPolicy
 from s2s.verify._config import TENANT_PLACEHOLDER, RevocationCheck, VerifierConfig
@@ -164,9 +165,17 @@ class _Core(Generic[S]):
     """Everything but the I/O, shared by both verifiers."""
 
     def __init__(
-        self, configs: list[VerifierConfig], sources: list[S], clock: Clock, cache_size: int
+        self,
+        configs: list[VerifierConfig],
+        sources: list[S],
+        clock: Clock,
+        cache_size: int,
+        observer: Observer = HUB,
     ) -> None:
         self._clock = clock
+        self.observer = observer
+        for source in sources:
+            source.observer = observer
         # The system clock is read directly on the per-token path (no Python frame in between).
         self._now = time.time if type(clock) is SystemClock else clock.now
         self.cache = VerifiedTokenCache(clock, cache_size)
@@ -240,15 +249,19 @@ class _Core(Generic[S]):
     def verify_flow(self, token: str, entry: CacheEntry | None = None) -> VerifyFlow[S]:
         """An access token's verification; the driver serves its steps. ``entry``: the token's
         cache entry, when the driver found one (it serves entries without revocation itself)."""
+        name = "-"  # the configured issuer, once the token named one (a metrics label)
         try:
             if entry is not None:
+                name = entry.source.issuer
                 # A cached token whose issuer has a revocation hook (else the driver served it).
                 if entry.revocation is not None and (
                     yield CheckRevocation(entry.revocation, entry.principal)
                 ):
                     raise TokenRevoked()
+                self.observer.verified(name, None, True)
                 return entry.principal
             parsed, issuer, claims, tenant = self._parse(token)
+            name = issuer.config.issuer
             kid = parsed.kid
             if kid is None:  # the header policy requires it; kept explicit for the type
                 raise MalformedToken("missing key id")
@@ -272,9 +285,11 @@ class _Core(Generic[S]):
                 key=key,
                 revocation=issuer.revocation,
             )
+            self.observer.verified(name, None, False)
             return principal
         except Exception as exc:
             error = _refusal(exc)
+        self.observer.verified(name, type(error).__name__, False)
         raise error
 
     def id_token_flow(self, token: str, nonce: str | None, client_id: str | None) -> VerifyFlow[S]:
@@ -330,13 +345,15 @@ class TokenVerifier:
         http_client: httpx.AsyncClient | None = None,
         clock: Clock = system_clock,
         cache_size: int = 4096,
+        observer: Observer | None = None,
     ) -> None:
         items = _as_list(configs)
         self._client = http_client
         self._owns_client = False
         self._clock = clock
         sources = [AsyncJWKSSource(c, self._get_client, clock) for c in items]
-        self._core: _Core[AsyncJWKSSource] = _Core(items, sources, clock, cache_size)
+        self._core: _Core[AsyncJWKSSource] = _Core(items, sources, clock, cache_size, observer or HUB)
+        self._observer = self._core.observer
         self._cache_get = self._core.cache.get
 
     def _get_client(self) -> httpx.AsyncClient:
@@ -367,6 +384,11 @@ class TokenVerifier:
         return self._core.describe()
 
     @property
+    def cached_tokens(self) -> int:
+        """Tokens in the verified-token cache now (a metrics gauge)."""
+        return len(self._core.cache)
+
+    @property
     def sources(self) -> list[AsyncJWKSSource]:
         return [i.source for i in self._core.issuers]
 
@@ -376,14 +398,16 @@ class TokenVerifier:
         except TypeError:  # not a string (unhashable): the flow refuses it
             entry = None
         if entry is not None and entry.revocation is None:
+            self._observer.verified(entry.source.issuer, None, True)
             return entry.principal
         flow = self._core.verify_flow(token, entry)
-        try:
-            step = next(flow)
-        except StopIteration as done:  # no I/O needed: the usual cold path, in this frame
-            principal: Principal = done.value
-            return principal
-        return await self._drive(flow, step)
+        with self._observer.span("s2s.verify"):
+            try:
+                step = next(flow)
+            except StopIteration as done:  # no I/O needed: the usual cold path, in this frame
+                principal: Principal = done.value
+                return principal
+            return await self._drive(flow, step)
 
     async def verify_id_token(
         self, token: str, *, nonce: str | None = None, client_id: str | None = None
@@ -429,13 +453,15 @@ class SyncTokenVerifier:
         http_client: httpx.Client | None = None,
         clock: Clock = system_clock,
         cache_size: int = 4096,
+        observer: Observer | None = None,
     ) -> None:
         items = _as_list(configs)
         self._client = http_client
         self._owns_client = False
         self._clock = clock
         sources = [SyncJWKSSource(c, self._get_client, clock) for c in items]
-        self._core: _Core[SyncJWKSSource] = _Core(items, sources, clock, cache_size)
+        self._core: _Core[SyncJWKSSource] = _Core(items, sources, clock, cache_size, observer or HUB)
+        self._observer = self._core.observer
         self._cache_get = self._core.cache.get
 
     def _get_client(self) -> httpx.Client:
@@ -466,6 +492,11 @@ class SyncTokenVerifier:
         return self._core.describe()
 
     @property
+    def cached_tokens(self) -> int:
+        """Tokens in the verified-token cache now (a metrics gauge)."""
+        return len(self._core.cache)
+
+    @property
     def sources(self) -> list[SyncJWKSSource]:
         return [i.source for i in self._core.issuers]
 
@@ -475,14 +506,16 @@ class SyncTokenVerifier:
         except TypeError:  # not a string (unhashable): the flow refuses it
             entry = None
         if entry is not None and entry.revocation is None:
+            self._observer.verified(entry.source.issuer, None, True)
             return entry.principal
         flow = self._core.verify_flow(token, entry)
-        try:
-            step = next(flow)
-        except StopIteration as done:  # no I/O needed: the usual cold path, in this frame
-            principal: Principal = done.value
-            return principal
-        return self._drive(flow, step)
+        with self._observer.span("s2s.verify"):
+            try:
+                step = next(flow)
+            except StopIteration as done:  # no I/O needed: the usual cold path, in this frame
+                principal: Principal = done.value
+                return principal
+            return self._drive(flow, step)
 
     def verify_id_token(
         self, token: str, *, nonce: str | None = None, client_id: str | None = None

@@ -15,7 +15,7 @@ import httpx
 from tests.support import running_issuer, s2s_executable
 
 AUDIENCE = "https://api.example.internal"
-GRACE = 6.0
+GRACE = 15.0  # long enough for two CLI runs and a reload on a busy machine
 # Around not_after, a request may be decided on either side of it (the two clocks are read at
 # slightly different moments): no claim is made inside this window.
 TOLERANCE = 0.75
@@ -30,8 +30,8 @@ def _cli(env: dict[str, str], workdir: Path, *args: str) -> dict[str, object]:
     return data
 
 
-def _status(endpoint: str, secret: str) -> int:
-    auth = "Basic " + base64.b64encode(f"svc:{secret}".encode()).decode()
+def _status(endpoint: str, secret: str, client_id: str = "svc") -> int:
+    auth = "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
     response = httpx.post(
         endpoint, data={"grant_type": "client_credentials"}, headers={"Authorization": auth},
         timeout=10, trust_env=False,
@@ -51,11 +51,16 @@ def test_old_and_new_secret_during_the_grace_only_the_new_after(tmp_path: Path) 
         new = str(rotated["client_secret"])
         (not_after,) = rotated["previous_secrets_not_after"]  # type: ignore[misc]
         assert isinstance(not_after, float)
-        # The issuer reads the file again within its reload interval (2 s).
+        # The issuer reads the file again within its reload interval (2 s). Wait for that with a
+        # client registered after the rotation: failed tries charge the probe's failure budget,
+        # not svc's (10 failures per client and address, then one per 2 s: a busy machine would
+        # otherwise spend svc's budget here and see 429 later).
+        probe = str(_cli(env, tmp_path, "clients", "add", "probe", "--audience", AUDIENCE)["client_secret"])
         deadline = time.time() + 60
-        while _status(issuer.token_endpoint, new) != 200:
+        while _status(issuer.token_endpoint, probe, "probe") != 200:
             assert time.time() < deadline, issuer.log_tail()
-            time.sleep(0.2)
+            time.sleep(0.5)
+        assert _status(issuer.token_endpoint, new) == 200
         # Sample the old secret until past the grace: 200 before not_after, 401 after it.
         seen: list[tuple[float, int]] = []
         while not seen or seen[-1][0] < not_after + 2 * TOLERANCE:

@@ -13,6 +13,7 @@ from s2s.clock import FakeClock
 from s2s.issuer import KeyManager
 from s2s.keys import KeySet, KeyState, RotationPolicy, ensure_keys, revoke, rotate, update_keyset
 from s2s.litestar.issuer import IssuerRuntime
+from s2s.observe.prometheus import PrometheusObserver
 from tests.support import MemoryKeyStore
 
 POLICY = RotationPolicy()
@@ -103,7 +104,8 @@ def test_failed_reload_keeps_last_keys_and_logs_one_clean_line(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = seeded(clock)
-    manager = KeyManager(store, POLICY, clock=clock, run_rotation=True)
+    metrics = PrometheusObserver()
+    manager = KeyManager(store, POLICY, clock=clock, run_rotation=True, observer=metrics)
     manager.refresh()
     current = manager.current
     assert current is not None and current.private_jwk is not None
@@ -116,7 +118,8 @@ def test_failed_reload_keeps_last_keys_and_logs_one_clean_line(
     assert len(records) == 1 and records[0].levelno == logging.WARNING
     assert "memory store is down" in records[0].getMessage()
     assert str(current.private_jwk["d"]) not in caplog.text
-    assert manager.metrics.keyset_reload_failures == 1
+    failures = {"reason": "unreachable"}
+    assert metrics.registry.get_sample_value("s2s_issuer_keyset_reload_failures_total", failures) == 1
 
 
 def test_unexpected_error_is_logged_by_type_only(clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:

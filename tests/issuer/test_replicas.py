@@ -28,6 +28,7 @@ from s2s.keys import (
     update_keyset,
 )
 from s2s.litestar.issuer import IssuerRuntime, create_issuer_app
+from s2s.observe.prometheus import PrometheusObserver
 from tests.issuer.helpers import AUDIENCE, FORM, ISSUER, SECRET, assert_refused, basic
 from tests.support import MemoryKeyStore
 
@@ -66,7 +67,10 @@ def test_poll_delays_are_jittered_below_the_poll_interval(clock: FakeClock) -> N
 def test_run_loop_sleeps_the_jittered_delays_and_reloads(clock: FakeClock) -> None:
     policy = RotationPolicy(poll_interval=POLL)
     store = seeded(clock, policy)
-    manager = KeyManager(store, policy, clock=clock, rng=random.Random(1), run_rotation=False)
+    metrics = PrometheusObserver()
+    manager = KeyManager(
+        store, policy, clock=clock, rng=random.Random(1), run_rotation=False, observer=metrics
+    )
     slept: list[float] = []
 
     class Stop(Exception):
@@ -82,7 +86,7 @@ def test_run_loop_sleeps_the_jittered_delays_and_reloads(clock: FakeClock) -> No
         asyncio.run(manager.run(sleep=fake_sleep, in_thread=False))
     assert slept[0] == 1.0  # before the first load
     assert all(0.8 * POLL <= s <= POLL for s in slept[1:])
-    assert manager.metrics.keyset_reloads == 6 and manager.ready
+    assert metrics.registry.get_sample_value("s2s_issuer_keyset_reloads_total") == 6 and manager.ready
 
 
 def test_replicas_converge_on_a_rotation_within_the_poll_interval(clock: FakeClock) -> None:

@@ -409,10 +409,10 @@ def test_metrics_count_tokens_and_errors(client: Client) -> None:
     post(client, CC, authorization=basic("svc", "nope"))
     post(client, {"grant_type": "password"}, authorization=basic("svc", SECRET))
     text = client.get("/metrics").text
-    assert "s2s_tokens_issued_total 1\n" in text
-    assert 's2s_token_errors_total{error="invalid_client"} 1\n' in text
-    assert 's2s_token_errors_total{error="unsupported_grant_type"} 1\n' in text
-    assert "s2s_keys_ready 1\n" in text
+    assert 's2s_issuer_tokens_issued_total{audience="https://orders.internal",client_id="svc"} 1.0\n' in text
+    assert 's2s_issuer_token_refusals_total{error="invalid_client",reason="InvalidClient"} 1.0\n' in text
+    assert 'error="unsupported_grant_type",reason="UnsupportedGrantType"} 1.0\n' in text
+    assert "s2s_issuer_ready 1.0\n" in text
 
 
 def test_legacy_secret_check_is_cached_per_secret(
