@@ -185,6 +185,10 @@ class TokenEndpoint:
         # then each request runs in this bounded pool (s2s.issuer._offload), never on the loop.
         self.offload: Callable[[Callable[[], TokenResponse]], Awaitable[TokenResponse]] | None = None
 
+    def close(self) -> None:
+        """Release what the endpoint opened itself: the HTTP clients of federated key sources."""
+        self.federation.close()
+
     # -- the phases ------------------------------------------------------------------------------
     def _authenticate(
         self, params: Mapping[str, str], client_id: str, secret: str | None, assertion: str | None

@@ -329,6 +329,7 @@ def create_issuer_app(
                     await task
             if runtime.pool is not None:
                 runtime.pool.close()
+            runtime.endpoint.close()
             if metrics_server is not None:
                 metrics_server.shutdown()
 

@@ -503,3 +503,32 @@ def test_a_generic_oidc_credential_matches_subject_and_claims_exactly(
         # The credential's audience, not the issuer's identifier, is the one required here.
         ours = gh.token("svc-batch", ISSUER, now, azp="batch-runner")
         assert "wrong audience" in refused(tc, "k8s", ours, caplog)
+
+
+def test_the_apps_shutdown_closes_the_federated_key_sources(
+    k8s: ExternalIssuer, clock: FakeClock, settings: IssuerSettings, store: MemoryKeyStore
+) -> None:
+    """The HTTP clients the issuer opened to fetch external keys end with the app, not the process."""
+    registry = InMemoryClientRegistry(
+        [
+            Client(
+                client_id="k8s",
+                audiences=(AUDIENCE,),
+                federated=(kubernetes_credential("shop/orders", issuer=k8s.issuer),),
+            )
+        ]
+    )
+    app = create_issuer_app(settings, store=store, registry=registry, clock=clock, reload_loop=False)
+    endpoint: TokenEndpoint = app.state.s2s_issuer.endpoint
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": "k8s",
+        "client_assertion_type": JWT_BEARER_ASSERTION_TYPE,
+        "client_assertion": k8s.token(K8S_SUB, ISSUER, clock.now()),
+    }
+    with TestClient(app) as client:
+        answer = client.post("/oauth2/token", content=urlencode(form), headers={"Content-Type": FORM})
+        assert answer.status_code == 200, answer.text
+        opened = list(endpoint.federation._clients)
+        assert opened and not any(c.is_closed for c in opened)
+    assert all(c.is_closed for c in opened)
