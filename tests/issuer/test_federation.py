@@ -341,19 +341,21 @@ def test_external_keys_unavailable_is_503_not_invalid_client(clock: FakeClock) -
 # -- no network I/O on the event loop -------------------------------------------------------------
 
 
+def k8s_client_app(
+    k8s: ExternalIssuer, clock: FakeClock, settings: IssuerSettings, store: MemoryKeyStore
+) -> Litestar:
+    """An issuer app whose one client, ``k8s``, is the Kubernetes service account shop/orders."""
+    credential = kubernetes_credential("shop/orders", issuer=k8s.issuer)
+    registry = InMemoryClientRegistry(
+        [Client(client_id="k8s", audiences=(AUDIENCE,), federated=(credential,))]
+    )
+    return create_issuer_app(settings, store=store, registry=registry, clock=clock, reload_loop=False)
+
+
 def test_a_key_fetch_runs_off_the_event_loop_then_the_fresh_key_does_not(
     k8s: ExternalIssuer, clock: FakeClock, settings: IssuerSettings, store: MemoryKeyStore
 ) -> None:
-    registry = InMemoryClientRegistry(
-        [
-            Client(
-                client_id="k8s",
-                audiences=(AUDIENCE,),
-                federated=(kubernetes_credential("shop/orders", issuer=k8s.issuer),),
-            )
-        ]
-    )
-    app = create_issuer_app(settings, store=store, registry=registry, clock=clock, reload_loop=False)
+    app = k8s_client_app(k8s, clock, settings, store)
     endpoint: TokenEndpoint = app.state.s2s_issuer.endpoint
     endpoint.keys.refresh()
     offloaded: list[str] = []
@@ -509,16 +511,7 @@ def test_the_apps_shutdown_closes_the_federated_key_sources(
     k8s: ExternalIssuer, clock: FakeClock, settings: IssuerSettings, store: MemoryKeyStore
 ) -> None:
     """The HTTP clients the issuer opened to fetch external keys end with the app, not the process."""
-    registry = InMemoryClientRegistry(
-        [
-            Client(
-                client_id="k8s",
-                audiences=(AUDIENCE,),
-                federated=(kubernetes_credential("shop/orders", issuer=k8s.issuer),),
-            )
-        ]
-    )
-    app = create_issuer_app(settings, store=store, registry=registry, clock=clock, reload_loop=False)
+    app = k8s_client_app(k8s, clock, settings, store)
     endpoint: TokenEndpoint = app.state.s2s_issuer.endpoint
     form = {
         "grant_type": "client_credentials",
