@@ -86,6 +86,9 @@ _MAX_FILE = 256 * 1024
 # A file-backed key set is never fetched: its VerifierConfig (claim rules only) names this URL.
 _NOT_FETCHED = "https://jwks-file.invalid/"
 _LEEWAY = 30.0
+# How long a key file that went missing or unusable keeps its last keys: long enough for a writer
+# that is not atomic (truncate, then write), short enough that deleting the file revokes them.
+FILE_KEYS_GRACE = 10.0
 # The verifier's typed claim refusals, as reasons for the issuer's log.
 _CLAIM_REFUSALS: dict[type[InvalidToken], str] = {
     ExpiredToken: "external token expired",
@@ -123,47 +126,82 @@ class _BundleSource(SyncJWKSSource):
 
 
 class _FileKeys:
-    """A JWKS (or SPIFFE bundle) file, read again when it changes (size or mtime)."""
+    """A JWKS (or SPIFFE bundle) file, read again whenever it may have changed.
 
-    def __init__(self, path: str, spiffe: bool) -> None:
+    The change stamp is the file's identity, size and both times (device, inode, size, mtime,
+    ctime): a same-size swap that keeps the mtime (``cp -p``, ``rsync -a``) still changes the
+    ctime or the inode. A file that is missing, unreadable or not a usable JWKS keeps the last
+    good keys for :data:`FILE_KEYS_GRACE` seconds after it was last seen good (a writer that is not
+    atomic), then fails closed: removing or breaking the file revokes its keys.
+    """
+
+    def __init__(self, path: str, spiffe: bool, clock: Clock = system_clock) -> None:
         self._path = path
         self._spiffe = spiffe
-        self._stamp: tuple[int, int] | None = (-1, -1)  # not read yet
+        self._clock = clock
+        self._stamp: tuple[int, ...] | None = (-1,)  # not read yet
         self._keys: Mapping[str, VerifyKey] = {}
+        self._failing_since: float | None = None
+        self._seen_good = clock.monotonic()
         self._lock = threading.Lock()
 
     def _load(self) -> Mapping[str, VerifyKey]:
-        """The keys of the file as it is now; a file that is missing or not a usable JWKS keeps
-        the last good keys (one warning per change of the file, not one per request)."""
+        """The keys of the file as it is now (one warning per change of the file, and one when
+        the grace ends, not one per request)."""
         try:
             stat = os.stat(self._path)
-            stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+            stamp: tuple[int, ...] | None = (
+                stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns,
+            )  # fmt: skip
         except OSError:
             stamp = None
-        if stamp == self._stamp:
+        if stamp == self._stamp and self._failing_since is None:
+            self._seen_good = self._clock.monotonic()
             return self._keys
         with self._lock:
-            if stamp == self._stamp:
-                return self._keys
-            self._stamp = stamp
-            if stamp is None:
-                log.warning("federation keys file %s is not readable; keeping the last keys", self._path)
-                return self._keys
-            try:
-                if stamp[1] > _MAX_FILE:
-                    raise JWKSError("file too large")
-                with open(self._path, "rb") as handle:
-                    doc = json.loads(handle.read(_MAX_FILE + 1))
-                if self._spiffe:
-                    doc, _ = _spiffe_bundle(doc, None)
-                keys, dropped = parse_jwks(doc, _POLICY, 64)
-            except (OSError, ValueError, RecursionError, JWKSError) as exc:
-                reason = str(exc) if isinstance(exc, JWKSError) else type(exc).__name__
-                log.warning("federation keys file %s is not a usable JWKS (%s)", self._path, reason)
-                return self._keys
-            for reason in dropped:
-                log.warning("federation keys file %s: key dropped (%s)", self._path, reason)
-            self._keys = keys
+            if stamp != self._stamp:
+                self._stamp = stamp
+                self._read(stamp)
+            return self._current()
+
+    def _read(self, stamp: tuple[int, ...] | None) -> None:
+        """Read the file into the keys, or start (or go on with) the grace when it is unusable."""
+        if stamp is None:
+            self._failing(f"federation keys file {self._path} is not readable")
+            return
+        try:
+            if stamp[2] > _MAX_FILE:
+                raise JWKSError("file too large")
+            with open(self._path, "rb") as handle:
+                doc = json.loads(handle.read(_MAX_FILE + 1))
+            if self._spiffe:
+                doc, _ = _spiffe_bundle(doc, None)
+            keys, dropped = parse_jwks(doc, _POLICY, 64)
+        except (OSError, ValueError, RecursionError, JWKSError) as exc:
+            reason = str(exc) if isinstance(exc, JWKSError) else type(exc).__name__
+            self._failing(f"federation keys file {self._path} is not a usable JWKS ({reason})")
+            return
+        for reason in dropped:
+            log.warning("federation keys file %s: key dropped (%s)", self._path, reason)
+        self._keys = keys
+        self._failing_since = None
+        self._seen_good = self._clock.monotonic()
+
+    def _failing(self, message: str) -> None:
+        # The grace counts from the last time the file was seen good, not from when a request
+        # first noticed: a file deleted an hour before the next request keeps nothing.
+        if self._failing_since is None:
+            self._failing_since = self._seen_good
+        if self._keys:
+            log.warning("%s; keeping the last keys for %g s at most", message, FILE_KEYS_GRACE)
+        else:
+            log.warning("%s", message)
+
+    def _current(self) -> Mapping[str, VerifyKey]:
+        since = self._failing_since
+        if since is not None and self._keys and self._clock.monotonic() - since > FILE_KEYS_GRACE:
+            log.error("federation keys file %s is still unusable: its keys are revoked", self._path)
+            self._keys = {}
         return self._keys
 
     def fresh_key(self, kid: str) -> VerifyKey | None:
@@ -247,7 +285,7 @@ class FederationVerifier:
     def _new_source(self, credential: FederatedCredential) -> _Keys:
         spiffe = credential.kind == "spiffe"
         if credential.jwks_file is not None:
-            return _FileKeys(credential.jwks_file, spiffe)
+            return _FileKeys(credential.jwks_file, spiffe, self._clock)
         config = VerifierConfig(
             issuer=credential.issuer, audiences=(self._issuer,), jwks_uri=credential.jwks_url
         )

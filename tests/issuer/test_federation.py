@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,9 @@ from s2s.issuer import (
     spiffe_credential,
 )
 from s2s.issuer._assertion import JWT_BEARER_ASSERTION_TYPE
+from s2s.issuer._federation_verify import FILE_KEYS_GRACE
 from s2s.issuer._offload import BlockingPool
-from s2s.jose import generate_private_key
+from s2s.jose import generate_private_key, public_key_to_jwk, thumbprint
 from s2s.keys._rotation import RotationPolicy
 from s2s.litestar.issuer import create_issuer_app
 from s2s.verify import SyncTokenVerifier, VerifierConfig
@@ -482,6 +484,59 @@ def test_a_broken_jwks_file_keeps_the_last_keys_and_warns_once(
             assert send(tc, "k8s", k8s.token(K8S_SUB, ISSUER, clock.now())).status_code == 200
     warnings = [r for r in caplog.records if "not a usable JWKS" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def test_a_deleted_jwks_file_revokes_its_keys_after_the_grace(
+    k8s: ExternalIssuer, clock: FakeClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    path = tmp_path / "jwks.json"
+    k8s.write_jwks(path)
+    credential = kubernetes_credential("shop/orders", issuer=k8s.issuer, jwks_file=str(path))
+    with TestClient(issuer_app(one_client(credential), clock), base_url=ISSUER) as tc:
+        assert send(tc, "k8s", k8s.token(K8S_SUB, ISSUER, clock.now())).status_code == 200
+        path.unlink()
+        clock.advance(FILE_KEYS_GRACE / 2)  # a writer that is not atomic: still the last keys
+        assert send(tc, "k8s", k8s.token(K8S_SUB, ISSUER, clock.now())).status_code == 200
+        clock.advance(FILE_KEYS_GRACE)
+        token = k8s.token(K8S_SUB, ISSUER, clock.now())
+        answers = [send(tc, "k8s", token) for _ in range(3)]
+    assert all(a.status_code == 503 for a in answers), answers[0].text
+    assert answers[0].json()["error"] == "temporarily_unavailable" and token not in answers[0].text
+    assert any("its keys are revoked" in r.getMessage() for r in caplog.records)
+    assert token not in caplog.text
+
+
+def _ec_jwks(key: Any) -> tuple[str, str]:
+    public = public_key_to_jwk(key.public_key())
+    kid = thumbprint(public)
+    return kid, json.dumps({"keys": [{**public, "kid": kid, "alg": "ES256", "use": "sig"}]})
+
+
+def test_a_same_size_swap_keeping_the_mtime_is_read_again(
+    clock: FakeClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """EC P-256 JWKS all have one length; cp -p and rsync -a keep the mtime: still a new file."""
+    caplog.set_level(logging.INFO)
+    with external_issuer("kubernetes", alg="ES256") as ext:
+        old_kid, old_doc = _ec_jwks(ext.key)
+        new_key = generate_private_key("ES256")
+        new_kid, new_doc = _ec_jwks(new_key)
+        assert len(old_doc) == len(new_doc)
+        path = tmp_path / "jwks.json"
+        path.write_text(old_doc)
+        credential = kubernetes_credential("shop/orders", issuer=ext.issuer, jwks_file=str(path))
+        with TestClient(issuer_app(one_client(credential), clock), base_url=ISSUER) as tc:
+            old = ext.sign(ext.claims(K8S_SUB, ISSUER, clock.now()), {"kid": old_kid})
+            assert send(tc, "k8s", old).status_code == 200
+            before = path.stat()
+            path.write_text(new_doc)
+            os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+            after = path.stat()
+            assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+            new = ext.sign(ext.claims(K8S_SUB, ISSUER, clock.now()), {"kid": new_kid}, new_key)
+            assert send(tc, "k8s", new).status_code == 200
+            assert "unknown key" in refused(tc, "k8s", old, caplog)
 
 
 def test_a_generic_oidc_credential_matches_subject_and_claims_exactly(
