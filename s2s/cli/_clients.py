@@ -228,7 +228,9 @@ def _federated_options(command: Any) -> Any:
             "--federated-glob",
             "glob",
             is_flag=True,
-            help="GitHub only: allow '*' (any run of characters but ':') in the subject and claims.",
+            help="GitHub only: allow '*' (any run of characters but ':') in the subject and claims; "
+            "--github ORG/REPO alone then means any branch or tag (ref:*), never pull requests "
+            "or environments.",
         ),
         click.option("--kubernetes", metavar="NS/SA", help="Preset: a Kubernetes service account's token."),
         click.option(

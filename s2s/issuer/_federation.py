@@ -12,7 +12,8 @@ come from. Presets build the real shapes:
 * **GitHub Actions** (:func:`github_credential`): ``iss = https://token.actions.githubusercontent.com``,
   ``sub = repo:ORG/REPO:ref:refs/heads/BRANCH`` or ``…:environment:ENV``; the ``repository`` claim
   is matched too. No wildcard, unless the credential opts in to a glob (``*`` = any run of
-  characters but ``:``), and never in the organisation or repository.
+  characters but ``:``), and never in the organisation or repository; ``ORG/REPO`` alone with the
+  glob is ``repo:ORG/REPO:ref:*`` (branches and tags, not pull requests nor environments).
 * **SPIFFE JWT-SVIDs** (:func:`spiffe_credential`): ``sub = spiffe://TD/path``; the trust domain is
   what is trusted (``iss`` may be absent and is not used); keys from the trust bundle (a JWKS whose
   keys carry ``use: "jwt-svid"``), served by a bundle endpoint or kept in a file.
@@ -302,7 +303,8 @@ def github_credential(
     spec: str, *, issuer: str = GITHUB_ISSUER, glob: bool = False, **options: Any
 ) -> FederatedCredential:
     """``ORG/REPO:ref:refs/heads/main``, ``ORG/REPO:environment:prod`` (any GitHub subject after
-    ``repo:``); ``ORG/REPO`` alone only with ``glob`` (then any ref or environment of that repo)."""
+    ``repo:``); ``ORG/REPO`` alone only with ``glob``: then ``repo:ORG/REPO:ref:*``, any branch or
+    tag of that repository, never its pull requests or environments (they need their own)."""
     repo, sep, rest = spec.removeprefix("repo:").partition(":")
     if not _GITHUB_REPO.match(repo):
         raise ConfigError("--github takes ORG/REPO[:ref:refs/heads/BRANCH|:environment:NAME]")
@@ -310,9 +312,12 @@ def github_credential(
         if not glob:
             raise ConfigError(
                 "--github ORG/REPO needs :ref:refs/heads/BRANCH or :environment:NAME "
-                "(or --federated-glob for any ref of the repository)"
+                "(or --federated-glob for any branch or tag of the repository; "
+                "never its pull requests or environments)"
             )
-        rest = "*"
+        # Any ref (a ref has no ':'), and nothing else: a pull request or an environment is a
+        # different trust decision, registered with its own subject.
+        rest = "ref:*"
     claims = dict(options.pop("claims", None) or {})
     claims.setdefault("repository", repo)
     return FederatedCredential(

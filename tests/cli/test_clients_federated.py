@@ -88,8 +88,9 @@ def test_generic_credential_with_claims_and_the_api_server_jwks(registry_path: P
 def test_github_glob_is_an_explicit_opt_in(registry_path: Path) -> None:
     code, _, err = run("clients", "add", "gh", "--audience", AUD, "--github", "acme/shop")
     assert code == 1 and err.startswith("s2s: error:") and err.count("\n") == 1 and "--federated-glob" in err
+    assert "pull requests" in err
     data = add("gh", "--github", "acme/shop", "--federated-glob")
-    assert data["federated"][0]["subject"] == "repo:acme/shop:*" and data["federated"][0]["glob"] is True
+    assert data["federated"][0]["subject"] == "repo:acme/shop:ref:*" and data["federated"][0]["glob"] is True
 
 
 @pytest.mark.parametrize(

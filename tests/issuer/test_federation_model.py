@@ -100,6 +100,22 @@ def test_the_glob_never_crosses_a_subject_part() -> None:
     assert credential.mismatch(crossing) == "github token from another branch or environment"
 
 
+def test_a_repository_glob_means_its_branches_and_tags_only() -> None:
+    """``--github ORG/REPO --federated-glob``: any ref, never a pull request or an environment."""
+    credential = github_credential("acme/shop", glob=True)
+    assert credential.subject == "repo:acme/shop:ref:*"
+
+    def claims(rest: str) -> dict[str, str]:
+        return {"sub": f"repo:acme/shop:{rest}", "repository": "acme/shop"}
+
+    assert credential.mismatch(claims("ref:refs/heads/main")) is None
+    assert credential.mismatch(claims("ref:refs/tags/v1")) is None
+    other = "github token from another branch or environment"
+    assert credential.mismatch(claims("pull_request")) == other
+    assert credential.mismatch(claims("environment:prod")) == other
+    assert credential.mismatch(claims("ref:refs/heads/x:environment:prod")) is not None
+
+
 # -- the client and its storage -------------------------------------------------------------------
 
 
