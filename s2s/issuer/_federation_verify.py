@@ -89,6 +89,9 @@ _LEEWAY = 30.0
 # How long a key file that went missing or unusable keeps its last keys: long enough for a writer
 # that is not atomic (truncate, then write), short enough that deleting the file revokes them.
 FILE_KEYS_GRACE = 10.0
+# "No usable keys" is logged once per key source per this many seconds, not once per request: a
+# stream of (possibly forged) tokens while a source is down must not flood the log.
+_UNAVAILABLE_LOG_EVERY = 60.0
 # The verifier's typed claim refusals, as reasons for the issuer's log.
 _CLAIM_REFUSALS: dict[type[InvalidToken], str] = {
     ExpiredToken: "external token expired",
@@ -254,7 +257,9 @@ class FederationVerifier:
         self._sources: dict[tuple[str, ...], _Keys] = {}
         self._clients: list[httpx.Client] = []
         self._policies: dict[FederatedCredential, ClaimsPolicy] = {}
+        self._logged: dict[tuple[str, ...], float] = {}  # key source -> when it was last logged
         self._lock = threading.Lock()
+        self._log_lock = threading.Lock()  # its own: _source logs while holding _lock
 
     def close(self) -> None:
         with self._lock:
@@ -278,7 +283,8 @@ class FederationVerifier:
                 except (ConfigError, OSError, ssl.SSLError) as exc:
                     # Ours to fix (a CA file that is missing, say), not the caller's: 503.
                     reason = exc.description if isinstance(exc, ConfigError) else type(exc).__name__
-                    log.error("federation: cannot use the keys of %s: %s", credential.issuer, reason)
+                    if self._should_log(key):
+                        log.error("federation: cannot use the keys of %s: %s", credential.issuer, reason)
                     raise TemporarilyUnavailable("an external issuer's keys are unavailable") from None
         return source
 
@@ -293,6 +299,18 @@ class FederationVerifier:
         self._clients.append(client)
         kind = _BundleSource if spiffe else SyncJWKSSource
         return kind(config, lambda: client, self._clock)
+
+    def _should_log(self, source: tuple[str, ...]) -> bool:
+        """Whether the unavailability of ``source`` is due a log line (once per cooldown)."""
+        now = self._clock.monotonic()
+        with self._log_lock:
+            last = self._logged.get(source)
+            if last is not None and now - last < _UNAVAILABLE_LOG_EVERY:
+                return False
+            if len(self._logged) > 4096:
+                self._logged.clear()
+            self._logged[source] = now
+            return True
 
     def _claims_policy(self, credential: FederatedCredential) -> ClaimsPolicy:
         policy = self._policies.get(credential)
@@ -392,7 +410,8 @@ class FederationVerifier:
             except UnknownKey:
                 raise InvalidAssertion("federated: unknown key (kid not in the issuer's keys)") from None
             except KeysUnavailable:
-                log.warning("federation: no usable keys for %s", credential.issuer)
+                if self._should_log(credential.key_source()):
+                    log.warning("federation: no usable keys for %s", credential.issuer)
                 raise TemporarilyUnavailable("an external issuer's keys are unavailable") from None
         try:
             check_signature(parsed, key)

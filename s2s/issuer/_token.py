@@ -137,6 +137,8 @@ class _Pending:
     federated: str | None = field(default=None, repr=False)
     # Why the deferred check failed (the log's reason), when it did.
     refusal: InvalidClient | None = None
+    # The deferred federated check could not be made: the external issuer's keys are unavailable.
+    unavailable: TemporarilyUnavailable | None = None
 
 
 class TokenEndpoint:
@@ -257,6 +259,9 @@ class TokenEndpoint:
         except InvalidAssertion as exc:
             pending.refusal = InvalidClient(exc.description)
             return False
+        except TemporarilyUnavailable as exc:
+            pending.unavailable = exc
+            return False
         return True
 
     def _verify_slow(self, client: Client, secret: str) -> bool:
@@ -312,6 +317,19 @@ class TokenEndpoint:
         )
         self.observer.client_auth_failed(client_id, _method(exc.description), exc.description, source)
         return InvalidClient()
+
+    def _unauthenticated(
+        self, key: str, exc: TemporarilyUnavailable, client_id: str, source: str | None
+    ) -> OAuthError:
+        """A federated check that could not be made (the external keys are unavailable): still
+        503, but charged to the failure budgets as a refusal is. The token is unproven, so a
+        stream of them (forged, say) ends in ``slow_down`` like wrong secrets do, not in an
+        unlimited run of 503s. The reason is logged by the federation, once per cooldown."""
+        wait = self.limiter.record_failure(key)
+        if wait > 0:
+            self.observer.rate_limited(client_id, "failures", source)
+            return SlowDown(wait)
+        return exc
 
     def _issue(self, pending: _Pending, source: str | None = None) -> TokenResponse:
         """Audience, scope, signing: after client authentication succeeded."""
@@ -497,11 +515,15 @@ class TokenEndpoint:
                 return self._authenticate(params, client_id, secret, assertion), key, client_id
         except InvalidClient as exc:
             raise self._failed(key, exc, client_id, source) from None
+        except TemporarilyUnavailable as exc:  # only federation raises it here
+            raise self._unauthenticated(key, exc, client_id, source) from None
 
     def _finish(
         self, pending: _Pending, secret_ok: bool, key: str, client_id: str, source: str | None
     ) -> TokenResponse:
         """After the slow hash (if any): charge the issuance budget only now, then issue."""
+        if pending.unavailable is not None:
+            raise self._unauthenticated(key, pending.unavailable, client_id, source)
         if not secret_ok:
             refusal = pending.refusal or InvalidClient("client_secret: wrong secret")
             raise self._failed(key, refusal, client_id, source)

@@ -340,6 +340,31 @@ def test_external_keys_unavailable_is_503_not_invalid_client(clock: FakeClock) -
     assert token not in response.text
 
 
+def test_unavailable_keys_cost_the_failure_budget_and_log_once(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stream of unproven tokens while the keys are down ends in slow_down, not in unlimited
+    503s, and the outage is logged once per key source, not once per request."""
+    caplog.set_level(logging.INFO)
+    with external_issuer("kubernetes") as gone:
+        credential = kubernetes_credential("shop/orders", issuer=gone.issuer)
+        forged = gone.sign(gone.claims(K8S_SUB, ISSUER, clock.now()), key=generate_private_key("RS256"))
+    with TestClient(issuer_app(one_client(credential), clock), base_url=ISSUER) as tc:
+        answers = [send(tc, "k8s", forged) for _ in range(200)]
+    statuses = [a.status_code for a in answers]
+    assert statuses[0] == 503 and answers[0].json()["error"] == "temporarily_unavailable"
+    first = statuses.index(429)
+    assert 1 < first <= 11 and set(statuses[first:]) == {429}, statuses
+    assert answers[-1].json()["error"] == "slow_down"
+    outage = [
+        r
+        for r in caplog.records
+        if "no usable keys" in r.getMessage() or "cannot use the keys" in r.getMessage()
+    ]
+    assert 1 <= len(outage) <= 2
+    assert all(forged not in a.text for a in answers) and forged not in caplog.text
+
+
 # -- no network I/O on the event loop -------------------------------------------------------------
 
 
