@@ -102,6 +102,9 @@ _CLAIM_REFUSALS: dict[type[InvalidToken], str] = {
 }
 
 
+_SEVERAL = "several audiences"  # the claims policy's description with single_audience
+
+
 class _Keys(Protocol):
     def fresh_key(self, kid: str) -> VerifyKey | None: ...
 
@@ -326,7 +329,9 @@ class FederationVerifier:
                 max_token_age=None if spiffe else credential.max_age,
                 token_types=tuple(_TOKEN_TYPES),
             )
-            policy = ClaimsPolicy(config)
+            # Exactly the pinned audience: a token also minted for another service could be
+            # replayed here by that service.
+            policy = ClaimsPolicy(config, single_audience=True)
             with self._lock:
                 if len(self._policies) > 4096:
                     self._policies.clear()
@@ -440,6 +445,8 @@ class FederationVerifier:
             self._claims_policy(credential).check(claims, now)
         except InvalidToken as exc:
             reason = _CLAIM_REFUSALS.get(type(exc)) or f"external token refused ({exc.description})"
+            if isinstance(exc, InvalidAudience) and exc.description == _SEVERAL:
+                reason = "wrong audience (several audiences: the credential's alone is required)"
             raise InvalidAssertion(f"federated: {reason}") from None
         if credential.kind == "spiffe":
             # No iat to count from: a JWT-SVID may not outlive max_age from now either.

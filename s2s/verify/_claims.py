@@ -59,12 +59,22 @@ class ClaimsPolicy:
         "max_age",
         "max_lifetime",
         "required",
+        "single_audience",
         "tenants",
     )
 
     def __init__(
-        self, config: VerifierConfig, *, id_token: bool = False, audiences: tuple[str, ...] | None = None
+        self,
+        config: VerifierConfig,
+        *,
+        id_token: bool = False,
+        audiences: tuple[str, ...] | None = None,
+        single_audience: bool = False,
     ) -> None:
+        # single_audience: ``aud`` must name one audience (a string or a one-element list). Not
+        # for access tokens (RFC 7519 allows several); federation uses it for external tokens,
+        # which a second audience could replay here.
+        self.single_audience = single_audience
         self.id_token = id_token
         self.leeway = float(config.leeway)
         self.max_age = config.max_token_age
@@ -131,6 +141,8 @@ class ClaimsPolicy:
         elif isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
             if self.audiences.isdisjoint(aud):
                 raise InvalidAudience()
+            if self.single_audience and len(aud) != 1:
+                raise InvalidAudience("several audiences")
         else:
             raise InvalidAudience()
         if self.tenants is not None:

@@ -34,7 +34,8 @@ from s2s.issuer._offload import BlockingPool
 from s2s.jose import generate_private_key, public_key_to_jwk, thumbprint
 from s2s.keys._rotation import RotationPolicy
 from s2s.litestar.issuer import create_issuer_app
-from s2s.verify import SyncTokenVerifier, VerifierConfig
+from s2s.verify import InvalidAudience, SyncTokenVerifier, VerifierConfig
+from s2s.verify._claims import ClaimsPolicy
 from tests.issuer.federation_helpers import ExternalIssuer, external_issuer, unsigned_token
 from tests.issuer.helpers import (
     AUDIENCE,
@@ -585,6 +586,35 @@ def test_a_generic_oidc_credential_matches_subject_and_claims_exactly(
         # The credential's audience, not the issuer's identifier, is the one required here.
         ours = gh.token("svc-batch", ISSUER, now, azp="batch-runner")
         assert "wrong audience" in refused(tc, "k8s", ours, caplog)
+
+
+def test_an_external_token_for_several_audiences_is_refused(
+    client: TestApp,
+    k8s: ExternalIssuer,
+    gh: ExternalIssuer,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A platform token minted for this issuer *and* another service is a token that service can
+    replay here: only the pinned audience, alone (a string or a one-element list), is accepted."""
+    now = clock.now()
+    several = k8s.sign(k8s.claims(K8S_SUB, ISSUER, now) | {"aud": [ISSUER, "https://other.example"]})
+    assert "several audiences" in refused(client, "k8s", several, caplog)
+    alone = k8s.sign(k8s.claims(K8S_SUB, ISSUER, now) | {"aud": [ISSUER]})
+    assert send(client, "k8s", alone).status_code == 200
+    gh_several = gh.sign(gh.claims(GH_SUB, ISSUER, now) | {"aud": ["https://other.example", ISSUER]})
+    assert "wrong audience" in refused(client, "gh", gh_several, caplog)
+    assert send(client, "gh", gh.token(GH_SUB, ISSUER, now)).status_code == 200
+
+
+def test_the_verifier_still_accepts_several_audiences_in_access_tokens() -> None:
+    """The single-audience rule is federation's: a resource server keeps the RFC 7519 rule."""
+    config = VerifierConfig.for_s2s(ISSUER, AUDIENCE, jwks_uri="https://issuer.test/.well-known/jwks.json")
+    now = 1_700_000_000
+    claims = {"iss": ISSUER, "sub": "svc", "aud": [AUDIENCE, "https://other"], "exp": now + 60, "iat": now}
+    assert ClaimsPolicy(config).check(claims, now) > now
+    with pytest.raises(InvalidAudience, match="several audiences"):
+        ClaimsPolicy(config, single_audience=True).check(claims, now)
 
 
 def test_the_apps_shutdown_closes_the_federated_key_sources(
