@@ -162,6 +162,7 @@ def _federated(options: dict[str, Any]) -> tuple[FederatedCredential, ...]:
         raise ConfigError("--spiffe-bundle goes with --spiffe")
     if options["glob"] and presets != ["github"]:
         raise ConfigError("--federated-glob is only for --github")
+    _github_ids(options, presets, claims)
     preset = presets[0]
     if preset == "kubernetes":
         issuer = options["kubernetes_issuer"] or KUBERNETES_ISSUER
@@ -189,6 +190,27 @@ def _federated(options: dict[str, Any]) -> tuple[FederatedCredential, ...]:
         **common,
     )
     return (credential,)
+
+
+_GITHUB_IDS = {"github_repository_id": "repository_id", "github_owner_id": "repository_owner_id"}
+
+
+def _github_ids(options: dict[str, Any], presets: list[str], claims: dict[str, str]) -> None:
+    """``--github-repository-id`` / ``--github-owner-id``: exact matches on the numeric id
+    claims. A repository (or organisation) deleted and re-created under the same name by someone
+    else keeps the name, never the id: this pins the credential against repo-jacking."""
+    for option, claim in _GITHUB_IDS.items():
+        value = options.get(option)
+        if value is None:
+            continue
+        flag = "--" + option.replace("_", "-")
+        if presets != ["github"]:
+            raise ConfigError(f"{flag} goes with --github")
+        if not value.isascii() or not value.isdigit() or len(value) > 20:
+            raise ConfigError(f"{flag} takes the numeric id (see the repository_id claim, or the GitHub API)")
+        if claim in claims:
+            raise ConfigError(f"{flag} and --federated-claim {claim} both given")
+        claims[claim] = value
 
 
 def _federated_options(command: Any) -> Any:
@@ -242,6 +264,17 @@ def _federated_options(command: Any) -> Any:
             "--github",
             metavar="ORG/REPO[:ref:refs/heads/X|:environment:E]",
             help="Preset: a GitHub Actions OIDC token of that repository and branch or environment.",
+        ),
+        click.option(
+            "--github-repository-id",
+            metavar="ID",
+            help="With --github: the repository's numeric id, matched exactly (repository_id claim; "
+            "recommended: a re-created repository of the same name has another id).",
+        ),
+        click.option(
+            "--github-owner-id",
+            metavar="ID",
+            help="With --github: the owner's numeric id, matched exactly (repository_owner_id claim).",
         ),
         click.option(
             "--github-issuer",

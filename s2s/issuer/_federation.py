@@ -59,6 +59,8 @@ _GITHUB_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}
 _GITHUB_SUBJECT = re.compile(r"^repo:([^:]+/[^:]+):(.+)$")
 _SPIFFE_ID = re.compile(r"^spiffe://([a-z0-9._-]{1,255})(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$")
 _CLAIM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")
+# GitHub claims that name the repository or its owner (by name or by numeric id).
+_GITHUB_REPOSITORY_CLAIMS = ("repository", "repository_owner", "repository_id", "repository_owner_id")
 # Claims a credential may not pin: they are checked by the verification itself.
 _RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "iat", "nbf", "jti"})
 
@@ -203,7 +205,7 @@ class FederatedCredential:
                 return reason
         for name, expected in self.claims.items():
             if not self._equal(expected, claims.get(name)):
-                if self.kind == "github" and name in ("repository", "repository_owner", "repository_id"):
+                if self.kind == "github" and name in _GITHUB_REPOSITORY_CLAIMS:
                     return "github token from another repository"
                 if self.kind == "github" and name in ("ref", "environment", "job_workflow_ref"):
                     return f"github token from another branch or environment ({name})"

@@ -93,6 +93,31 @@ def test_github_glob_is_an_explicit_opt_in(registry_path: Path) -> None:
     assert data["federated"][0]["subject"] == "repo:acme/shop:ref:*" and data["federated"][0]["glob"] is True
 
 
+def test_github_repository_and_owner_ids_pin_the_repository_against_repo_jacking(
+    registry_path: Path,
+) -> None:
+    """A deleted and re-created ORG/REPO has the same name, never the same numeric ids."""
+    data = add(
+        "gh", "--github", "acme/shop:ref:refs/heads/main",
+        "--github-repository-id", "123456", "--github-owner-id", "7890",
+    )  # fmt: skip
+    claims = data["federated"][0]["claims"]
+    assert claims == {"repository": "acme/shop", "repository_id": "123456", "repository_owner_id": "7890"}
+    credential = FileClientRegistry(registry_path).get("gh").federated[0]  # type: ignore[union-attr]
+    same = {"sub": "repo:acme/shop:ref:refs/heads/main", "repository": "acme/shop"}
+    assert credential.mismatch(same | {"repository_id": "123456", "repository_owner_id": "7890"}) is None
+    jacked = same | {"repository_id": "999999", "repository_owner_id": "7890"}
+    assert credential.mismatch(jacked) == "github token from another repository"
+    new_owner = same | {"repository_id": "123456", "repository_owner_id": "1"}
+    assert credential.mismatch(new_owner) == "github token from another repository"
+    for options, message in [
+        (("--kubernetes", "shop/orders", "--github-owner-id", "1"), "goes with --github"),
+        (("--github", "acme/shop:ref:refs/heads/main", "--github-repository-id", "12a"), "numeric"),
+    ]:
+        code, _, err = run("clients", "add", "x", "--audience", AUD, *options)
+        assert code == 1 and err.startswith("s2s: error:") and message in err, err
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
