@@ -182,6 +182,9 @@ SECTIONS: tuple[Section, ...] = (
             "SSL_KEYFILE": "PEM private key (unencrypted) of that certificate.",
             "CLAIM_ALIASES": "Also emit `scp` (list), `cid` and `azp` (Okta/Entra conventions) in every "
             "token; a client's `--claim-aliases/--no-claim-aliases` overrides it.",
+            "FEDERATION_TOKEN_DIRS": "Directories (comma-separated, absolute) where a federated "
+            "credential's `token_file` may be; default `/var/run/secrets/kubernetes.io/serviceaccount`. "
+            "See [Run without secrets](../run-without-secrets.md).",
         },
     ),
     Section(

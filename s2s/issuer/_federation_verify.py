@@ -35,6 +35,7 @@ from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError
 from s2s.issuer._assertion import InvalidAssertion
 from s2s.issuer._federation import FederatedCredential
+from s2s.issuer._settings import KUBERNETES_ACCOUNT_DIR
 from s2s.issuer.errors import TemporarilyUnavailable
 from s2s.jose import (
     VERIFIER_ALGORITHMS,
@@ -223,29 +224,51 @@ class _FileKeys:
         return key
 
 
+def _allowed_token_file(path: str, dirs: tuple[str, ...]) -> bool:
+    """Whether ``path``, symbolic links resolved, is inside one of ``dirs`` (resolved too)."""
+    real = os.path.realpath(path)
+    for directory in dirs:
+        root = os.path.realpath(directory)
+        if os.path.commonpath((real, root)) == root and real != root:
+            return True
+    return False
+
+
 class _BearerFile(httpx.Auth):
     """``Authorization: Bearer <file content>``, read per request: the Kubernetes API server's
-    JWKS endpoint wants the pod's own (rotated) service-account token."""
+    JWKS endpoint wants the pod's own (rotated) service-account token. Only a file under the
+    allowed directories is ever read (checked again per request: a link may be changed)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, dirs: tuple[str, ...]) -> None:
         self._path = path
+        self._dirs = dirs
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        try:
-            with open(self._path, encoding="utf-8") as handle:
-                token = handle.read(MAX_EXTERNAL_TOKEN).strip()
-        except OSError:
-            token = ""
+        token = ""
+        if _allowed_token_file(self._path, self._dirs):
+            try:
+                with open(self._path, encoding="utf-8") as handle:
+                    token = handle.read(MAX_EXTERNAL_TOKEN).strip()
+            except OSError:
+                pass
         if token:
             request.headers["Authorization"] = f"Bearer {token}"
         yield request
 
 
-def _http_client(credential: FederatedCredential) -> httpx.Client:
+def _http_client(credential: FederatedCredential, token_dirs: tuple[str, ...]) -> httpx.Client:
+    auth = None
+    if credential.token_file is not None:
+        # The registry names the file, the issuer's settings say where such files may be.
+        if not _allowed_token_file(credential.token_file, token_dirs):
+            raise ConfigError(
+                f"token_file {credential.token_file} is not under the allowed token directories "
+                "(S2S_FEDERATION_TOKEN_DIRS)"
+            )
+        auth = _BearerFile(credential.token_file, token_dirs)
     verify: ssl.SSLContext | bool = True
     if credential.ca_file is not None:
         verify = ssl.create_default_context(cafile=credential.ca_file)
-    auth = _BearerFile(credential.token_file) if credential.token_file is not None else None
     return httpx.Client(verify=verify, auth=auth, follow_redirects=False, trust_env=False)
 
 
@@ -253,8 +276,16 @@ class FederationVerifier:
     """Authenticates federated clients for one issuer (``issuer``: our identifier, the default
     audience). Thread-safe; key sources are shared by every credential naming the same one."""
 
-    def __init__(self, issuer: str, *, clock: Clock = system_clock, leeway: float = _LEEWAY) -> None:
+    def __init__(
+        self,
+        issuer: str,
+        *,
+        clock: Clock = system_clock,
+        leeway: float = _LEEWAY,
+        token_dirs: tuple[str, ...] = (KUBERNETES_ACCOUNT_DIR,),
+    ) -> None:
         self._issuer = issuer
+        self._token_dirs = tuple(token_dirs)
         self._clock = clock
         self._leeway = leeway
         self._sources: dict[tuple[str, ...], _Keys] = {}
@@ -298,7 +329,7 @@ class FederationVerifier:
         config = VerifierConfig(
             issuer=credential.issuer, audiences=(self._issuer,), jwks_uri=credential.jwks_url
         )
-        client = _http_client(credential)
+        client = _http_client(credential, self._token_dirs)
         self._clients.append(client)
         kind = _BundleSource if spiffe else SyncJWKSSource
         return kind(config, lambda: client, self._clock)

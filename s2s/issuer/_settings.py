@@ -10,6 +10,7 @@ those two are never resolved.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
@@ -29,6 +30,8 @@ __all__ = ["STATE_FAILURE_MODES", "IssuerSettings", "default_state", "parse_stat
 # What a replica does while its shared state store is unavailable: refuse token requests (503,
 # not ready), or keep issuing with its own in-memory state (s2s/issuer/_fallback_state.py).
 STATE_FAILURE_MODES = ("closed", "local")
+# The pod's own service-account token (the Kubernetes API server's JWKS endpoint wants it).
+KUBERNETES_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 def parse_state_url(url: str) -> tuple[str, str | None, str | None]:
@@ -103,6 +106,9 @@ class IssuerSettings:
     ssl_keyfile: str | None = None
     # Also emit scp/cid/azp (Okta/Entra conventions) in every token; a client may override.
     claim_aliases: bool = False
+    # Where a federated credential's token_file may be (it is sent as a bearer token to the
+    # credential's JWKS URL): whoever writes the registry must not pick any file the issuer reads.
+    federation_token_dirs: tuple[str, ...] = (KUBERNETES_ACCOUNT_DIR,)
 
     def __post_init__(self) -> None:
         issuer = self.issuer.rstrip("/")
@@ -132,6 +138,8 @@ class IssuerSettings:
         KeyFactories.validate(self.signer, self.kms_deletion_window_days)
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ConfigError("ssl_certfile and ssl_keyfile go together: set both for HTTPS, or neither")
+        if not all(isinstance(d, str) and os.path.isabs(d) for d in self.federation_token_dirs):
+            raise ConfigError("federation_token_dirs must list absolute directories")
         # Validated here so a typo stops startup, not the first token request.
         parse_state_url(self.state)
         if self.state_failure_mode not in STATE_FAILURE_MODES:
@@ -179,7 +187,8 @@ class IssuerSettings:
         ``S2S_BODY_TIMEOUT``, ``S2S_HOST``, ``S2S_PORT``, ``S2S_STATE``, ``S2S_STATE_FAILURE_MODE``,
         ``S2S_SIGNER``, ``S2S_KMS_DELETION_WINDOW_DAYS``,
         ``S2S_SSL_CERTFILE``, ``S2S_SSL_KEYFILE`` (PEM file paths, both or neither),
-        ``S2S_CLAIM_ALIASES``; rotation timing
+        ``S2S_CLAIM_ALIASES``, ``S2S_FEDERATION_TOKEN_DIRS`` (where federated credentials'
+        ``token_file`` may be; default the pod's service-account directory); rotation timing
         (``S2S_JWKS_MAX_AGE``, ``S2S_POLL_INTERVAL``, ``S2S_MAX_TOKEN_TTL``, ...) as
         :meth:`RotationPolicy.from_env` reads it. ``aws-sm://`` references are resolved (``secrets``
         replaces the Secrets Manager source, e.g. in tests); every problem is reported in one line."""
@@ -212,7 +221,10 @@ class IssuerSettings:
             "ssl_certfile": env.text("SSL_CERTFILE"),
             "ssl_keyfile": env.text("SSL_KEYFILE"),
             "claim_aliases": env.flag("CLAIM_ALIASES", d.claim_aliases),
+            "federation_token_dirs": env.strings("FEDERATION_TOKEN_DIRS", d.federation_token_dirs),
         }
+        if not all(os.path.isabs(p) for p in values["federation_token_dirs"]):  # type: ignore[union-attr]
+            env.invalid("FEDERATION_TOKEN_DIRS", "must list absolute directories")
         # The issuer checks its settings against the policy's timings: name those variables too.
         timings = {f.name: f.name.upper() for f in fields(RotationPolicy)}
         return env.build(cls, {**values, "rotation": env.build(RotationPolicy, rotation)}, timings)

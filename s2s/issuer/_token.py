@@ -182,7 +182,9 @@ class TokenEndpoint:
             max_lifetime=settings.assertion_max_lifetime,
         )
         # Federated clients: external tokens checked against their issuers' keys.
-        self.federation = FederationVerifier(settings.issuer, clock=clock)
+        self.federation = FederationVerifier(
+            settings.issuer, clock=clock, token_dirs=settings.federation_token_dirs
+        )
         # Set by the composition root when the state, registry or signer block on network I/O:
         # then each request runs in this bounded pool (s2s.issuer._offload), never on the loop.
         self.offload: Callable[[Callable[[], TokenResponse]], Awaitable[TokenResponse]] | None = None

@@ -5,6 +5,7 @@ platform's keys served by a real HTTP server on 127.0.0.1 (or read from a file).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from s2s.clock import FakeClock
+from s2s.errors import ConfigError
 from s2s.issuer import (
     Client,
     FederatedCredential,
@@ -233,10 +235,44 @@ def test_kubernetes_api_server_jwks_with_ca_and_bearer_token(clock: FakeClock, t
         registry = InMemoryClientRegistry(
             [Client(client_id="k8s", audiences=(AUDIENCE,), federated=(credential,))]
         )
-        app = issuer_app(registry, clock)
+        app = issuer_app(registry, clock, token_dirs=(str(tmp_path),))
         with TestClient(app, base_url=ISSUER) as tc:
             assert send(tc, "k8s", api.token(K8S_SUB, ISSUER, clock.now())).status_code == 200
         assert api.requests == [("/openid/v1/jwks", "Bearer pod-own-sa-token")]
+
+
+def test_a_token_file_outside_the_allowed_directories_is_never_sent(
+    clock: FakeClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whoever writes the registry must not make the issuer send any local file as a bearer
+    token: token_file only under S2S_FEDERATION_TOKEN_DIRS (default: the pod's own account)."""
+    caplog.set_level(logging.INFO)
+    secret = tmp_path / "secret"
+    secret.write_text("a-local-secret-the-issuer-can-read\n")
+    allowed = tmp_path / "serviceaccount"
+    allowed.mkdir()
+    # A symbolic link inside the allowed directory to a file outside: still outside.
+    (allowed / "token").symlink_to(secret)
+    with external_issuer("kubernetes") as api:
+        for token_file in (secret, allowed / "token", allowed / ".." / "secret"):
+            credential = kubernetes_credential(
+                "shop/orders", issuer=api.issuer, jwks_url=api.jwks_url, token_file=str(token_file)
+            )
+            app = issuer_app(one_client(credential), clock, token_dirs=(str(allowed),))
+            with TestClient(app, base_url=ISSUER) as tc:
+                response = send(tc, "k8s", api.token(K8S_SUB, ISSUER, clock.now()))
+            assert response.status_code == 503 and response.json()["error"] == "temporarily_unavailable"
+        assert api.requests == []
+    assert "not under the allowed token directories" in caplog.text
+    assert "a-local-secret" not in caplog.text
+
+
+def test_the_token_directories_setting() -> None:
+    assert IssuerSettings().federation_token_dirs == ("/var/run/secrets/kubernetes.io/serviceaccount",)
+    env = {"S2S_FEDERATION_TOKEN_DIRS": "/run/a, /run/b"}
+    assert IssuerSettings.from_env(environ=env).federation_token_dirs == ("/run/a", "/run/b")
+    with pytest.raises(ConfigError, match="S2S_FEDERATION_TOKEN_DIRS"):
+        IssuerSettings.from_env(environ={"S2S_FEDERATION_TOKEN_DIRS": "relative/dir"})
 
 
 # -- refused, each with its own reason in the log ------------------------------------------------------
@@ -421,8 +457,12 @@ def test_failures_are_charged_to_the_failure_budget(
     assert answers[0] == "invalid_client" and "slow_down" in answers
 
 
-def issuer_app(registry: InMemoryClientRegistry, clock: FakeClock) -> Litestar:
+def issuer_app(
+    registry: InMemoryClientRegistry, clock: FakeClock, token_dirs: tuple[str, ...] | None = None
+) -> Litestar:
     settings = IssuerSettings(issuer=ISSUER, rotation=RotationPolicy(), rate_limit=1000, rate_burst=1000)
+    if token_dirs is not None:
+        settings = dataclasses.replace(settings, federation_token_dirs=token_dirs)
     return create_issuer_app(
         settings, store=MemoryKeyStore(), registry=registry, clock=clock, reload_loop=False
     )
