@@ -536,39 +536,39 @@ def test_a_key_source_that_cannot_be_set_up_is_503_with_the_reason_logged(
     assert token not in caplog.text
 
 
-def test_a_broken_jwks_file_keeps_the_last_keys_and_warns_once(
-    k8s: ExternalIssuer, clock: FakeClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    "case",
+    [
+        (lambda path: path.write_text("{not json"), "not a usable JWKS"),
+        (lambda path: path.unlink(), "is not readable"),
+    ],
+    ids=["broken", "deleted"],
+)
+def test_a_broken_or_deleted_jwks_file_keeps_its_keys_only_for_the_grace(
+    k8s: ExternalIssuer,
+    clock: FakeClock,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    case: tuple[Callable[[Path], object], str],
 ) -> None:
+    """Room for a writer that is not atomic, then fail closed: removing the file revokes it."""
+    damage, warning = case
     caplog.set_level(logging.INFO)
     path = tmp_path / "jwks.json"
     k8s.write_jwks(path)
     credential = kubernetes_credential("shop/orders", issuer=k8s.issuer, jwks_file=str(path))
     with TestClient(issuer_app(one_client(credential), clock), base_url=ISSUER) as tc:
         assert send(tc, "k8s", k8s.token(K8S_SUB, ISSUER, clock.now())).status_code == 200
-        path.write_text("{not json")
+        damage(path)
+        clock.advance(FILE_KEYS_GRACE / 2)  # still the last keys
         for _ in range(3):
             assert send(tc, "k8s", k8s.token(K8S_SUB, ISSUER, clock.now())).status_code == 200
-    warnings = [r for r in caplog.records if "not a usable JWKS" in r.getMessage()]
-    assert len(warnings) == 1
-
-
-def test_a_deleted_jwks_file_revokes_its_keys_after_the_grace(
-    k8s: ExternalIssuer, clock: FakeClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO)
-    path = tmp_path / "jwks.json"
-    k8s.write_jwks(path)
-    credential = kubernetes_credential("shop/orders", issuer=k8s.issuer, jwks_file=str(path))
-    with TestClient(issuer_app(one_client(credential), clock), base_url=ISSUER) as tc:
-        assert send(tc, "k8s", k8s.token(K8S_SUB, ISSUER, clock.now())).status_code == 200
-        path.unlink()
-        clock.advance(FILE_KEYS_GRACE / 2)  # a writer that is not atomic: still the last keys
-        assert send(tc, "k8s", k8s.token(K8S_SUB, ISSUER, clock.now())).status_code == 200
         clock.advance(FILE_KEYS_GRACE)
         token = k8s.token(K8S_SUB, ISSUER, clock.now())
         answers = [send(tc, "k8s", token) for _ in range(3)]
     assert all(a.status_code == 503 for a in answers), answers[0].text
     assert answers[0].json()["error"] == "temporarily_unavailable" and token not in answers[0].text
+    assert len([r for r in caplog.records if warning in r.getMessage()]) == 1  # not one per request
     assert any("its keys are revoked" in r.getMessage() for r in caplog.records)
     assert token not in caplog.text
 
