@@ -196,6 +196,9 @@ class IssuerSettings:
         d = cls()
         rotation = RotationPolicy.read(env)
         keystore = env.location("KEYSTORE", d.keystore)
+        token_dirs = env.strings("FEDERATION_TOKEN_DIRS", d.federation_token_dirs)
+        if not all(os.path.isabs(p) for p in token_dirs):
+            env.invalid("FEDERATION_TOKEN_DIRS", "must list absolute directories")
         values = {
             "issuer": env.text("ISSUER", d.issuer),
             "keystore": keystore,
@@ -221,10 +224,8 @@ class IssuerSettings:
             "ssl_certfile": env.text("SSL_CERTFILE"),
             "ssl_keyfile": env.text("SSL_KEYFILE"),
             "claim_aliases": env.flag("CLAIM_ALIASES", d.claim_aliases),
-            "federation_token_dirs": env.strings("FEDERATION_TOKEN_DIRS", d.federation_token_dirs),
+            "federation_token_dirs": token_dirs,
         }
-        if not all(os.path.isabs(p) for p in values["federation_token_dirs"]):  # type: ignore[union-attr]
-            env.invalid("FEDERATION_TOKEN_DIRS", "must list absolute directories")
         # The issuer checks its settings against the policy's timings: name those variables too.
         timings = {f.name: f.name.upper() for f in fields(RotationPolicy)}
         return env.build(cls, {**values, "rotation": env.build(RotationPolicy, rotation)}, timings)
