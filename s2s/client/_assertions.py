@@ -80,23 +80,36 @@ async def obtain_async(source: AssertionSource) -> str:
 
 def assertion_expiry(assertion: str) -> float | None:
     """The ``exp`` of a compact JWT, read without verifying it (the issuer verifies); ``None`` for
-    anything that is not a JWT with a numeric ``exp``."""
+    anything that is not a JWT with a finite numeric ``exp``. Total: whatever the token holds
+    (deep nesting, a number no float holds, bytes that are not JSON), it never raises."""
     parts = assertion.split(".")
     if len(parts) != 3:
         return None
     payload = parts[1]
     try:
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (ValueError, binascii.Error):
+        exp = claims.get("exp") if isinstance(claims, dict) else None
+        if isinstance(exp, bool) or not isinstance(exp, int | float):
+            return None
+        seconds = float(exp)
+    # RecursionError: ``[[[[...]]]]`` nested deeper than the parser goes; OverflowError: an
+    # integer exp beyond any float.
+    except (ValueError, binascii.Error, RecursionError, OverflowError):
         return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
-    if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
-        return None
-    return float(exp)
+    return seconds if math.isfinite(seconds) else None
+
+
+# The instants a datetime can show; the expiry of a token is any finite float.
+_FIRST, _LAST = dt.datetime.min.replace(tzinfo=dt.UTC), dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 def _when(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    """``timestamp`` as an ISO 8601 instant, for messages; total (clamped to the years 1..9999)."""
+    try:
+        instant = dt.datetime.fromtimestamp(timestamp, dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        instant = _LAST if timestamp > 0 else _FIRST
+    return instant.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _checked(value: object, where: str, clock: Clock) -> tuple[str, float | None]:
@@ -207,7 +220,7 @@ class FileAssertionSource:
             return self._fallback(last, f"{self._where} is empty")
         value, exp = _checked(data, self._where, self._clock)
         self._last = _Read((st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size), value, exp)
-        if last is None or last.value != value:
+        if (last is None or last.value != value) and log.isEnabledFor(logging.DEBUG):
             expiry = _when(exp) if exp is not None else "unknown"
             log.debug("read a new assertion from %s (expires %s)", self.path, expiry)
         return value
