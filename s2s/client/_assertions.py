@@ -298,13 +298,17 @@ class CallableAssertionSource:
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
-                result = asyncio.run(self._await(result))
+                in_loop = False
             else:
+                in_loop = True
+            if in_loop:
                 if inspect.iscoroutine(result):
                     result.close()
                 raise AssertionUnavailable(
                     f"{self._where} is async and this thread runs an event loop: use AsyncTokenClient"
                 )
+            # Outside the ``except`` above: a failure of ``fn`` must not carry that RuntimeError.
+            result = asyncio.run(self._await(result))
         return _checked(result, self._where, self._clock)[0]
 
     async def aget(self) -> str:
@@ -322,8 +326,8 @@ class CallableAssertionSource:
         except AssertionUnavailable:
             raise
         except Exception as exc:
-            # Only the type: the message of a failure in user code is not known to be token-free.
-            raise AssertionUnavailable(f"{self._where} failed: {type(exc).__name__}") from exc
+            failure = type(exc).__name__
+        raise self._failed(failure) from None
 
     async def _await(self, awaitable: Awaitable[Any]) -> Any:
         try:
@@ -331,7 +335,14 @@ class CallableAssertionSource:
         except AssertionUnavailable:
             raise
         except Exception as exc:
-            raise AssertionUnavailable(f"{self._where} failed: {type(exc).__name__}") from exc
+            failure = type(exc).__name__
+        raise self._failed(failure) from None
+
+    def _failed(self, failure: str) -> AssertionUnavailable:
+        # Only the type: the message of a failure in user code is not known to be token-free. Raised
+        # after the ``except`` block, so the user's exception is neither the cause nor the context:
+        # no traceback printer, ``log.exception`` or debugger walking the chain reaches it.
+        return AssertionUnavailable(f"{self._where} failed: {failure}")
 
 
 class SpiffeAssertionSource:
@@ -389,9 +400,12 @@ class SpiffeAssertionSource:
         try:
             svid = fetch({self.audience}, self._subject, timeout=self._timeout)
         except Exception as exc:
-            # py-spiffe's and gRPC's errors: the type is enough, and never quotes a token.
-            raise AssertionUnavailable(f"{self._where} gave no JWT-SVID ({type(exc).__name__})") from None
-        return _checked(getattr(svid, "token", None), self._where, self._clock)[0]
+            failure = type(exc).__name__
+        else:
+            return _checked(getattr(svid, "token", None), self._where, self._clock)[0]
+        # py-spiffe's and gRPC's errors: the type is enough, and never quotes a token; raised outside
+        # the ``except`` block so the original is not kept as the context either.
+        raise AssertionUnavailable(f"{self._where} gave no JWT-SVID ({failure})") from None
 
     async def aget(self) -> str:
         # A gRPC call: not on the event loop.
