@@ -47,6 +47,18 @@ def clock() -> FakeClock:
     return FakeClock(NOW)
 
 
+@pytest.fixture(autouse=True)
+def debug_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="s2s.client")  # the debug line formats the expiry
+
+
+def in_file(tmp_path: Path, payload: bytes) -> tuple[Path, str]:
+    path, token = tmp_path / "token", token_with(payload)
+    assert len(token) < 64 * 1024  # fits in an assertion file: the parser, not the size check, is tested
+    path.write_text(token)
+    return path, token
+
+
 @pytest.mark.parametrize("payload", HUGE + NEGATIVE + OPAQUE)
 def test_assertion_expiry_is_total(payload: bytes) -> None:
     exp = assertion_expiry(token_with(payload))
@@ -57,10 +69,7 @@ def test_assertion_expiry_is_total(payload: bytes) -> None:
 def test_a_huge_exp_is_far_future_and_the_token_is_passed_on(
     payload: bytes, tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="s2s.client")
-    path = tmp_path / "token"
-    token = token_with(payload)
-    path.write_text(token)
+    path, token = in_file(tmp_path, payload)
     assert FileAssertionSource(path, clock=clock).get() == token
     assert all(part not in caplog.text for part in token.split("."))
 
@@ -69,10 +78,7 @@ def test_a_huge_exp_is_far_future_and_the_token_is_passed_on(
 def test_a_negative_exp_is_expired_naming_the_file_only(
     payload: bytes, tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="s2s.client")
-    path = tmp_path / "token"
-    token = token_with(payload)
-    path.write_text(token)
+    path, token = in_file(tmp_path, payload)
     with pytest.raises(AssertionExpired) as info:
         FileAssertionSource(path, clock=clock).get()
     message = str(info.value)
@@ -82,11 +88,7 @@ def test_a_negative_exp_is_expired_naming_the_file_only(
 
 @pytest.mark.parametrize("payload", OPAQUE)
 def test_a_nested_or_non_json_payload_has_no_known_expiry(
-    payload: bytes, tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    payload: bytes, tmp_path: Path, clock: FakeClock
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="s2s.client")
-    path = tmp_path / "token"
-    token = token_with(payload)
-    assert len(token) < 64 * 1024  # fits in an assertion file: the parser, not the size check, is tested
-    path.write_text(token)
+    path, token = in_file(tmp_path, payload)
     assert FileAssertionSource(path, clock=clock).get() == token
