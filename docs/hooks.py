@@ -311,9 +311,11 @@ SECTIONS: tuple[Section, ...] = (
             "METRICS": "Serve the issuer's Prometheus metrics (`/metrics`).",
             "METRICS_PORT": "Serve them on this port instead of the main one (with `--workers`, "
             "`s2s serve` serves it for every worker).",
-            "METRICS_HOST": "The address the metrics port binds.",
-            "METRICS_TOKEN": "Bearer token `/metrics` on the main port asks for (16+ characters; "
-            "may be an `aws-sm://` reference).",
+            "METRICS_HOST": "The address the metrics port binds; one that is not loopback needs "
+            "`S2S_METRICS_TOKEN` (else the issuer does not start).",
+            "METRICS_TOKEN": "Bearer token the metrics ask for (16+ characters; may be an "
+            "`aws-sm://` reference). Without it `/metrics` on the main port answers loopback "
+            "callers only (404 to others): it lists the client ids.",
             "OTEL": "OpenTelemetry spans (needs `pip install 's2s[otel]'`; exporters are set up by "
             "OpenTelemetry's own configuration).",
             "LOG_FORMAT": "`text`, or `json`: every s2s log line one JSON object.",

@@ -189,7 +189,9 @@ def _multiprocess_metrics() -> Iterator[None]:
         if observe.metrics and observe.metrics_port is not None:
             from s2s.observe.prometheus import multiprocess_registry, serve_metrics  # noqa: PLC0415
 
-            server = serve_metrics(multiprocess_registry(), observe.metrics_host, observe.metrics_port)
+            server = serve_metrics(
+                multiprocess_registry(), observe.metrics_host, observe.metrics_port, observe.metrics_token
+            )
         yield
     finally:
         if server is not None:
@@ -278,9 +280,11 @@ def serve_command(
     https://HOST:PORT with a certificate)."""
 
     from s2s.litestar.issuer import configure_host_logging, create_issuer_app  # noqa: PLC0415 - same
+    from s2s.observe import ObserveSettings  # noqa: PLC0415 - same
 
     configure_host_logging()
     settings = IssuerSettings.from_env()
+    ObserveSettings.from_env()  # a bad S2S_METRICS_* is one error line, before the port is bound
     if ssl_certfile is not None or ssl_keyfile is not None:  # options replace both variables
         settings = replace(settings, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
     _check_tls(settings)

@@ -80,23 +80,36 @@ async def obtain_async(source: AssertionSource) -> str:
 
 def assertion_expiry(assertion: str) -> float | None:
     """The ``exp`` of a compact JWT, read without verifying it (the issuer verifies); ``None`` for
-    anything that is not a JWT with a numeric ``exp``."""
+    anything that is not a JWT with a finite numeric ``exp``. Total: whatever the token holds
+    (deep nesting, a number no float holds, bytes that are not JSON), it never raises."""
     parts = assertion.split(".")
     if len(parts) != 3:
         return None
     payload = parts[1]
     try:
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (ValueError, binascii.Error):
+        exp = claims.get("exp") if isinstance(claims, dict) else None
+        if isinstance(exp, bool) or not isinstance(exp, int | float):
+            return None
+        seconds = float(exp)
+    # RecursionError: ``[[[[...]]]]`` nested deeper than the parser goes; OverflowError: an
+    # integer exp beyond any float.
+    except (ValueError, binascii.Error, RecursionError, OverflowError):
         return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
-    if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
-        return None
-    return float(exp)
+    return seconds if math.isfinite(seconds) else None
+
+
+# The instants a datetime can show; the expiry of a token is any finite float.
+_FIRST, _LAST = dt.datetime.min.replace(tzinfo=dt.UTC), dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 def _when(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    """``timestamp`` as an ISO 8601 instant, for messages; total (clamped to the years 1..9999)."""
+    try:
+        instant = dt.datetime.fromtimestamp(timestamp, dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        instant = _LAST if timestamp > 0 else _FIRST
+    return instant.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _checked(value: object, where: str, clock: Clock) -> tuple[str, float | None]:
@@ -207,7 +220,7 @@ class FileAssertionSource:
             return self._fallback(last, f"{self._where} is empty")
         value, exp = _checked(data, self._where, self._clock)
         self._last = _Read((st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size), value, exp)
-        if last is None or last.value != value:
+        if (last is None or last.value != value) and log.isEnabledFor(logging.DEBUG):
             expiry = _when(exp) if exp is not None else "unknown"
             log.debug("read a new assertion from %s (expires %s)", self.path, expiry)
         return value
@@ -285,13 +298,17 @@ class CallableAssertionSource:
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
-                result = asyncio.run(self._await(result))
+                in_loop = False
             else:
+                in_loop = True
+            if in_loop:
                 if inspect.iscoroutine(result):
                     result.close()
                 raise AssertionUnavailable(
                     f"{self._where} is async and this thread runs an event loop: use AsyncTokenClient"
                 )
+            # Outside the ``except`` above: a failure of ``fn`` must not carry that RuntimeError.
+            result = asyncio.run(self._await(result))
         return _checked(result, self._where, self._clock)[0]
 
     async def aget(self) -> str:
@@ -309,8 +326,8 @@ class CallableAssertionSource:
         except AssertionUnavailable:
             raise
         except Exception as exc:
-            # Only the type: the message of a failure in user code is not known to be token-free.
-            raise AssertionUnavailable(f"{self._where} failed: {type(exc).__name__}") from exc
+            failure = type(exc).__name__
+        raise self._failed(failure) from None
 
     async def _await(self, awaitable: Awaitable[Any]) -> Any:
         try:
@@ -318,7 +335,14 @@ class CallableAssertionSource:
         except AssertionUnavailable:
             raise
         except Exception as exc:
-            raise AssertionUnavailable(f"{self._where} failed: {type(exc).__name__}") from exc
+            failure = type(exc).__name__
+        raise self._failed(failure) from None
+
+    def _failed(self, failure: str) -> AssertionUnavailable:
+        # Only the type: the message of a failure in user code is not known to be token-free. Raised
+        # after the ``except`` block, so the user's exception is neither the cause nor the context:
+        # no traceback printer, ``log.exception`` or debugger walking the chain reaches it.
+        return AssertionUnavailable(f"{self._where} failed: {failure}")
 
 
 class SpiffeAssertionSource:
@@ -376,9 +400,12 @@ class SpiffeAssertionSource:
         try:
             svid = fetch({self.audience}, self._subject, timeout=self._timeout)
         except Exception as exc:
-            # py-spiffe's and gRPC's errors: the type is enough, and never quotes a token.
-            raise AssertionUnavailable(f"{self._where} gave no JWT-SVID ({type(exc).__name__})") from None
-        return _checked(getattr(svid, "token", None), self._where, self._clock)[0]
+            failure = type(exc).__name__
+        else:
+            return _checked(getattr(svid, "token", None), self._where, self._clock)[0]
+        # py-spiffe's and gRPC's errors: the type is enough, and never quotes a token; raised outside
+        # the ``except`` block so the original is not kept as the context either.
+        raise AssertionUnavailable(f"{self._where} gave no JWT-SVID ({failure})") from None
 
     async def aget(self) -> str:
         # A gRPC call: not on the event loop.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import os
@@ -44,6 +43,7 @@ from s2s.issuer._metadata import (
 from s2s.issuer._token import NO_STORE, TokenResponse
 from s2s.oauth import JWKS_PATH, METADATA_PATH, TOKEN_PATH
 from s2s.observe import HUB, Fanout, ObserveSettings, configure_logging, setup_from_env
+from s2s.observe._access import bearer_matches, local_peer
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["IssuerRuntime", "configure_host_logging", "create_issuer_app"]
 
 JSON = "application/json"
+log = logging.getLogger("s2s.issuer")
 
 
 def configure_host_logging() -> None:
@@ -267,19 +268,22 @@ def create_issuer_app(
             answer["warnings"] = list(warnings)
         return Response(json.dumps(answer).encode(), headers=no_store, media_type=JSON)
 
-    metrics_token = observe.metrics_token.encode() if observe.metrics_token else None
+    metrics_token = observe.metrics_token
+    not_found = Response(b'{"error":"not found"}', status_code=404, headers=no_store, media_type=JSON)
 
     @get("/metrics", include_in_schema=False)
     async def metrics_route(request: Request[Any, Any, Any]) -> Response[bytes]:
         if metrics is None:
-            return Response(b'{"error":"not found"}', status_code=404, headers=no_store, media_type=JSON)
+            return not_found
         if metrics_token is not None:
-            presented = request.headers.get("authorization", "").encode("latin-1", "replace")
-            if not hmac.compare_digest(presented, b"Bearer " + metrics_token):
+            if not bearer_matches(request.headers.get("authorization", ""), metrics_token):
                 challenge = {**no_store, "WWW-Authenticate": 'Bearer realm="metrics"'}
                 return Response(
                     b'{"error":"unauthorized"}', status_code=401, headers=challenge, media_type=JSON
                 )
+        elif not local_peer(request.client.host if request.client else None, request.headers):
+            # They list every client id and audience: without a token, for this machine only.
+            return not_found
         _record_readiness(runtime)
         body, content_type = metrics.render()
         return Response(body, headers=no_store, media_type=content_type)
@@ -314,7 +318,14 @@ def create_issuer_app(
 
             # With several workers `s2s serve` serves that port itself, for all of them.
             if not multiprocess():
-                metrics_server = serve_metrics(metrics.registry, observe.metrics_host, observe.metrics_port)
+                metrics_server = serve_metrics(
+                    metrics.registry, observe.metrics_host, observe.metrics_port, observe.metrics_token
+                )
+        elif metrics is not None and metrics_token is None:
+            log.info(
+                "/metrics answers callers on this machine only; to scrape it from elsewhere set "
+                "S2S_METRICS_TOKEN (a bearer token) or S2S_METRICS_PORT (a separate port)"
+            )
         if reload_loop:
             tasks.append(asyncio.create_task(keys.run()))
             tasks.append(asyncio.create_task(runtime.readiness.run()))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from s2s._env import EnvReader
 from s2s.errors import ConfigError
+from s2s.observe._access import loopback_bind
 
 __all__ = ["ObserveSettings"]
 
@@ -14,9 +15,11 @@ __all__ = ["ObserveSettings"]
 @dataclass(frozen=True, slots=True)
 class ObserveSettings:
     """``S2S_METRICS`` (on by default): the issuer's ``/metrics``. ``S2S_METRICS_PORT``: serve the
-    metrics on this port of ``S2S_METRICS_HOST`` (127.0.0.1 by default) instead of the main port.
-    ``S2S_METRICS_TOKEN``: the bearer token ``/metrics`` on the main port asks for (may be an
-    ``aws-sm://`` reference). ``S2S_OTEL``: OpenTelemetry spans (needs ``s2s[otel]``).
+    metrics on this port of ``S2S_METRICS_HOST`` (127.0.0.1 by default) instead of the main port;
+    a host that is not loopback needs the token. ``S2S_METRICS_TOKEN``: the bearer token the
+    metrics ask for (may be an ``aws-sm://`` reference); without it ``/metrics`` on the main port
+    answers loopback callers only (they list the client ids). ``S2S_OTEL``: OpenTelemetry spans
+    (needs ``s2s[otel]``).
     ``S2S_LOG_FORMAT``: ``text`` or ``json``. ``S2S_AUDIT_LOG``: a file for the audit events."""
 
     metrics: bool = True
@@ -34,6 +37,17 @@ class ObserveSettings:
             raise ConfigError("log_format must be text or json")
         if self.metrics_token is not None and len(self.metrics_token) < 16:
             raise ConfigError("metrics_token must be at least 16 characters")
+        if (
+            self.metrics
+            and self.metrics_port is not None
+            and self.metrics_token is None
+            and not loopback_bind(self.metrics_host)
+        ):
+            # The metrics list every client id and audience: not for whoever reaches that address.
+            raise ConfigError(
+                f"metrics_host {self.metrics_host} is not a loopback address and no metrics_token is"
+                " set: set a metrics_token (that port then asks for it too) or bind 127.0.0.1"
+            )
 
     @classmethod
     def from_env(cls, prefix: str = "S2S_", environ: Mapping[str, str] | None = None) -> ObserveSettings:

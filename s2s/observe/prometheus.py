@@ -442,11 +442,43 @@ def multiprocess_registry() -> CollectorRegistry:
     return registry
 
 
-def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> _Stoppable:
-    """Serve ``registry`` over HTTP on ``host:port`` (a daemon thread); ``shutdown()`` stops it."""
-    from prometheus_client import start_http_server  # noqa: PLC0415 - only for a metrics port
+def serve_metrics(registry: CollectorRegistry, host: str, port: int, token: str | None = None) -> _Stoppable:
+    """Serve ``registry`` over HTTP on ``host:port`` (a daemon thread); ``shutdown()`` stops it.
+    With ``token`` every request must send ``Authorization: Bearer <token>`` (else 401)."""
+    import socket  # noqa: PLC0415 - only for a metrics port
+    from socketserver import ThreadingMixIn  # noqa: PLC0415 - same
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server  # noqa: PLC0415
 
-    server, _thread = start_http_server(port, addr=host, registry=registry)
+    from prometheus_client import make_wsgi_app  # noqa: PLC0415 - same
+
+    from s2s.observe._access import bearer_matches  # noqa: PLC0415 - same
+
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if token is not None and not bearer_matches(environ.get("HTTP_AUTHORIZATION", ""), token):
+            headers = [
+                ("Content-Type", "application/json"),
+                ("Cache-Control", "no-store"),
+                ("WWW-Authenticate", 'Bearer realm="metrics"'),
+            ]
+            start_response("401 Unauthorized", headers)
+            return [b'{"error":"unauthorized"}']
+        return cast("Iterable[bytes]", metrics_app(environ, start_response))
+
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+
+    class Server(ThreadingMixIn, WSGIServer):
+        address_family = family
+        daemon_threads = True
+        allow_reuse_address = True
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return  # a scrape every few seconds is not worth a log line
+
+    server = make_server(host, port, app, Server, handler_class=QuietHandler)
+    threading.Thread(target=server.serve_forever, name="s2s-metrics", daemon=True).start()
     return server
 
 

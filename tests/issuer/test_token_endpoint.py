@@ -404,11 +404,21 @@ def test_rate_limit_gives_429_with_retry_after(
         assert post(tc, CC, authorization=basic("svc", SECRET)).status_code == 200
 
 
-def test_metrics_count_tokens_and_errors(client: Client) -> None:
-    post(client, CC, authorization=basic("svc", SECRET))
-    post(client, CC, authorization=basic("svc", "nope"))
-    post(client, {"grant_type": "password"}, authorization=basic("svc", SECRET))
-    text = client.get("/metrics").text
+def test_metrics_count_tokens_and_errors(settings: IssuerSettings, registry: Any, clock: FakeClock) -> None:
+    from s2s.litestar.issuer import create_issuer_app
+    from s2s.observe import ObserveSettings
+
+    # A metrics token: TestClient's peer ("testclient") is not loopback, the only peers served without.
+    token = "metrics-token-0123456789"
+    observe = ObserveSettings(metrics_token=token)
+    app = create_issuer_app(
+        settings, store=MemoryKeyStore(), registry=registry, clock=clock, reload_loop=False, observe=observe
+    )
+    with TestClient(app, base_url=ISSUER) as client:
+        post(client, CC, authorization=basic("svc", SECRET))
+        post(client, CC, authorization=basic("svc", "nope"))
+        post(client, {"grant_type": "password"}, authorization=basic("svc", SECRET))
+        text = client.get("/metrics", headers={"Authorization": f"Bearer {token}"}).text
     assert 's2s_issuer_tokens_issued_total{audience="https://orders.internal",client_id="svc"} 1.0\n' in text
     assert 's2s_issuer_token_refusals_total{error="invalid_client",reason="InvalidClient"} 1.0\n' in text
     assert 'error="unsupported_grant_type",reason="UnsupportedGrantType"} 1.0\n' in text

@@ -17,6 +17,7 @@ from s2s.keys import RotationPolicy
 from s2s.litestar.issuer import create_issuer_app
 from s2s.observe import HUB, AuditLog, ObserveSettings, subscribe, unsubscribe
 from tests.issuer.helpers import AUDIENCE, ISSUER, SECRET_HASH, PkjClient, make_pkj
+from tests.observe.helpers import METRICS_TOKEN
 from tests.support import MemoryKeyStore
 
 
@@ -57,7 +58,7 @@ def make_app(
         registry=registry,
         clock=clock,
         reload_loop=False,
-        observe=observe or ObserveSettings(),
+        observe=observe or ObserveSettings(metrics_token=METRICS_TOKEN),
     )
 
 

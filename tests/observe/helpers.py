@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["metric_names", "sample", "samples"]
+__all__ = ["METRICS_TOKEN", "metric_names", "sample", "samples", "scrape"]
+
+# The issuer's /metrics answers loopback peers only unless a token is set, and Litestar's
+# TestClient reports its peer as "testclient": the test apps set this token and scrape with it.
+METRICS_TOKEN = "test-metrics-token-0123456789"
+
+
+def scrape(tc: Any, path: str = "/metrics") -> httpx.Response:
+    """``GET /metrics`` the way a configured Prometheus does (with the bearer token)."""
+    response: httpx.Response = tc.get(path, headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    return response
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

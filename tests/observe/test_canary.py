@@ -32,6 +32,7 @@ from s2s.observe.prometheus import PrometheusObserver
 from s2s.verify import TokenVerifier, VerifierConfig
 from tests.issuer.helpers import AUDIENCE, ISSUER, basic, make_assertion, make_pkj
 from tests.observe.conftest import make_app
+from tests.observe.helpers import scrape
 
 CANARY = f"canary{uuid.uuid4().hex}"
 SECRET = f"{CANARY}-client-secret-value"
@@ -110,7 +111,7 @@ def test_no_canary_in_logs_metrics_spans_or_cli(
         # A secret in the wrong place (the form) and in the scope: refused, never echoed.
         odd = {**CC, "client_id": "svc", "client_secret": WRONG, "scope": f"{CANARY}:read"}
         assert tc.post("/oauth2/token", data=odd).status_code in (400, 401)
-        issuer_metrics = tc.get("/metrics").text
+        issuer_metrics = scrape(tc).text
         runtime = app.state.s2s_issuer
         for key in runtime.keys.keyset:
             assert key.private_jwk is not None

@@ -19,7 +19,7 @@ from s2s.observe.prometheus import PrometheusObserver
 from s2s.verify import TokenVerifier, VerifierConfig
 from tests.issuer.helpers import ISSUER, SECRET, basic
 from tests.observe.conftest import make_app
-from tests.observe.helpers import metric_names
+from tests.observe.helpers import metric_names, scrape
 from tests.observe.test_verifier_client_metrics import jwks_client, mint, orders
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -35,7 +35,7 @@ def live_names(registry: InMemoryClientRegistry, clock: FakeClock) -> set[str]:
             data={"grant_type": "client_credentials"},
             headers={"Authorization": basic("svc", SECRET)},
         )
-        names = metric_names(tc.get("/metrics").text)
+        names = metric_names(scrape(tc).text)
     key: SigningKey = generate_key("ES256", now=clock.now(), state=KeyState.CURRENT)
     metrics = PrometheusObserver()
     verifier = TokenVerifier(

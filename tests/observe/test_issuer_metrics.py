@@ -17,7 +17,7 @@ from s2s.issuer import InMemoryClientRegistry
 from s2s.observe import ObserveSettings
 from tests.issuer.helpers import AUDIENCE, ISSUER, SECRET, basic
 from tests.observe.conftest import make_app
-from tests.observe.helpers import sample
+from tests.observe.helpers import sample, scrape
 from tests.support import free_port
 
 CC = {"grant_type": "client_credentials"}
@@ -33,7 +33,7 @@ def test_token_endpoint_counts_issued_refused_and_latency(client: TestClient[Lit
     assert post(client, basic("svc", "wrong")).status_code == 401
     assert post(client, basic("nobody-registered", SECRET)).status_code == 401
     assert post(client, basic("svc", SECRET), {"grant_type": "password"}).status_code == 400
-    response = client.get("/metrics")
+    response = scrape(client)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
@@ -71,7 +71,7 @@ def test_key_times_follow_the_keyset_and_the_schedule(app: Litestar, client: Tes
     keyset, policy = keys.keyset, keys.policy
     current, upcoming = keyset.current, keyset.next
     assert current is not None and upcoming is not None and current.activated_at is not None
-    text = client.get("/metrics").text
+    text = scrape(client).text
     assert sample(text, "s2s_issuer_key_activated_timestamp_seconds") == current.activated_at
     assert sample(text, "s2s_issuer_key_created_timestamp_seconds", state="next") == upcoming.created_at
     # When the schedule promotes the next key: its own period, but never before the next key
@@ -88,7 +88,7 @@ def test_rate_limited_requests_are_counted_by_budget(
     with TestClient(app, base_url=ISSUER) as tc:
         assert post(tc, basic("svc", SECRET)).status_code == 200
         assert post(tc, basic("svc", SECRET)).status_code == 429
-        text = tc.get("/metrics").text
+        text = scrape(tc).text
     assert sample(text, "s2s_issuer_rate_limited_total", budget="issuance") == 1
     assert sample(text, "s2s_issuer_token_refusals_total", error="slow_down", reason="SlowDown") == 1
 
@@ -98,15 +98,10 @@ def test_each_app_counts_in_its_own_registry(registry: InMemoryClientRegistry, c
     with TestClient(first, base_url=ISSUER) as a, TestClient(second, base_url=ISSUER) as b:
         assert post(a, basic("svc", SECRET)).status_code == 200
         assert (
-            sample(
-                a.get("/metrics").text, "s2s_issuer_tokens_issued_total", client_id="svc", audience=AUDIENCE
-            )
-            == 1
+            sample(scrape(a).text, "s2s_issuer_tokens_issued_total", client_id="svc", audience=AUDIENCE) == 1
         )
         assert (
-            sample(
-                b.get("/metrics").text, "s2s_issuer_tokens_issued_total", client_id="svc", audience=AUDIENCE
-            )
+            sample(scrape(b).text, "s2s_issuer_tokens_issued_total", client_id="svc", audience=AUDIENCE)
             is None
         )
 
@@ -188,6 +183,6 @@ def test_a_failed_federated_authentication_is_counted_as_such(clock: FakeClock) 
     }
     with TestClient(app, base_url=ISSUER) as tc:
         assert tc.post("/oauth2/token", data=form).status_code == 401
-        text = tc.get("/metrics").text
+        text = scrape(tc).text
     labels = {"method": "federated", "reason": "untrusted_issuer"}
     assert sample(text, "s2s_issuer_client_auth_failures_total", **labels) == 1
