@@ -3,7 +3,8 @@
 The metrics list every registered client id and audience (the token endpoint hides which client
 ids exist), so they are not for anyone who can reach the issuer. Without ``S2S_METRICS_TOKEN``,
 ``/metrics`` on the main port answers callers on this machine only (a local ``s2s serve --demo``,
-a Prometheus agent beside it), and a metrics port may bind only a loopback address.
+a Prometheus agent beside it), and a metrics port may bind only a loopback address
+(:func:`s2s.http.is_loopback_host`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ import hmac
 import ipaddress
 from collections.abc import Mapping
 
-from s2s.http import is_loopback_host
-
-__all__ = ["bearer_matches", "local_peer", "loopback_bind"]
+__all__ = ["bearer_matches", "local_peer"]
 
 # A proxy on this host (nginx, a mesh sidecar) relays every caller from 127.0.0.1; these headers
 # say a request came through one, so it is not taken as local.
@@ -33,11 +32,6 @@ def local_peer(host: str | None, headers: Mapping[str, str]) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return address.is_loopback and not any(name in headers for name in _FORWARDED)
-
-
-def loopback_bind(host: str) -> bool:
-    """Whether a server bound to ``host`` is reachable from this machine only."""
-    return is_loopback_host(host)
 
 
 def bearer_matches(authorization: str, token: str) -> bool:

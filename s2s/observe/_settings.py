@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from s2s._env import EnvReader
 from s2s.errors import ConfigError
-from s2s.observe._access import loopback_bind
+from s2s.http import is_loopback_host
 
 __all__ = ["ObserveSettings"]
 
@@ -41,7 +41,7 @@ class ObserveSettings:
             self.metrics
             and self.metrics_port is not None
             and self.metrics_token is None
-            and not loopback_bind(self.metrics_host)
+            and not is_loopback_host(self.metrics_host)
         ):
             # The metrics list every client id and audience: not for whoever reaches that address.
             raise ConfigError(
