@@ -118,7 +118,15 @@ def current_principal() -> Principal | None:
 
 
 class Verifier(Protocol):
+    """What the middleware verifies tokens with. A verifier may also offer ``cached(token)``
+    (:attr:`s2s.verify.TokenVerifier.cached`): the principal of a token it accepts without I/O,
+    else None; the middleware then asks it first."""
+
     async def verify(self, token: str) -> Principal: ...
+
+
+def _not_cached(token: str) -> Principal | None:
+    return None
 
 
 def compile_exclude(patterns: str | Sequence[str]) -> re.Pattern[str] | None:
@@ -145,6 +153,9 @@ class _Route:
     mounted: bool = False
     optional: bool = False
     requirements: tuple[Requirement, ...] = ()
+    # Whether a request may pass unauthenticated (an exclusion or a CORS preflight to decide):
+    # False for most routes, which then skip those checks.
+    may_pass: bool = True
 
 
 @dataclass(slots=True)
@@ -276,7 +287,7 @@ class S2SAuthMiddleware:
 
     def _plan(self, handler: Any, templates: tuple[str, ...] | None, *, mounted: bool) -> _Route:
         if handler is None:  # not routed by Litestar: authenticate, fail closed
-            return _Route(modes=None, default=_NEVER)
+            return _Route(modes=None, default=_NEVER, may_pass=self.cors_preflight)
         opt = handler.opt
         modes: dict[str, int] | None = None
         if opt.get(self.exclude_opt_key):
@@ -298,6 +309,7 @@ class S2SAuthMiddleware:
             mounted=mounted,
             optional=bool(opt.get(self.optional_opt_key)),
             requirements=self.requirements_of(handler),
+            may_pass=self.cors_preflight or modes is not None or default != _NEVER,
         )
 
     def add_route(self, templates: Iterable[str], handlers: Iterable[Any], *, mounted: bool = False) -> None:
@@ -327,14 +339,16 @@ class S2SAuthMiddleware:
 
     def __call__(self, app: ASGIApp) -> ASGIApp:
         # Runs on every request: locals instead of attribute lookups, the authenticated path inline
-        # (no extra coroutine or method call per request), and a caller reusing its token (the
-        # usual case) costs a header scan and one comparison before the verifier's cache.
+        # (no extra coroutine or method call per request). A caller reusing its token (the usual
+        # case) costs a header scan, one comparison and the verifier's synchronous cache lookup:
+        # no coroutine, no await, before the app.
         routes = self._routes
         plan = self._route
         excluded = self._excluded
         read_token = self._token
         refuse = self._refuse
         verify = self.verifier.verify
+        cached = getattr(self.verifier, "cached", None) or _not_cached
         preflight = self.cors_preflight
         set_principal = _PRINCIPAL.set
         reset_principal = _PRINCIPAL.reset
@@ -342,13 +356,14 @@ class S2SAuthMiddleware:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
             handler = scope.get("route_handler")
             route = routes.get(handler) or plan(handler)
-            modes = route.modes
-            mode = route.default if modes is None else modes.get(scope.get("path_template", ""), _BY_PATH)
-            if (mode != _NEVER and excluded(scope, route, mode)) or (
-                preflight and scope["type"] == _HTTP and _is_preflight(scope)
-            ):
-                await self._pass(scope, receive, send, app, route)
-                return
+            if route.may_pass:
+                modes = route.modes
+                mode = route.default if modes is None else modes.get(scope.get("path_template", ""), _BY_PATH)
+                if (mode != _NEVER and excluded(scope, route, mode)) or (
+                    preflight and scope["type"] == _HTTP and _is_preflight(scope)
+                ):
+                    await self._pass(scope, receive, send, app, route)
+                    return
             token: str | None = None
             protocol: str | None = None
             principal: Principal | None = None
@@ -371,7 +386,7 @@ class S2SAuthMiddleware:
                 else:
                     token, protocol = read_token(scope, header)
                 if token is not None:
-                    principal = await verify(token)
+                    principal = cached(token) or await verify(token)
                 elif not route.optional:
                     raise MissingToken("no bearer token")
             except VerificationError as exc:

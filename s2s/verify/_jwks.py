@@ -236,7 +236,9 @@ class JWKSSourceCore:
         # The system clock is read directly on the per-token path (no Python frame in between).
         self._monotonic = time.monotonic if type(clock) is SystemClock else clock.monotonic
         self._jwks_uri = config.jwks_uri
-        self._snapshot: KeySnapshot | None = None
+        # The current key set, replaced (never changed) by each successful fetch: the verified-
+        # token cache compares it by identity to know that a key set is still the one it checked.
+        self.snapshot: KeySnapshot | None = None
         self._generation = 0
         # End of the last attempt, end of the last failed one (None after a success), deadline of
         # the attempt in flight: the cooldowns count from the end of an attempt, not its start.
@@ -251,7 +253,7 @@ class JWKSSourceCore:
 
     def fresh_key(self, kid: str) -> VerifyKey | None:
         """The key, if the current key set is within its TTL and has it: the no-I/O fast path."""
-        snap = self._snapshot
+        snap = self.snapshot
         if snap is not None and self._monotonic() < snap.expires_at:
             return snap.keys.get(kid)
         return None
@@ -265,7 +267,7 @@ class JWKSSourceCore:
 
     @property
     def kids(self) -> tuple[str, ...]:
-        snap = self._snapshot
+        snap = self.snapshot
         return tuple(snap.keys) if snap is not None else ()
 
     @property
@@ -274,7 +276,7 @@ class JWKSSourceCore:
         return self._last_error
 
     def describe(self) -> SourceInfo:
-        snap = self._snapshot
+        snap = self.snapshot
         now = self._clock.monotonic()
         return {
             "issuer": self.issuer,
@@ -287,7 +289,7 @@ class JWKSSourceCore:
     # -- deciding ----------------------------------------------------------------------------------
 
     def _usable(self, now: float) -> KeySnapshot | None:
-        snap = self._snapshot
+        snap = self.snapshot
         if snap is None or now - snap.fetched_at > self.config.max_staleness:
             return None
         return snap
@@ -357,7 +359,7 @@ class JWKSSourceCore:
                 "JWKS fetch for %s failed: %s; %s",
                 self.issuer,
                 self._last_error,
-                "keeping the last good keys" if self._snapshot is not None else "no keys yet",
+                "keeping the last good keys" if self.snapshot is not None else "no keys yet",
             )
             self._failed_at = self._clock.monotonic()
         finally:
@@ -366,7 +368,7 @@ class JWKSSourceCore:
 
     def _report(self, started: float) -> None:
         """The fetch's outcome for the observer, its times on the wall clock."""
-        snap, ended = self._snapshot, self._clock.monotonic()
+        snap, ended = self.snapshot, self._clock.monotonic()
         offset = self._clock.now() - ended
         ok = self._failed_at is None and snap is not None
         fetched, expires = (snap.fetched_at + offset, snap.expires_at + offset) if snap else (0.0, 0.0)
@@ -409,10 +411,10 @@ class JWKSSourceCore:
 
     def _install(self, doc: Any, cache_control: str | None) -> None:
         keys, dropped = parse_jwks(doc, self.config.policy, self.config.max_keys)
-        if self._snapshot is not None:
+        if self.snapshot is not None:
             # An unchanged key keeps its identity, which is what the verified-token cache checks:
             # its entries survive a refetch, while a new key under an old kid drops them.
-            previous = self._snapshot.keys
+            previous = self.snapshot.keys
             for kid, key in keys.items():
                 old = previous.get(kid)
                 if old is not None and old == key:
@@ -439,7 +441,7 @@ class JWKSSourceCore:
         ttl = ttl_from_cache_control(cache_control, self.config)
         now = self._clock.monotonic()
         self._generation += 1
-        self._snapshot = KeySnapshot(
+        self.snapshot = KeySnapshot(
             keys=keys, fetched_at=now, expires_at=now + ttl, generation=self._generation
         )
 

@@ -29,7 +29,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -178,7 +178,7 @@ class _Core(Generic[S]):
             source.observer = observer
         # The system clock is read directly on the per-token path (no Python frame in between).
         self._now = time.time if type(clock) is SystemClock else clock.now
-        self.cache = VerifiedTokenCache(clock, cache_size)
+        self.cache = VerifiedTokenCache(clock, cache_size, on_hit=observer.verified)
         self._exact: dict[str, _Issuer[S]] = {}
         self._templates: list[_Issuer[S]] = []
         self.issuers: list[_Issuer[S]] = []
@@ -205,6 +205,8 @@ class _Core(Generic[S]):
         self._header = HeaderPolicy.closed(extra)
         for issuer in self.issuers:
             issuer.check_header = issuer.header.allowed != self._header.allowed
+        # Only then can a cache entry need the full path (its hook asked again) while valid.
+        self.revocable = any(issuer.revocation is not None for issuer in self.issuers)
         self._limits = TokenLimits(
             max_token=max(c.limits.max_token for c in configs),
             max_header=max(c.limits.max_header for c in configs),
@@ -338,6 +340,12 @@ class _Core(Generic[S]):
 class TokenVerifier:
     """Verifies access tokens of one or several issuers, each against its own JWKS."""
 
+    #: ``cached(token)``: the principal of a token this verifier accepted before and accepts now
+    #: without I/O (still unexpired, its key still in the fresh key set, no revocation hook);
+    #: None when :meth:`verify` must run. Synchronous: what a middleware calls first, so that a
+    #: caller reusing its token costs no coroutine. Counted as a cached verification.
+    cached: Callable[[str], Principal | None]
+
     def __init__(
         self,
         configs: VerifierConfig | Sequence[VerifierConfig],
@@ -355,6 +363,8 @@ class TokenVerifier:
         self._core: _Core[AsyncJWKSSource] = _Core(items, sources, clock, cache_size, observer or HUB)
         self._observer = self._core.observer
         self._cache_get = self._core.cache.get
+        self._revocable = self._core.revocable
+        self.cached = self._core.cache.principal
 
     def _get_client(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -394,12 +404,13 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         try:
-            entry = self._cache_get(token)
+            hit = self.cached(token)
+            # A cached token of an issuer with a revocation hook: the flow asks the hook.
+            entry = self._cache_get(token) if hit is None and self._revocable else None
         except TypeError:  # not a string (unhashable): the flow refuses it
-            entry = None
-        if entry is not None and entry.revocation is None:
-            self._observer.verified(entry.source.issuer, None, True)
-            return entry.principal
+            hit = entry = None
+        if hit is not None:
+            return hit
         flow = self._core.verify_flow(token, entry)
         with self._observer.span("s2s.verify"):
             try:
@@ -446,6 +457,9 @@ class TokenVerifier:
 class SyncTokenVerifier:
     """The blocking twin of :class:`TokenVerifier` (same rules, httpx.Client, thread-safe)."""
 
+    #: See :attr:`TokenVerifier.cached`.
+    cached: Callable[[str], Principal | None]
+
     def __init__(
         self,
         configs: VerifierConfig | Sequence[VerifierConfig],
@@ -463,6 +477,8 @@ class SyncTokenVerifier:
         self._core: _Core[SyncJWKSSource] = _Core(items, sources, clock, cache_size, observer or HUB)
         self._observer = self._core.observer
         self._cache_get = self._core.cache.get
+        self._revocable = self._core.revocable
+        self.cached = self._core.cache.principal
 
     def _get_client(self) -> httpx.Client:
         if self._client is None:
@@ -502,12 +518,13 @@ class SyncTokenVerifier:
 
     def verify(self, token: str) -> Principal:
         try:
-            entry = self._cache_get(token)
+            hit = self.cached(token)
+            # A cached token of an issuer with a revocation hook: the flow asks the hook.
+            entry = self._cache_get(token) if hit is None and self._revocable else None
         except TypeError:  # not a string (unhashable): the flow refuses it
-            entry = None
-        if entry is not None and entry.revocation is None:
-            self._observer.verified(entry.source.issuer, None, True)
-            return entry.principal
+            hit = entry = None
+        if hit is not None:
+            return hit
         flow = self._core.verify_flow(token, entry)
         with self._observer.span("s2s.verify"):
             try:

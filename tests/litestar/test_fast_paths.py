@@ -25,7 +25,7 @@ import s2s.litestar
 from s2s.clock import FakeClock
 from s2s.errors import ConfigError
 from s2s.litestar import S2SAuthPlugin, requires_roles, requires_scopes
-from s2s.verify import VerifierConfig
+from s2s.verify import Principal, VerifierConfig
 from tests.litestar.conftest import AUDIENCE, ISSUER, REALM, JwksServer, Mint
 
 
@@ -206,3 +206,30 @@ def test_a_requirement_option_must_hold_requirements(jwks: JwksServer, clock: Fa
     plugin = S2SAuthPlugin(VerifierConfig.for_s2s(ISSUER, AUDIENCE), http_client=jwks.client(), clock=clock)
     with pytest.raises(ConfigError, match="requires"):
         Litestar([x], plugins=[plugin], logging_config=None)
+
+
+def test_a_verifier_offering_cached_is_asked_first_and_verify_only_on_a_miss() -> None:
+    principal = Principal.from_claims({"sub": "billing", "iss": ISSUER, "aud": AUDIENCE, "exp": 2e9})
+    calls: Counter[str] = Counter()
+
+    class CachingVerifier:
+        def cached(self, token: str) -> Principal | None:
+            calls[f"cached:{token}"] += 1
+            return principal if token == "hot" else None
+
+        async def verify(self, token: str) -> Principal:
+            calls[f"verify:{token}"] += 1
+            return principal
+
+    @get("/who")
+    async def who() -> str:
+        found = s2s.litestar.current_principal()
+        return found.subject if found is not None else "-"
+
+    app = Litestar([who], plugins=[S2SAuthPlugin(CachingVerifier())], logging_config=None)
+    with TestClient(app) as client:
+        for token in ("hot", "hot", "cold", "hot2"):
+            response = client.get("/who", headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 200, token
+            assert response.text == "billing"
+    assert calls == {"cached:hot": 2, "cached:cold": 1, "verify:cold": 1, "cached:hot2": 1, "verify:hot2": 1}

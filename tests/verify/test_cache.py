@@ -9,6 +9,7 @@ import pytest
 
 from s2s.clock import FakeClock
 from s2s.keys import SigningKey
+from s2s.observe import Observer
 from s2s.verify import (
     BadSignature,
     ExpiredToken,
@@ -213,3 +214,96 @@ def test_revocation_hook_runs_on_cache_hits(server: JwksServer, clock: FakeClock
     with pytest.raises(TokenRevoked, match="token revoked"):
         asyncio.run(v.verify(token))
     assert len(seen) == 2
+
+
+class _Hits(Observer):
+    """An observer recording the verifications it is told of."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str | None, bool]] = []
+
+    def verified(self, issuer: str, refusal: str | None, cached: bool) -> None:
+        self.events.append((issuer, refusal, cached))
+
+
+def _observed(server: JwksServer, clock: FakeClock, **config: Any) -> tuple[TokenVerifier, _Hits]:
+    hits = _Hits()
+    v = TokenVerifier(
+        VerifierConfig.for_s2s(ISSUER, AUDIENCE, **config),
+        http_client=server.async_client(),
+        clock=clock,
+        observer=hits,
+    )
+    return v, hits
+
+
+def test_cached_answers_a_token_that_came_back_without_io_or_a_coroutine(
+    server: JwksServer, clock: FakeClock, mint: Mint, crypto_calls: list[int]
+) -> None:
+    v, hits = _observed(server, clock)
+    token = mint(jti="c-1")
+    assert v.cached(token) is None  # never seen
+    first = asyncio.run(v.verify(token))
+    assert v.cached(token) is None  # seen once: not cached yet
+    asyncio.run(v.verify(token))
+    fetches, checks = server.total, len(crypto_calls)
+    principal = v.cached(token)
+    assert principal is not None and principal == first and principal.token_id == "c-1"
+    assert (server.total, len(crypto_calls)) == (fetches, checks)
+    assert hits.events[-1] == (ISSUER, None, True)  # counted as a cached verification
+    clock.advance(3600)  # past exp: the entry is dropped, verify() refuses
+    assert v.cached(token) is None
+    with pytest.raises(ExpiredToken):
+        asyncio.run(v.verify(token))
+
+
+def test_cached_leaves_a_token_with_a_revocation_hook_to_verify(
+    server: JwksServer, clock: FakeClock, mint: Mint
+) -> None:
+    asked: list[str | None] = []
+
+    def check(p: Principal) -> bool:
+        asked.append(p.token_id)
+        return p.token_id == "gone"
+
+    v, _ = _observed(server, clock, revocation_check=check)
+    token = mint(jti="gone")
+    with pytest.raises(TokenRevoked):
+        asyncio.run(v.verify(token))
+    kept = mint(jti="kept")
+    for _ in range(3):
+        asyncio.run(v.verify(kept))
+        assert v.cached(kept) is None  # the hook must be asked on every use
+    assert asked == ["gone", "kept", "kept", "kept"]
+
+
+def test_sync_twin_has_cached_too(sync_verifier: SyncTokenVerifier, mint: Mint) -> None:
+    token = mint()
+    sync_verifier.verify(token)
+    sync_verifier.verify(token)
+    assert sync_verifier.cached(token) == sync_verifier.verify(token)
+
+
+def test_a_hit_after_a_refetch_checks_the_key_in_the_new_key_set(
+    key: SigningKey, keyring: dict[str, SigningKey], clock: FakeClock, mint: Mint
+) -> None:
+    # The hit path trusts the key set it last found the key in, by identity: a refetched set
+    # (a new object) is checked again, and one without the key stops the token at once.
+    srv = JwksServer()
+    srv.serve_keys(JWKS_URL, [key, keyring["es2"]], cache_control="max-age=60")
+    v = TokenVerifier(VerifierConfig.for_s2s(ISSUER, AUDIENCE), http_client=srv.async_client(), clock=clock)
+    token = mint(exp=int(clock.now()) + 3600)
+    other = mint(signing_key=keyring["es2"], exp=int(clock.now()) + 3600)
+
+    async def go() -> None:
+        for t in (token, token, other, other):
+            await v.verify(t)
+        assert v.cached(token) is not None and v.cached(other) is not None
+        srv.serve_keys(JWKS_URL, [keyring["es2"]], cache_control="max-age=60")
+        clock.advance(10)  # the old set is still fresh: only its identity tells it was replaced
+        await v.sources[0].refresh()  # a new key set, without `key`
+        assert srv.total == 2
+        assert v.cached(token) is None
+        assert v.cached(other) is not None  # still in the new set: renewed, served
+
+    asyncio.run(go())
