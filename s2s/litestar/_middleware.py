@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -47,7 +47,7 @@ from s2s.litestar._challenge import (
 )
 from s2s.litestar._guards import Requirement
 from s2s.litestar._paths import routed_path, walks
-from s2s.verify import extract_bearer
+from s2s.verify import TokenVerifier, extract_bearer
 from s2s.verify._principal import Principal
 from s2s.verify.errors import InvalidRequest, InvalidToken, MissingToken, VerificationError
 
@@ -118,15 +118,24 @@ def current_principal() -> Principal | None:
 
 
 class Verifier(Protocol):
-    """What the middleware verifies tokens with. A verifier may also offer ``cached(token)``
-    (:attr:`s2s.verify.TokenVerifier.cached`): the principal of a token it accepts without I/O,
-    else None; the middleware then asks it first."""
-
     async def verify(self, token: str) -> Principal: ...
 
 
 def _not_cached(token: str) -> Principal | None:
     return None
+
+
+def _cache_lookup(verifier: Verifier) -> Callable[[str], Principal | None]:
+    """The synchronous cache lookup asked before ``verify``: a :class:`TokenVerifier`'s
+    ``verify_cached``, only where its ``verify`` is TokenVerifier's own. A subclass, wrapper or
+    replaced method that adds rules in ``verify`` must see every request, so it gets none."""
+    if (
+        isinstance(verifier, TokenVerifier)
+        and type(verifier).verify is TokenVerifier.verify
+        and "verify" not in vars(verifier)
+    ):
+        return verifier.verify_cached
+    return _not_cached
 
 
 def compile_exclude(patterns: str | Sequence[str]) -> re.Pattern[str] | None:
@@ -348,7 +357,7 @@ class S2SAuthMiddleware:
         read_token = self._token
         refuse = self._refuse
         verify = self.verifier.verify
-        cached = getattr(self.verifier, "cached", None) or _not_cached
+        cached = _cache_lookup(self.verifier)
         preflight = self.cors_preflight
         set_principal = _PRINCIPAL.set
         reset_principal = _PRINCIPAL.reset
@@ -389,6 +398,8 @@ class S2SAuthMiddleware:
                     principal = cached(token) or await verify(token)
                 elif not route.optional:
                     raise MissingToken("no bearer token")
+                scope["user"] = principal
+                scope["auth"] = None if principal is None else principal.claims
             except VerificationError as exc:
                 await refuse(scope, receive, send, exc, token=token, protocol=protocol)
                 return
@@ -399,8 +410,6 @@ class S2SAuthMiddleware:
                 error = InvalidToken("the token could not be verified")
                 await refuse(scope, receive, send, error, token=token, protocol=protocol)
                 return
-            scope["user"] = principal
-            scope["auth"] = None if principal is None else principal.claims
             if route.requirements:
                 for requirement in route.requirements:
                     if (refusal := requirement.refusal(principal)) is not None:

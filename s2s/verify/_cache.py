@@ -43,8 +43,10 @@ class KeySet(Protocol):
 class KeyPresence(Protocol):
     issuer: str  # the configured issuer (a metrics label)
 
+    # The current key set, replaced (never changed) by each fetch. Read on every hit, where a
+    # property would cost a Python call: the JWKS sources of this package keep it as an attribute.
     @property
-    def snapshot(self) -> KeySet | None: ...  # replaced, never changed, by each fetch
+    def _snapshot(self) -> KeySet | None: ...
 
     def fresh_key(self, kid: str) -> object | None: ...
 
@@ -105,7 +107,7 @@ class VerifiedTokenCache:
         # the current one and fresh. Anything else: the full rule (_valid).
         if not (
             self._now() < entry.valid_until
-            and entry.source.snapshot is key_set
+            and entry.source._snapshot is key_set
             and key_set is not None
             and self._monotonic() < key_set.expires_at
         ) and not self._valid(token, entry):
@@ -135,7 +137,7 @@ class VerifiedTokenCache:
         issuer's fresh key set (a refetched set that still has it renews the entry). An invalid
         entry is dropped."""
         if self._now() < entry.valid_until:
-            key_set = entry.source.snapshot
+            key_set = entry.source._snapshot
             if entry.source.fresh_key(entry.kid) is entry.key:
                 entry.key_set = key_set
                 return True

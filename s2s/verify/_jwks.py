@@ -237,8 +237,9 @@ class JWKSSourceCore:
         self._monotonic = time.monotonic if type(clock) is SystemClock else clock.monotonic
         self._jwks_uri = config.jwks_uri
         # The current key set, replaced (never changed) by each successful fetch: the verified-
-        # token cache compares it by identity to know that a key set is still the one it checked.
-        self.snapshot: KeySnapshot | None = None
+        # token cache (same package) compares it by identity to know that a key set is still the
+        # one it checked.
+        self._snapshot: KeySnapshot | None = None
         self._generation = 0
         # End of the last attempt, end of the last failed one (None after a success), deadline of
         # the attempt in flight: the cooldowns count from the end of an attempt, not its start.
@@ -253,7 +254,7 @@ class JWKSSourceCore:
 
     def fresh_key(self, kid: str) -> VerifyKey | None:
         """The key, if the current key set is within its TTL and has it: the no-I/O fast path."""
-        snap = self.snapshot
+        snap = self._snapshot
         if snap is not None and self._monotonic() < snap.expires_at:
             return snap.keys.get(kid)
         return None
@@ -267,7 +268,7 @@ class JWKSSourceCore:
 
     @property
     def kids(self) -> tuple[str, ...]:
-        snap = self.snapshot
+        snap = self._snapshot
         return tuple(snap.keys) if snap is not None else ()
 
     @property
@@ -276,7 +277,7 @@ class JWKSSourceCore:
         return self._last_error
 
     def describe(self) -> SourceInfo:
-        snap = self.snapshot
+        snap = self._snapshot
         now = self._clock.monotonic()
         return {
             "issuer": self.issuer,
@@ -289,7 +290,7 @@ class JWKSSourceCore:
     # -- deciding ----------------------------------------------------------------------------------
 
     def _usable(self, now: float) -> KeySnapshot | None:
-        snap = self.snapshot
+        snap = self._snapshot
         if snap is None or now - snap.fetched_at > self.config.max_staleness:
             return None
         return snap
@@ -359,7 +360,7 @@ class JWKSSourceCore:
                 "JWKS fetch for %s failed: %s; %s",
                 self.issuer,
                 self._last_error,
-                "keeping the last good keys" if self.snapshot is not None else "no keys yet",
+                "keeping the last good keys" if self._snapshot is not None else "no keys yet",
             )
             self._failed_at = self._clock.monotonic()
         finally:
@@ -368,7 +369,7 @@ class JWKSSourceCore:
 
     def _report(self, started: float) -> None:
         """The fetch's outcome for the observer, its times on the wall clock."""
-        snap, ended = self.snapshot, self._clock.monotonic()
+        snap, ended = self._snapshot, self._clock.monotonic()
         offset = self._clock.now() - ended
         ok = self._failed_at is None and snap is not None
         fetched, expires = (snap.fetched_at + offset, snap.expires_at + offset) if snap else (0.0, 0.0)
@@ -411,10 +412,10 @@ class JWKSSourceCore:
 
     def _install(self, doc: Any, cache_control: str | None) -> None:
         keys, dropped = parse_jwks(doc, self.config.policy, self.config.max_keys)
-        if self.snapshot is not None:
+        if self._snapshot is not None:
             # An unchanged key keeps its identity, which is what the verified-token cache checks:
             # its entries survive a refetch, while a new key under an old kid drops them.
-            previous = self.snapshot.keys
+            previous = self._snapshot.keys
             for kid, key in keys.items():
                 old = previous.get(kid)
                 if old is not None and old == key:
@@ -441,7 +442,7 @@ class JWKSSourceCore:
         ttl = ttl_from_cache_control(cache_control, self.config)
         now = self._clock.monotonic()
         self._generation += 1
-        self.snapshot = KeySnapshot(
+        self._snapshot = KeySnapshot(
             keys=keys, fetched_at=now, expires_at=now + ttl, generation=self._generation
         )
 

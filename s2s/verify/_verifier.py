@@ -29,7 +29,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -340,12 +340,6 @@ class _Core(Generic[S]):
 class TokenVerifier:
     """Verifies access tokens of one or several issuers, each against its own JWKS."""
 
-    #: ``cached(token)``: the principal of a token this verifier accepted before and accepts now
-    #: without I/O (still unexpired, its key still in the fresh key set, no revocation hook);
-    #: None when :meth:`verify` must run. Synchronous: what a middleware calls first, so that a
-    #: caller reusing its token costs no coroutine. Counted as a cached verification.
-    cached: Callable[[str], Principal | None]
-
     def __init__(
         self,
         configs: VerifierConfig | Sequence[VerifierConfig],
@@ -364,7 +358,7 @@ class TokenVerifier:
         self._observer = self._core.observer
         self._cache_get = self._core.cache.get
         self._revocable = self._core.revocable
-        self.cached = self._core.cache.principal
+        self._cached = self._core.cache.principal
 
     def _get_client(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -402,9 +396,20 @@ class TokenVerifier:
     def sources(self) -> list[AsyncJWKSSource]:
         return [i.source for i in self._core.issuers]
 
+    def verify_cached(self, token: str) -> Principal | None:
+        """The principal of a token this verifier accepted before and accepts now without any
+        I/O: unexpired, the key that verified it still in its issuer's fresh key set, and no
+        revocation hook to ask. None means only that :meth:`verify` must run (a token not seen
+        twice yet, expired, of a changed key set, or of an issuer with a revocation hook).
+
+        Synchronous, so that a middleware can ask it before creating a coroutine for
+        :meth:`verify`: a caller reusing its token then costs a dictionary lookup and two clock
+        reads. A principal returned counts as a cached verification (metrics), as in verify()."""
+        return self._cached(token)
+
     async def verify(self, token: str) -> Principal:
         try:
-            hit = self.cached(token)
+            hit = self._cached(token)
             # A cached token of an issuer with a revocation hook: the flow asks the hook.
             entry = self._cache_get(token) if hit is None and self._revocable else None
         except TypeError:  # not a string (unhashable): the flow refuses it
@@ -457,9 +462,6 @@ class TokenVerifier:
 class SyncTokenVerifier:
     """The blocking twin of :class:`TokenVerifier` (same rules, httpx.Client, thread-safe)."""
 
-    #: See :attr:`TokenVerifier.cached`.
-    cached: Callable[[str], Principal | None]
-
     def __init__(
         self,
         configs: VerifierConfig | Sequence[VerifierConfig],
@@ -478,7 +480,7 @@ class SyncTokenVerifier:
         self._observer = self._core.observer
         self._cache_get = self._core.cache.get
         self._revocable = self._core.revocable
-        self.cached = self._core.cache.principal
+        self._cached = self._core.cache.principal
 
     def _get_client(self) -> httpx.Client:
         if self._client is None:
@@ -516,9 +518,13 @@ class SyncTokenVerifier:
     def sources(self) -> list[SyncJWKSSource]:
         return [i.source for i in self._core.issuers]
 
+    def verify_cached(self, token: str) -> Principal | None:
+        """See :meth:`TokenVerifier.verify_cached`."""
+        return self._cached(token)
+
     def verify(self, token: str) -> Principal:
         try:
-            hit = self.cached(token)
+            hit = self._cached(token)
             # A cached token of an issuer with a revocation hook: the flow asks the hook.
             entry = self._cache_get(token) if hit is None and self._revocable else None
         except TypeError:  # not a string (unhashable): the flow refuses it

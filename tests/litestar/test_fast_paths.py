@@ -12,6 +12,7 @@ import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from unittest.mock import AsyncMock, MagicMock
 
 import pytest
 from litestar import Litestar, get
@@ -25,7 +26,8 @@ import s2s.litestar
 from s2s.clock import FakeClock
 from s2s.errors import ConfigError
 from s2s.litestar import S2SAuthPlugin, requires_roles, requires_scopes
-from s2s.verify import Principal, VerifierConfig
+from s2s.observe import Observer
+from s2s.verify import InvalidToken, Principal, TokenVerifier, VerifierConfig
 from tests.litestar.conftest import AUDIENCE, ISSUER, REALM, JwksServer, Mint
 
 
@@ -208,28 +210,96 @@ def test_a_requirement_option_must_hold_requirements(jwks: JwksServer, clock: Fa
         Litestar([x], plugins=[plugin], logging_config=None)
 
 
-def test_a_verifier_offering_cached_is_asked_first_and_verify_only_on_a_miss() -> None:
-    principal = Principal.from_claims({"sub": "billing", "iss": ISSUER, "aud": AUDIENCE, "exp": 2e9})
-    calls: Counter[str] = Counter()
-
-    class CachingVerifier:
-        def cached(self, token: str) -> Principal | None:
-            calls[f"cached:{token}"] += 1
-            return principal if token == "hot" else None
-
-        async def verify(self, token: str) -> Principal:
-            calls[f"verify:{token}"] += 1
-            return principal
-
+def _statuses(verifier: Any, token: str, n: int) -> list[int]:
     @get("/who")
     async def who() -> str:
         found = s2s.litestar.current_principal()
         return found.subject if found is not None else "-"
 
-    app = Litestar([who], plugins=[S2SAuthPlugin(CachingVerifier())], logging_config=None)
-    with TestClient(app) as client:
-        for token in ("hot", "hot", "cold", "hot2"):
-            response = client.get("/who", headers={"Authorization": f"Bearer {token}"})
-            assert response.status_code == 200, token
-            assert response.text == "billing"
-    assert calls == {"cached:hot": 2, "cached:cold": 1, "verify:cold": 1, "cached:hot2": 1, "verify:hot2": 1}
+    app = Litestar([who], plugins=[S2SAuthPlugin(verifier)], logging_config=None)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        return [
+            client.get("/who", headers={"Authorization": f"Bearer {token}"}).status_code for _ in range(n)
+        ]
+
+
+def test_a_reused_token_is_answered_by_verify_cached_without_awaiting_verify(
+    jwks: JwksServer, clock: FakeClock, mint: Mint
+) -> None:
+    calls: Counter[str] = Counter()
+
+    class Events(Observer):
+        def verified(self, issuer: str, refusal: str | None, cached: bool) -> None:
+            calls["cached" if cached else "verified"] += 1
+
+    class Counting(TokenVerifier):
+        def verify_cached(self, token: str) -> Principal | None:
+            hit = super().verify_cached(token)
+            calls["hit" if hit is not None else "miss"] += 1
+            return hit
+
+    config = VerifierConfig.for_s2s(ISSUER, AUDIENCE)
+    counting = Counting(config, http_client=jwks.client(), clock=clock, observer=Events())
+    assert _statuses(counting, mint(), 5) == [200] * 5
+    # Verified in full on first sight and when it came back (then cached); then three hits, each
+    # counted once: verify() was not awaited for them (it would have counted them again).
+    assert calls == {"miss": 2, "verified": 2, "hit": 3, "cached": 3}
+
+
+def test_a_verify_replaced_on_the_instance_sees_every_request(
+    jwks: JwksServer, clock: FakeClock, mint: Mint
+) -> None:
+    verifier = TokenVerifier(VerifierConfig.for_s2s(ISSUER, AUDIENCE), http_client=jwks.client(), clock=clock)
+    real = verifier.verify
+    seen: list[str] = []
+
+    async def verify(token: str) -> Principal:
+        seen.append(token)
+        return await real(token)
+
+    verifier.verify = verify  # type: ignore[method-assign]
+    token = mint()
+    assert _statuses(verifier, token, 4) == [200] * 4
+    assert seen == [token] * 4
+
+
+def test_a_subclass_adding_a_rule_in_verify_sees_every_request(
+    jwks: JwksServer, clock: FakeClock, mint: Mint
+) -> None:
+    class Denylist(TokenVerifier):
+        async def verify(self, token: str) -> Principal:
+            principal = await super().verify(token)
+            if principal.subject == "blocked":
+                raise InvalidToken("subject blocked")
+            return principal
+
+    denylist = Denylist(VerifierConfig.for_s2s(ISSUER, AUDIENCE), http_client=jwks.client(), clock=clock)
+    # The token is valid and cached by the base class from its second use: the rule still holds.
+    assert _statuses(denylist, mint(sub="blocked"), 4) == [401] * 4
+
+
+@pytest.mark.parametrize("shape", ["mock", "async-cached", "raising-cached", "attribute"])
+def test_a_verifier_that_is_not_a_token_verifier_is_only_asked_verify(shape: str) -> None:
+    # Whatever else it has (names like verify_cached included), only verify() decides.
+    def refuse(*_: Any) -> Any:
+        raise RuntimeError("not to be called")
+
+    class Base:
+        async def verify(self, token: str) -> Principal:
+            raise InvalidToken("refused")
+
+    verifier: Any
+    if shape == "mock":
+        verifier = MagicMock(verify=AsyncMock(side_effect=InvalidToken("refused")))
+    elif shape == "async-cached":
+
+        class AsyncCached(Base):
+            async def verify_cached(self, token: str) -> None:
+                return None
+
+        verifier = AsyncCached()
+    elif shape == "raising-cached":
+        verifier = type("RaisingCached", (Base,), {"verify_cached": refuse, "cached": refuse})()
+    else:
+        verifier = type("Attribute", (Base,), {"verify_cached": True, "cached": True})()
+    assert _statuses(verifier, "a.b.c", 2) == [401, 401]

@@ -242,17 +242,17 @@ def test_cached_answers_a_token_that_came_back_without_io_or_a_coroutine(
 ) -> None:
     v, hits = _observed(server, clock)
     token = mint(jti="c-1")
-    assert v.cached(token) is None  # never seen
+    assert v.verify_cached(token) is None  # never seen
     first = asyncio.run(v.verify(token))
-    assert v.cached(token) is None  # seen once: not cached yet
+    assert v.verify_cached(token) is None  # seen once: not cached yet
     asyncio.run(v.verify(token))
     fetches, checks = server.total, len(crypto_calls)
-    principal = v.cached(token)
+    principal = v.verify_cached(token)
     assert principal is not None and principal == first and principal.token_id == "c-1"
     assert (server.total, len(crypto_calls)) == (fetches, checks)
     assert hits.events[-1] == (ISSUER, None, True)  # counted as a cached verification
     clock.advance(3600)  # past exp: the entry is dropped, verify() refuses
-    assert v.cached(token) is None
+    assert v.verify_cached(token) is None
     with pytest.raises(ExpiredToken):
         asyncio.run(v.verify(token))
 
@@ -273,7 +273,7 @@ def test_cached_leaves_a_token_with_a_revocation_hook_to_verify(
     kept = mint(jti="kept")
     for _ in range(3):
         asyncio.run(v.verify(kept))
-        assert v.cached(kept) is None  # the hook must be asked on every use
+        assert v.verify_cached(kept) is None  # the hook must be asked on every use
     assert asked == ["gone", "kept", "kept", "kept"]
 
 
@@ -281,7 +281,7 @@ def test_sync_twin_has_cached_too(sync_verifier: SyncTokenVerifier, mint: Mint) 
     token = mint()
     sync_verifier.verify(token)
     sync_verifier.verify(token)
-    assert sync_verifier.cached(token) == sync_verifier.verify(token)
+    assert sync_verifier.verify_cached(token) == sync_verifier.verify(token)
 
 
 def test_a_hit_after_a_refetch_checks_the_key_in_the_new_key_set(
@@ -298,12 +298,12 @@ def test_a_hit_after_a_refetch_checks_the_key_in_the_new_key_set(
     async def go() -> None:
         for t in (token, token, other, other):
             await v.verify(t)
-        assert v.cached(token) is not None and v.cached(other) is not None
+        assert v.verify_cached(token) is not None and v.verify_cached(other) is not None
         srv.serve_keys(JWKS_URL, [keyring["es2"]], cache_control="max-age=60")
         clock.advance(10)  # the old set is still fresh: only its identity tells it was replaced
         await v.sources[0].refresh()  # a new key set, without `key`
         assert srv.total == 2
-        assert v.cached(token) is None
-        assert v.cached(other) is not None  # still in the new set: renewed, served
+        assert v.verify_cached(token) is None
+        assert v.verify_cached(other) is not None  # still in the new set: renewed, served
 
     asyncio.run(go())
