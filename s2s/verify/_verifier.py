@@ -359,6 +359,10 @@ class TokenVerifier:
         self._cache_get = self._core.cache.get
         self._revocable = self._core.revocable
         self._cached = self._core.cache.principal
+        if type(self).verify_cached is TokenVerifier.verify_cached:
+            # What the method does, bound on the instance: a reused token (the middleware asks
+            # this on every request) saves a Python call. A subclass's override stays in force.
+            self.verify_cached = self._cached  # type: ignore[method-assign]
 
     def _get_client(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -481,6 +485,10 @@ class SyncTokenVerifier:
         self._cache_get = self._core.cache.get
         self._revocable = self._core.revocable
         self._cached = self._core.cache.principal
+        if type(self).verify_cached is SyncTokenVerifier.verify_cached:
+            # What the method does, bound on the instance: a reused token (the middleware asks
+            # this on every request) saves a Python call. A subclass's override stays in force.
+            self.verify_cached = self._cached  # type: ignore[method-assign]
 
     def _get_client(self) -> httpx.Client:
         if self._client is None:
