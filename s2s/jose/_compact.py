@@ -71,6 +71,7 @@ class ParsedJWS(NamedTuple):
     signature: bytes
 
 
+_new_parsed = tuple.__new__
 _HEADER_CACHE_SIZE = 512
 # A service sees few distinct headers (one per issuer key), so the parsed form of a header segment
 # is kept: the segment's bytes fully determine the result (no policy is involved in it), and only
@@ -133,7 +134,8 @@ def parse_compact(
         signature = b64url_decode(s64)
     except ValueError:
         raise MalformedJWS("malformed token") from None
-    return ParsedJWS(header, alg, kid, typ, payload, raw[: len(h64) + 1 + len(p64)], signature)
+    # tuple.__new__ directly: the NamedTuple constructor is one more Python frame per token.
+    return _new_parsed(ParsedJWS, (header, alg, kid, typ, payload, raw[: len(h64) + 1 + len(p64)], signature))
 
 
 def check_signature(parsed: ParsedJWS, key: VerifyKey) -> None:

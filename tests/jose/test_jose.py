@@ -70,6 +70,31 @@ def test_b64url_decode_is_strict(bad: str) -> None:
         b64url_decode(bad)
 
 
+def test_b64url_decode_accepts_exactly_the_canonical_encodings() -> None:
+    """Every last character after every length: decoded only where it is the canonical encoding
+    of some bytes (the reference: the standard library's strict decoder, re-encoded)."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    for prefix in ("", "Q", "QU", "QUI", "QUJD"):
+        for last in [*alphabet, "+", "/", "=", " ", "!", "é"]:
+            text = prefix + last
+            try:
+                expected: bytes | None = base64.b64decode(
+                    text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True
+                )
+            except (ValueError, UnicodeEncodeError):
+                expected = None
+            if expected is not None and b64url_encode(expected) != text:
+                expected = None  # decodable, but not the canonical (zero spare bits) encoding
+            if "+" in text or "/" in text:
+                expected = None  # the standard alphabet, not base64url
+            for form in (text, text.encode()) if text.isascii() else (text,):
+                if expected is None:
+                    with pytest.raises(ValueError):
+                        b64url_decode(form)
+                else:
+                    assert b64url_decode(form) == expected
+
+
 def test_rfc7638_thumbprint_example() -> None:
     jwk = {
         "kty": "RSA",
