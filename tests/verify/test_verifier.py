@@ -205,3 +205,68 @@ def test_features_as_an_object_or_a_list_and_roles_as_a_string(
     assert none.features == frozenset() and dict(none.feature_values) == {}
     with pytest.raises(TypeError):
         p.feature_values["beta"] = False  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"sub": "svc", "iss": "i", "aud": "a", "exp": 5, "scope": "x y", "client_id": "c", "jti": "j"},
+        {"sub": "svc", "iss": "https://i", "aud": ["a", 3, "b"], "exp": 5.5, "scp": ["x", 1], "scope": "z"},
+        {"aud": None, "azp": "p", "tenant_id": "t2", "uti": "u", "scp": "s t", "features": ["f", 2]},
+        {"sub": 7, "iss": 8, "exp": 9, "appid": "app", "tid": 1, "jti": 2, "client_id": None, "roles": "r"},
+        {"sub": "s", "aud": [], "features": {"on": 1, "off": 0}, "permissions": ["p", None], "scope": 5},
+        {"sub": "s", "iss": "i", "aud": "a", "exp": 1, "scope": ["x", "y z"], "client_id": 5, "jti": None},
+        {"sub": "s", "aud": "a", "scope": "", "tid": "t", "client_id": "c"},
+        {},
+    ],
+)
+def test_the_verifiers_principal_is_the_constructors(claims: dict[str, Any]) -> None:
+    """The per-token constructor (from_verified_claims) builds the same object, field by field
+    and in field order, as the dataclass constructor; replace() and repr() behave alike."""
+    import dataclasses
+    from types import MappingProxyType
+
+    from s2s.verify import Principal
+    from s2s.verify._principal import from_verified_claims
+
+    features = claims.get("features")
+    if isinstance(features, dict):
+        names, values = frozenset(k for k, v in features.items() if v), dict(features)
+    else:
+        names = frozenset(f for f in features or () if isinstance(f, str))
+        values = dict.fromkeys(sorted(names), True)
+
+    def strings(value: Any, split: bool = False) -> frozenset[str]:
+        if isinstance(value, str):
+            return frozenset(value.split() if split else (value,))
+        return frozenset(v for v in value or () if isinstance(v, str))
+
+    client_id = claims.get("client_id", claims.get("azp", claims.get("appid")))
+    tenant = claims.get("tid", claims.get("tenant_id"))
+    jti = claims.get("jti", claims.get("uti"))
+    aud = claims.get("aud")
+    expected = Principal(
+        subject=str(claims.get("sub", "")),
+        issuer=str(claims.get("iss", "")),
+        audience=(aud,) if isinstance(aud, str) else tuple(a for a in aud or () if isinstance(a, str)),
+        expires_at=float(claims.get("exp", 0)),
+        client_id=client_id if isinstance(client_id, str) else None,
+        scopes=strings(claims["scp"] if "scp" in claims else claims.get("scope"), split=True)
+        if isinstance(claims.get("scp", claims.get("scope")), str | list)
+        else frozenset(),
+        roles=strings(claims.get("roles")),
+        permissions=strings(claims.get("permissions")),
+        features=names,
+        tenant_id=tenant if isinstance(tenant, str) else None,
+        token_id=jti if isinstance(jti, str) else None,
+        claims=MappingProxyType(dict(claims)),
+        feature_values=MappingProxyType(values),
+    )
+    built = from_verified_claims(dict(claims))
+    assert type(built) is Principal
+    assert built == expected and repr(built) == repr(expected)
+    assert list(vars(built).items()) == list(vars(expected).items())
+    assert dataclasses.replace(built, subject="other") == dataclasses.replace(expected, subject="other")
+    assert Principal.from_claims(claims) == expected
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.issuer = "other"  # type: ignore[misc]
