@@ -270,3 +270,39 @@ def test_the_verifiers_principal_is_the_constructors(claims: dict[str, Any]) -> 
     assert Principal.from_claims(claims) == expected
     with pytest.raises(dataclasses.FrozenInstanceError):
         built.issuer = "other"  # type: ignore[misc]
+
+
+def test_a_cold_verification_without_io_raises_and_catches_nothing(
+    mint: Mint, verifier: TokenVerifier, sync_verifier: SyncTokenVerifier
+) -> None:
+    """With the keys at hand, a new token's verification ends without any exception raised on the
+    way (a flow's result would otherwise come back in a StopIteration: a cost on every cold token);
+    the I/O path, taken for the first token (keys fetched), gives the same Principal."""
+    import sys
+    from types import FrameType
+
+    raised: list[str] = []
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "exception":
+            raised.append(f"{frame.f_code.co_name}: {arg[0].__name__}")
+        return tracer
+
+    async def both(token: str) -> tuple[Any, Any]:
+        return await verifier.verify(token), sync_verifier.verify(token)
+
+    first = asyncio.run(both(mint(jti="first")))  # fetches the keys: the I/O path
+    assert first[0] == first[1] and first[0].token_id == "first"
+    loop = asyncio.new_event_loop()
+    try:
+        token = mint(jti="cold")
+        coro = both(token)
+        sys.settrace(tracer)
+        try:
+            cold = loop.run_until_complete(coro)
+        finally:
+            sys.settrace(None)
+    finally:
+        loop.close()
+    assert cold[0] == cold[1] and cold[0].token_id == "cold"
+    assert not [r for r in raised if "verify" in r or "flow" in r or "drive" in r], raised
