@@ -306,3 +306,22 @@ def test_a_cold_verification_without_io_raises_and_catches_nothing(
         loop.close()
     assert cold[0] == cold[1] and cold[0].token_id == "cold"
     assert not [r for r in raised if "verify" in r or "flow" in r or "drive" in r], raised
+
+
+def test_the_null_span_around_each_verification_yields_itself_and_lets_errors_through() -> None:
+    """With nothing tracing, the verifiers' span is NULL_SPAN, whose enter/exit are builtins (no
+    Python frame per token): it must still behave as a context manager, ExitStack included."""
+    import contextlib
+
+    from s2s.observe import HUB, NULL_SPAN
+
+    with HUB.span("s2s.verify") as span:
+        assert span is NULL_SPAN
+        span.set("k", 1)
+    with pytest.raises(KeyError), NULL_SPAN:
+        raise KeyError("inside")
+    with contextlib.ExitStack() as stack:
+        assert stack.enter_context(NULL_SPAN) is NULL_SPAN
+    with pytest.raises(ValueError), contextlib.ExitStack() as stack:
+        stack.enter_context(NULL_SPAN)
+        raise ValueError("inside")
