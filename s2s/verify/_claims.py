@@ -26,8 +26,9 @@ from s2s.verify.errors import (
 __all__ = ["ClaimsPolicy"]
 
 _NUMBER = (int, float)
-# Plain ints in this range skip the float conversion (the fast path for every real token).
-_MAX_TIME = 2**53
+# Plain ints in 0 .. 2**53 - 1 skip the float conversion (the fast path for every real token):
+# for an int, ``value >> _TIME_BITS`` is 0 exactly there (negative ints shift to -1).
+_TIME_BITS = 53
 
 
 def _number(claims: Mapping[str, Any], name: str) -> float | None:
@@ -117,7 +118,7 @@ class ClaimsPolicy:
         leeway = self.leeway
         exp = get("exp")
         # Inline fast path for the common shapes; anything else goes through _number.
-        if type(exp) is not int or not 0 <= exp <= _MAX_TIME:
+        if type(exp) is not int or exp >> _TIME_BITS:
             exp = _number(claims, "exp")
             if exp is None:
                 raise MissingClaim()
@@ -126,13 +127,13 @@ class ClaimsPolicy:
         latest = now + leeway
         nbf = get("nbf")
         if nbf is not None:
-            if type(nbf) is not int or not 0 <= nbf <= _MAX_TIME:
+            if type(nbf) is not int or nbf >> _TIME_BITS:
                 nbf = _time(nbf, "nbf")
             if nbf > latest:
                 raise TokenNotYetValid()
         iat = get("iat")
         if iat is not None:
-            if type(iat) is not int or not 0 <= iat <= _MAX_TIME:
+            if type(iat) is not int or iat >> _TIME_BITS:
                 iat = _time(iat, "iat")
             if iat > latest:
                 raise TokenNotYetValid("token issued in the future")

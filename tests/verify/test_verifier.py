@@ -325,3 +325,34 @@ def test_the_null_span_around_each_verification_yields_itself_and_lets_errors_th
     with pytest.raises(ValueError), contextlib.ExitStack() as stack:
         stack.enter_context(NULL_SPAN)
         raise ValueError("inside")
+
+
+@pytest.mark.parametrize("name", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize(
+    "value",
+    [0, 1, 2**53 - 1, 2**53, 2**53 + 1, 2**63, -1, -(2**53), -(10**400), 10**400, 1.5, -0.0, True, None],
+)
+def test_time_claims_take_any_finite_json_number_and_nothing_else(name: str, value: Any) -> None:
+    """Whatever path a time value takes (plain ints skip the float conversion), the outcome is
+    the rule's: a finite JSON number compared with the clock, anything else an invalid claim."""
+    from s2s.verify import ExpiredToken, InvalidClaim, TokenNotYetValid
+    from s2s.verify._claims import ClaimsPolicy
+
+    now = 10.0**9
+    claims: dict[str, Any] = {"iss": ISSUER, "sub": "s", "aud": AUDIENCE, "exp": now + 600, "iat": now}
+    claims[name] = value
+    number = float(value) if type(value) in (int, float) and abs(value) < 1e300 else None
+    if value is None and name != "exp":
+        expected: Any = now + 600  # a null nbf or iat reads as absent (as before)
+    elif number is None:
+        expected = InvalidClaim
+    elif name == "exp":
+        expected = ExpiredToken if now >= number + 30 else number
+    else:
+        expected = TokenNotYetValid if number > now + 30 else now + 600
+    policy = ClaimsPolicy(VerifierConfig.for_s2s(ISSUER, AUDIENCE))
+    if isinstance(expected, type):
+        with pytest.raises(expected):
+            policy.check(claims, now)
+    else:
+        assert policy.check(claims, now) == expected
