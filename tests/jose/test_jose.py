@@ -231,6 +231,27 @@ def _token(header: dict[str, Any], key: Any) -> str:
     return serialize_compact(header, {"a": 1}, sign_function(key, str(header["alg"])))
 
 
+def test_a_header_one_policy_accepted_is_checked_again_by_another(keys: dict[str, Any]) -> None:
+    """Parsed headers are cached with the policy that last accepted them: another policy (or the
+    same bytes later, after another policy) gets its own verdict, in any order."""
+    open_policy = HeaderPolicy(allowed=None, require_kid=False)
+    closed = HeaderPolicy()
+    extra = _token({"alg": "ES256", "kid": "k", "x5t": "t"}, keys["ES256"])
+    no_kid = _token({"alg": "ES256"}, keys["ES256"])
+    for _ in range(2):
+        assert parse_compact(extra, policy=open_policy).header["x5t"] == "t"
+        with pytest.raises(HeaderRejected):
+            parse_compact(extra)
+        with pytest.raises(HeaderRejected):
+            parse_compact(extra, policy=closed)
+        assert parse_compact(no_kid, policy=open_policy).kid is None
+        with pytest.raises(MissingKeyId):
+            parse_compact(no_kid, policy=closed)
+    plain = _token({"alg": "ES256", "kid": "k"}, keys["ES256"])
+    for policy in (closed, open_policy, HeaderPolicy(), closed):
+        assert parse_compact(plain, policy=policy).kid == "k"
+
+
 @pytest.mark.parametrize("member", sorted(NEVER_ALLOWED))
 def test_the_deny_list_holds_for_every_policy(member: str, keys: dict[str, Any]) -> None:
     token = _token({"alg": "ES256", "kid": "k", member: "x"}, keys["ES256"])
