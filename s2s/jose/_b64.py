@@ -25,15 +25,22 @@ def b64url_decode(data: bytes | str) -> bytes:
 
     Raises ValueError (``binascii.Error`` and ``UnicodeEncodeError`` are ValueErrors).
     """
-    if isinstance(data, str):
+    if type(data) is not bytes and isinstance(data, str):
         data = data.encode("ascii")
-    rem = len(data) % 4
-    if rem == 1:
-        raise ValueError("bad base64url length")
+    rem = len(data) & 3
     if rem:
-        # The unused low bits of the last character must be zero (one canonical encoding only).
-        last = _B64_VALUES.get(data[-1])
-        if last is None or last & (0x0F if rem == 2 else 0x03):
-            raise ValueError("non-canonical base64url")
-        return binascii.a2b_base64(data.translate(_B64_TABLE) + b"=" * (4 - rem), strict_mode=True)
-    return binascii.a2b_base64(data.translate(_B64_TABLE), strict_mode=True)
+        # The unused low bits of the last character must be zero (one canonical encoding only);
+        # no entry: not a base64url character, or a length of 1 mod 4 (never valid).
+        if _SPARE_BITS.get(data[-1] | rem << 8, 1):
+            raise ValueError("bad base64url length" if rem == 1 else "non-canonical base64url")
+        return _a2b(data.translate(_B64_TABLE) + _PADDING[rem], strict_mode=True)
+    return _a2b(data.translate(_B64_TABLE), strict_mode=True)
+
+
+_a2b = binascii.a2b_base64
+_PADDING = (b"", b"===", b"==", b"=")
+# (last character | length % 4 << 8) -> its unused low bits, for the lengths that have some:
+# 2 (4 spare bits) and 3 (2 spare bits). A length of 1 mod 4 is never valid (no entry).
+_SPARE_BITS = {
+    c | rem << 8: value & (0x0F if rem == 2 else 0x03) for c, value in _B64_VALUES.items() for rem in (2, 3)
+}

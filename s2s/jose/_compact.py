@@ -71,14 +71,17 @@ class ParsedJWS(NamedTuple):
     signature: bytes
 
 
+_new_parsed = tuple.__new__
 _HEADER_CACHE_SIZE = 512
 # A service sees few distinct headers (one per issuer key), so the parsed form of a header segment
 # is kept: the segment's bytes fully determine the result (no policy is involved in it), and only
-# successes are kept.
-_headers: dict[bytes, tuple[Mapping[str, Any], str, str | None, str | None]] = {}
+# successes are kept. Each entry also names the last policy that accepted the header (policies are
+# immutable: its verdict on these bytes stands), so that a verifier's own tokens skip that check.
+_Header = tuple[Mapping[str, Any], str, str | None, str | None, "HeaderPolicy | None"]
+_headers: dict[bytes, _Header] = {}
 
 
-def _parse_header(h64: bytes) -> tuple[Mapping[str, Any], str, str | None, str | None]:
+def _parse_header(h64: bytes) -> _Header:
     try:
         header = loads_object(b64url_decode(h64))
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -95,7 +98,13 @@ def _parse_header(h64: bytes) -> tuple[Mapping[str, Any], str, str | None, str |
     typ = header.get("typ")
     if typ is not None and not isinstance(typ, str):
         raise TypeRejected("wrong token type")
-    parsed = (MappingProxyType(header), normalize_alg(alg), kid, None if typ is None else normalize_typ(typ))
+    parsed: _Header = (
+        MappingProxyType(header),
+        normalize_alg(alg),
+        kid,
+        None if typ is None else normalize_typ(typ),
+        None,
+    )
     if len(_headers) >= _HEADER_CACHE_SIZE:
         _headers.clear()
     _headers[h64] = parsed
@@ -122,18 +131,21 @@ def parse_compact(
     if not h64 or not s64:
         raise MalformedJWS("malformed token")
     cached = _headers.get(h64)
-    header, alg, kid, typ = cached if cached is not None else _parse_header(h64)
-    if kid is None and policy.require_kid:
-        raise MissingKeyId("missing key id")
-    allowed = policy.allowed
-    if allowed is not None and not allowed.issuperset(header):
-        raise HeaderRejected("unsupported token header")
+    header, alg, kid, typ, accepted_by = cached if cached is not None else _parse_header(h64)
+    if accepted_by is not policy:
+        if kid is None and policy.require_kid:
+            raise MissingKeyId("missing key id")
+        allowed = policy.allowed
+        if allowed is not None and not allowed.issuperset(header):
+            raise HeaderRejected("unsupported token header")
+        _headers[h64] = (header, alg, kid, typ, policy)
     try:
         payload = b64url_decode(p64)
         signature = b64url_decode(s64)
     except ValueError:
         raise MalformedJWS("malformed token") from None
-    return ParsedJWS(header, alg, kid, typ, payload, raw[: len(h64) + 1 + len(p64)], signature)
+    # tuple.__new__ directly: the NamedTuple constructor is one more Python frame per token.
+    return _new_parsed(ParsedJWS, (header, alg, kid, typ, payload, raw[: len(h64) + 1 + len(p64)], signature))
 
 
 def check_signature(parsed: ParsedJWS, key: VerifyKey) -> None:

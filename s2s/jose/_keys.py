@@ -396,7 +396,8 @@ def verify_function(key: PublicKey, alg: str) -> VerifyFunction:
                 return False
             r = int.from_bytes(sig[:size], "big")
             s = int.from_bytes(sig[size:], "big")
-            if not (0 < r < order and 0 < s < order):
+            # 0 < r, s < n (unsigned: non-zero is positive), in the fewest steps of the hot path.
+            if not (r and s and r < order > s):
                 return False
             try:
                 ec_key.verify(encode_dss_signature(r, s), data, ecdsa)

@@ -17,9 +17,11 @@ passed only where the method says so, for the audit trail; metrics never use the
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 __all__ = ["NULL_SPAN", "Fanout", "Observer", "Span", "SpanValue", "observed_msal"]
 
@@ -38,14 +40,21 @@ class _NullSpan:
     def set(self, key: str, value: SpanValue) -> None:
         pass
 
-    def __enter__(self) -> _NullSpan:
-        return self
+    if TYPE_CHECKING:  # the real ones are builtins, set below
 
-    def __exit__(self, *exc: object) -> None:
-        return None
+        def __enter__(self) -> _NullSpan: ...
+
+        def __exit__(self, *exc: object) -> None: ...
 
 
 NULL_SPAN = _NullSpan()
+# Every verification enters and leaves a span, so with nothing tracing these two run per token.
+# ``with`` (and ExitStack) take them from the type and call them unbound when they are builtins
+# (not descriptors): no Python frame at all. __enter__ returns NULL_SPAN (``next`` of an endless
+# repeat, with or without a default argument); __exit__ returns "" whatever its arguments, a false
+# value: an exception raised in the block propagates.
+_NullSpan.__enter__ = functools.partial(next, itertools.repeat(NULL_SPAN))  # type: ignore[method-assign]
+_NullSpan.__exit__ = "".format  # type: ignore[method-assign,assignment]
 
 # Whether any observer class makes spans (overrides Observer.span): until one is defined (the
 # OpenTelemetry subscriber, imported only with the extra), a span costs a global read.

@@ -26,8 +26,9 @@ from s2s.verify.errors import (
 __all__ = ["ClaimsPolicy"]
 
 _NUMBER = (int, float)
-# Plain ints in this range skip the float conversion (the fast path for every real token).
-_MAX_TIME = 2**53
+# Plain ints in 0 .. 2**53 - 1 skip the float conversion (the fast path for every real token):
+# for an int, ``value >> _TIME_BITS`` is 0 exactly there (negative ints shift to -1).
+_TIME_BITS = 53
 
 
 def _number(claims: Mapping[str, Any], name: str) -> float | None:
@@ -36,6 +37,11 @@ def _number(claims: Mapping[str, Any], name: str) -> float | None:
         if name in claims:
             raise InvalidClaim(f"invalid {name} claim")
         return None
+    return _time(value, name)
+
+
+def _time(value: Any, name: str) -> float:
+    """A present, non-null claim as a finite number, or InvalidClaim."""
     try:
         number = float(value) if type(value) in _NUMBER else math.nan
     except OverflowError:  # an int too large for a float
@@ -53,14 +59,17 @@ class ClaimsPolicy:
         "assertions",
         "audience_claim",
         "audiences",
+        "extra",
         "forbidden",
         "id_token",
         "leeway",
         "max_age",
         "max_lifetime",
         "required",
+        "required_names",
         "single_audience",
         "tenants",
+        "timed",
     )
 
     def __init__(
@@ -93,48 +102,59 @@ class ClaimsPolicy:
             self.forbidden = config.forbidden_claims
             self.any_of = config.any_of_claims
             self.assertions = tuple(config.claim_assertions.items())
+        self.required_names = frozenset(self.required)
+        # Whether any of the optional rules applies (one test per token when none does).
+        self.timed = self.max_age is not None or self.max_lifetime is not None
+        self.extra = bool(self.tenants is not None or self.forbidden or self.any_of or self.assertions)
 
     def check(self, claims: Mapping[str, Any], now: float, tenant: str | None = None) -> float:
         """Until when the token may be served from cache, or an :class:`~s2s.verify.InvalidToken`."""
-        for name in self.required:
-            if name not in claims:
-                raise MissingClaim()
+        # Runs once per verified token: the usual shapes (integer times, a string audience, no
+        # optional rule configured) take the fewest steps; the order of the checks, hence which
+        # refusal a token with several faults gets, is the same on every path.
+        if not claims.keys() >= self.required_names:
+            raise MissingClaim()
+        get = claims.get
         leeway = self.leeway
-        exp = claims.get("exp")
+        exp = get("exp")
         # Inline fast path for the common shapes; anything else goes through _number.
-        if type(exp) is not int or not 0 <= exp <= _MAX_TIME:
+        if type(exp) is not int or exp >> _TIME_BITS:
             exp = _number(claims, "exp")
             if exp is None:
                 raise MissingClaim()
         if now >= exp + leeway:
             raise ExpiredToken()
-        nbf = claims.get("nbf")
-        if nbf is not None and (type(nbf) is not int or not 0 <= nbf <= _MAX_TIME):
-            nbf = _number(claims, "nbf")
-        if nbf is not None and nbf > now + leeway:
-            raise TokenNotYetValid()
-        iat = claims.get("iat")
-        if iat is not None and (type(iat) is not int or not 0 <= iat <= _MAX_TIME):
-            iat = _number(claims, "iat")
-        if iat is not None and iat > now + leeway:
-            raise TokenNotYetValid("token issued in the future")
+        latest = now + leeway
+        nbf = get("nbf")
+        if nbf is not None:
+            if type(nbf) is not int or nbf >> _TIME_BITS:
+                nbf = _time(nbf, "nbf")
+            if nbf > latest:
+                raise TokenNotYetValid()
+        iat = get("iat")
+        if iat is not None:
+            if type(iat) is not int or iat >> _TIME_BITS:
+                iat = _time(iat, "iat")
+            if iat > latest:
+                raise TokenNotYetValid("token issued in the future")
         valid_until = exp
-        if self.max_age is not None:
-            if iat is None:
-                raise MissingClaim()
-            if now - iat > self.max_age + leeway:
-                raise TokenTooOld()
-            valid_until = min(exp, iat + self.max_age + leeway)
-        if self.max_lifetime is not None:
-            start = iat if iat is not None else nbf
-            if start is None:
-                raise MissingClaim()
-            if exp - start > self.max_lifetime:
-                raise InvalidClaim("token lifetime too long")
-        sub = claims.get("sub")
+        if self.timed:
+            if self.max_age is not None:
+                if iat is None:
+                    raise MissingClaim()
+                if now - iat > self.max_age + leeway:
+                    raise TokenTooOld()
+                valid_until = min(exp, iat + self.max_age + leeway)
+            if self.max_lifetime is not None:
+                start = iat if iat is not None else nbf
+                if start is None:
+                    raise MissingClaim()
+                if exp - start > self.max_lifetime:
+                    raise InvalidClaim("token lifetime too long")
+        sub = get("sub")
         if sub is not None and not isinstance(sub, str):
             raise InvalidClaim("invalid sub claim")
-        aud = claims.get(self.audience_claim)
+        aud = get(self.audience_claim)
         if isinstance(aud, str):
             if aud not in self.audiences:
                 raise InvalidAudience()
@@ -145,6 +165,12 @@ class ClaimsPolicy:
                 raise InvalidAudience("several audiences")
         else:
             raise InvalidAudience()
+        if self.extra:
+            self._check_extra(claims, tenant)
+        return valid_until
+
+    def _check_extra(self, claims: Mapping[str, Any], tenant: str | None) -> None:
+        """The rules most issuers do not configure: tenants, forbidden, any-of, assertions."""
         if self.tenants is not None:
             tid = claims.get("tid")
             if not isinstance(tid, str) or tid not in self.tenants or (tenant is not None and tid != tenant):
@@ -162,7 +188,6 @@ class ClaimsPolicy:
                 ok = type(value) is type(expected) and value == expected
             if not ok:
                 raise InvalidClaim("claim assertion failed")
-        return valid_until
 
     def check_id_token(self, claims: Mapping[str, Any], nonce: str | None) -> None:
         """OpenID Connect Core §3.1.3.7 additions: ``azp`` with several audiences, and the nonce."""

@@ -35,7 +35,7 @@ def _features(value: Any) -> tuple[frozenset[str], Mapping[str, Any]]:
     return names, MappingProxyType(dict.fromkeys(sorted(names), True))
 
 
-# Not slotted: _from_owned_claims fills the instance dict directly (the hot path of every verify).
+# Not slotted: from_verified_claims fills the instance dict directly (the hot path of every verify).
 @dataclass(frozen=True)
 class Principal:
     subject: str
@@ -57,64 +57,83 @@ class Principal:
     def from_claims(cls, claims: Mapping[str, Any]) -> Principal:
         """Build from already-verified claims. ``scp`` (Entra) wins over ``scope`` (RFC 9068)."""
         # A copy: the caller keeps its mapping and may change it later.
-        return _from_owned_claims(cls, dict(claims))
+        return from_verified_claims(dict(claims), cls)
 
 
-def _from_owned_claims(cls: type[Principal], claims: dict[str, Any]) -> Principal:
-    """:meth:`Principal.from_claims` for a dict nobody else holds (the verifier's freshly decoded
-    payload): it is wrapped read-only instead of copied."""
-    # Runs once per verified token: written for speed (no dataclass __init__, one update of the
-    # instance dict, no work for absent claims), with the same result as the constructor.
+def from_verified_claims(claims: dict[str, Any], cls: type[Principal] = Principal) -> Principal:
+    """The verifier's constructor, and :meth:`Principal.from_claims` for a dict nobody else holds
+    (the verifier's freshly decoded payload): it is wrapped read-only instead of copied."""
+    # Runs once per verified token: written for speed (no dataclass __init__, the instance dict
+    # built as one literal, no work for absent claims), with the same result as the constructor.
     get = claims.get
-    aud = get("aud")
-    if type(aud) is str:
-        audience: tuple[str, ...] = (aud,)
+    if _OPTIONAL_CLAIMS.isdisjoint(claims):
+        # The usual token names none of the optional claims nor the alternative names: the same
+        # result as the general branch below, in a few steps.
+        scope_claim = get("scope")
+        client_id, tenant, jti = get("client_id"), None, get("jti")
+        roles = permissions = feature_names = _EMPTY
+        feature_values = _NO_FEATURES
     else:
-        audience = tuple(a for a in aud or () if isinstance(a, str))
-    scope_claim = claims["scp"] if "scp" in claims else get("scope")
+        scope_claim = claims["scp"] if "scp" in claims else get("scope")
+        # The fallbacks are looked up only when the first name is absent (same result as
+        # chained defaults, fewer lookups).
+        client_id = get("client_id", _ABSENT)
+        if client_id is _ABSENT:
+            client_id = get("azp", _ABSENT)
+            if client_id is _ABSENT:
+                client_id = get("appid")
+        tenant = get("tid", _ABSENT)
+        if tenant is _ABSENT:
+            tenant = get("tenant_id")
+        jti = get("jti", _ABSENT)
+        if jti is _ABSENT:
+            jti = get("uti")
+        roles_claim, permissions_claim, features = get("roles"), get("permissions"), get("features")
+        roles = _EMPTY if roles_claim is None else _strings(roles_claim)
+        permissions = _EMPTY if permissions_claim is None else _strings(permissions_claim)
+        feature_names, feature_values = (_EMPTY, _NO_FEATURES) if features is None else _features(features)
     if type(scope_claim) is str:
         scopes = _scope_sets.get(scope_claim)
         if scopes is None:
-            scopes = frozenset(scope_claim.split())
-            if len(_scope_sets) >= _SCOPE_SETS_SIZE:
-                _scope_sets.clear()
-            _scope_sets[scope_claim] = scopes
+            scopes = _scope_set(scope_claim)
     else:
         scopes = _EMPTY if scope_claim is None else _strings(scope_claim, split=True)
-    roles, permissions, features = get("roles"), get("permissions"), get("features")
-    feature_names, feature_values = (_EMPTY, _NO_FEATURES) if features is None else _features(features)
-    # The fallbacks are looked up only when the first name is absent (same result as chained
-    # defaults, fewer lookups for the usual tokens).
-    client_id = get("client_id", _ABSENT)
-    if client_id is _ABSENT:
-        client_id = get("azp", _ABSENT)
-        if client_id is _ABSENT:
-            client_id = get("appid")
-    tenant = get("tid", _ABSENT)
-    if tenant is _ABSENT:
-        tenant = get("tenant_id")
-    jti = get("jti", _ABSENT)
-    if jti is _ABSENT:
-        jti = get("uti")
-    # The frozen dataclass __init__ costs a setattr call per field; a fresh instance's dict is
-    # filled in one update instead (same fields, same values, still frozen afterwards).
-    principal = object.__new__(cls)
-    vars(principal).update(
-        subject=str(get("sub", "")),
-        issuer=str(get("iss", "")),
-        audience=audience,
-        expires_at=float(get("exp", 0)),
-        client_id=client_id if isinstance(client_id, str) else None,
-        scopes=scopes,
-        roles=_EMPTY if roles is None else _strings(roles),
-        permissions=_EMPTY if permissions is None else _strings(permissions),
-        features=feature_names,
-        tenant_id=tenant if isinstance(tenant, str) else None,
-        token_id=jti if isinstance(jti, str) else None,
-        claims=MappingProxyType(claims),
-        feature_values=feature_values,
+    aud = get("aud")
+    # The frozen dataclass __init__ costs a setattr call per field: a fresh instance gets its
+    # dict as one literal instead (same fields, same values, still frozen afterwards).
+    principal = _new(cls)
+    _set_attr(
+        principal,
+        "__dict__",
+        {
+            "subject": str(get("sub", "")),
+            "issuer": str(get("iss", "")),
+            "audience": (aud,) if type(aud) is str else tuple(a for a in aud or () if isinstance(a, str)),
+            "expires_at": float(get("exp", 0)),
+            "client_id": client_id if isinstance(client_id, str) else None,
+            "scopes": scopes,
+            "roles": roles,
+            "permissions": permissions,
+            "features": feature_names,
+            "tenant_id": tenant if isinstance(tenant, str) else None,
+            "token_id": jti if isinstance(jti, str) else None,
+            "claims": MappingProxyType(claims),
+            "feature_values": feature_values,
+        },
     )
     return principal
+
+
+def _scope_set(scope: str) -> frozenset[str]:
+    scopes = frozenset(scope.split())
+    if len(_scope_sets) >= _SCOPE_SETS_SIZE:
+        _scope_sets.clear()
+    _scope_sets[scope] = scopes
+    return scopes
+
+
+_new = object.__new__
+_set_attr = object.__setattr__
 
 
 _EMPTY: frozenset[str] = frozenset()
@@ -124,8 +143,7 @@ _NO_FEATURES: Mapping[str, Any] = MappingProxyType({})
 _SCOPE_SETS_SIZE = 1024
 _scope_sets: dict[str, frozenset[str]] = {}
 _ABSENT: Any = object()
-
-
-def from_verified_claims(claims: dict[str, Any]) -> Principal:
-    """The verifier's constructor: ``claims`` is a dict it decoded and hands over (not copied)."""
-    return _from_owned_claims(Principal, claims)
+# The claims read beyond sub, iss, aud, exp, scope, client_id and jti (optional or alternative names).
+_OPTIONAL_CLAIMS = frozenset(
+    {"scp", "azp", "appid", "tid", "tenant_id", "uti", "roles", "permissions", "features"}
+)

@@ -18,6 +18,12 @@ is not in a fresh key set; :class:`CheckRevocation`: the revocation hook) and re
 :class:`TokenVerifier` and :class:`SyncTokenVerifier` are the two thin drivers, as httpx's
 ``auth_flow``. A repeated token without a revocation hook never enters a flow.
 
+A flow hands its :class:`Principal` over in the ``outcome`` list it was given, and returns None:
+a generator's return value reaches its caller only inside a StopIteration, whose raising and
+catching (exception, traceback, frame object) cost about as much Python as all the rest of a
+cold verification once the signature is checked. ``next(flow, None)`` returns None, with no
+exception at all, when the flow ended without I/O: the usual cold path.
+
 Whatever fails, and whatever is raised on the way, the caller gets an :class:`InvalidToken`
 subclass with a short fixed description (or :class:`KeysUnavailable` when no usable keys exist),
 raised without any exception chain or traceback that could carry token material.
@@ -105,7 +111,8 @@ class CheckRevocation:
 
 
 StepResult = VerifyKey | bool
-VerifyFlow = Generator[NeedKey[S] | CheckRevocation, StepResult, Principal]
+# Yields its steps, receives their results, puts its Principal in its ``outcome`` list.
+VerifyFlow = Generator[NeedKey[S] | CheckRevocation, StepResult, None]
 
 
 @dataclass(slots=True)
@@ -248,7 +255,7 @@ class _Core(Generic[S]):
             raise WrongTokenType()
         return parsed, issuer, claims, tenant
 
-    def verify_flow(self, token: str, entry: CacheEntry | None = None) -> VerifyFlow[S]:
+    def verify_flow(self, token: str, entry: CacheEntry | None, outcome: list[Principal]) -> VerifyFlow[S]:
         """An access token's verification; the driver serves its steps. ``entry``: the token's
         cache entry, when the driver found one (it serves entries without revocation itself)."""
         name = "-"  # the configured issuer, once the token named one (a metrics label)
@@ -261,7 +268,8 @@ class _Core(Generic[S]):
                 ):
                     raise TokenRevoked()
                 self.observer.verified(name, None, True)
-                return entry.principal
+                outcome.append(entry.principal)
+                return
             parsed, issuer, claims, tenant = self._parse(token)
             name = issuer.config.issuer
             kid = parsed.kid
@@ -288,13 +296,16 @@ class _Core(Generic[S]):
                 revocation=issuer.revocation,
             )
             self.observer.verified(name, None, False)
-            return principal
+            outcome.append(principal)
+            return
         except Exception as exc:
             error = _refusal(exc)
         self.observer.verified(name, type(error).__name__, False)
         raise error
 
-    def id_token_flow(self, token: str, nonce: str | None, client_id: str | None) -> VerifyFlow[S]:
+    def id_token_flow(
+        self, token: str, nonce: str | None, client_id: str | None, outcome: list[Principal]
+    ) -> VerifyFlow[S]:
         """An OpenID Connect ID token's verification (not cached)."""
         try:
             parsed, issuer, claims, tenant = self._parse(token, id_token=True)
@@ -310,7 +321,8 @@ class _Core(Generic[S]):
             principal = from_verified_claims(claims)
             if issuer.revocation is not None and (yield CheckRevocation(issuer.revocation, principal)):
                 raise TokenRevoked()
-            return principal
+            outcome.append(principal)
+            return
         except Exception as exc:
             error = _refusal(exc)
         raise error
@@ -420,14 +432,13 @@ class TokenVerifier:
             hit = entry = None
         if hit is not None:
             return hit
-        flow = self._core.verify_flow(token, entry)
+        outcome: list[Principal] = []
+        flow = self._core.verify_flow(token, entry, outcome)
         with self._observer.span("s2s.verify"):
-            try:
-                step = next(flow)
-            except StopIteration as done:  # no I/O needed: the usual cold path, in this frame
-                principal: Principal = done.value
-                return principal
-            return await self._drive(flow, step)
+            step = next(flow, None)
+            if step is not None:  # I/O needed; else the usual cold path ended in this frame
+                await self._drive(flow, outcome, step)
+        return outcome[0]
 
     async def verify_id_token(
         self, token: str, *, nonce: str | None = None, client_id: str | None = None
@@ -435,32 +446,33 @@ class TokenVerifier:
         """An OpenID Connect ID token (``typ`` absent or JWT; ``aud`` = ``client_id`` or the
         configured audiences; ``nonce`` compared when given). Access-token-only rules (claim
         assertions, forbidden claims) do not apply. ID tokens are not cached."""
-        return await self._drive(self._core.id_token_flow(token, nonce, client_id))
+        outcome: list[Principal] = []
+        return await self._drive(self._core.id_token_flow(token, nonce, client_id, outcome), outcome)
 
     @staticmethod
     async def _drive(
-        flow: VerifyFlow[AsyncJWKSSource], step: NeedKey[AsyncJWKSSource] | CheckRevocation | None = None
+        flow: VerifyFlow[AsyncJWKSSource],
+        outcome: list[Principal],
+        step: NeedKey[AsyncJWKSSource] | CheckRevocation | None = None,
     ) -> Principal:
-        """Serve ``flow``'s steps (from ``step``, when the caller already started it)."""
-        try:
-            if step is None:
-                step = next(flow)
-            while True:
-                result: StepResult = False
-                error: Exception | None = None
-                try:
-                    if isinstance(step, NeedKey):
-                        result = await step.source.get_key(step.kid)
-                    else:
-                        answer = step.check(step.principal)
-                        result = bool(await answer if inspect.isawaitable(answer) else answer)
-                except Exception as exc:
-                    error = _unavailable(exc) if isinstance(step, NeedKey) else exc
-                # Thrown back in outside the except block: the refusal is chained to nothing.
-                step = flow.send(result) if error is None else flow.throw(error)
-        except StopIteration as done:
-            principal: Principal = done.value
-            return principal
+        """Serve ``flow``'s steps (from ``step``, when the caller already started it) until it
+        ends; its Principal."""
+        if step is None:
+            step = next(flow, None)
+        while step is not None:
+            result: StepResult = False
+            error: Exception | None = None
+            try:
+                if isinstance(step, NeedKey):
+                    result = await step.source.get_key(step.kid)
+                else:
+                    answer = step.check(step.principal)
+                    result = bool(await answer if inspect.isawaitable(answer) else answer)
+            except Exception as exc:
+                error = _unavailable(exc) if isinstance(step, NeedKey) else exc
+            # Thrown back in outside the except block: the refusal is chained to nothing.
+            step = _resume(flow, result, error)
+        return outcome[0]
 
 
 class SyncTokenVerifier:
@@ -539,43 +551,49 @@ class SyncTokenVerifier:
             hit = entry = None
         if hit is not None:
             return hit
-        flow = self._core.verify_flow(token, entry)
+        outcome: list[Principal] = []
+        flow = self._core.verify_flow(token, entry, outcome)
         with self._observer.span("s2s.verify"):
-            try:
-                step = next(flow)
-            except StopIteration as done:  # no I/O needed: the usual cold path, in this frame
-                principal: Principal = done.value
-                return principal
-            return self._drive(flow, step)
+            step = next(flow, None)
+            if step is not None:  # I/O needed; else the usual cold path ended in this frame
+                self._drive(flow, outcome, step)
+        return outcome[0]
 
     def verify_id_token(
         self, token: str, *, nonce: str | None = None, client_id: str | None = None
     ) -> Principal:
         """See :meth:`TokenVerifier.verify_id_token`."""
-        return self._drive(self._core.id_token_flow(token, nonce, client_id))
+        outcome: list[Principal] = []
+        return self._drive(self._core.id_token_flow(token, nonce, client_id, outcome), outcome)
 
     @staticmethod
     def _drive(
-        flow: VerifyFlow[SyncJWKSSource], step: NeedKey[SyncJWKSSource] | CheckRevocation | None = None
+        flow: VerifyFlow[SyncJWKSSource],
+        outcome: list[Principal],
+        step: NeedKey[SyncJWKSSource] | CheckRevocation | None = None,
     ) -> Principal:
-        """Serve ``flow``'s steps (from ``step``, when the caller already started it)."""
-        try:
-            if step is None:
-                step = next(flow)
-            while True:
-                result: StepResult = False
-                error: Exception | None = None
-                try:
-                    if isinstance(step, NeedKey):
-                        result = step.source.get_key(step.kid)
-                    else:
-                        result = _revoked_now(step)
-                except Exception as exc:
-                    error = _unavailable(exc) if isinstance(step, NeedKey) else exc
-                step = flow.send(result) if error is None else flow.throw(error)
-        except StopIteration as done:
-            principal: Principal = done.value
-            return principal
+        """See :meth:`TokenVerifier._drive`."""
+        if step is None:
+            step = next(flow, None)
+        while step is not None:
+            result: StepResult = False
+            error: Exception | None = None
+            try:
+                result = step.source.get_key(step.kid) if isinstance(step, NeedKey) else _revoked_now(step)
+            except Exception as exc:
+                error = _unavailable(exc) if isinstance(step, NeedKey) else exc
+            step = _resume(flow, result, error)
+        return outcome[0]
+
+
+def _resume(
+    flow: VerifyFlow[S], result: StepResult, error: Exception | None
+) -> NeedKey[S] | CheckRevocation | None:
+    """Send a step's result (or throw its error) into ``flow``: its next step, None once it ended."""
+    try:
+        return flow.send(result) if error is None else flow.throw(error)
+    except StopIteration:
+        return None
 
 
 def _revoked_now(step: CheckRevocation) -> bool:

@@ -70,6 +70,31 @@ def test_b64url_decode_is_strict(bad: str) -> None:
         b64url_decode(bad)
 
 
+def test_b64url_decode_accepts_exactly_the_canonical_encodings() -> None:
+    """Every last character after every length: decoded only where it is the canonical encoding
+    of some bytes (the reference: the standard library's strict decoder, re-encoded)."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    for prefix in ("", "Q", "QU", "QUI", "QUJD"):
+        for last in [*alphabet, "+", "/", "=", " ", "!", "é"]:
+            text = prefix + last
+            try:
+                expected: bytes | None = base64.b64decode(
+                    text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True
+                )
+            except (ValueError, UnicodeEncodeError):
+                expected = None
+            if expected is not None and b64url_encode(expected) != text:
+                expected = None  # decodable, but not the canonical (zero spare bits) encoding
+            if "+" in text or "/" in text:
+                expected = None  # the standard alphabet, not base64url
+            for form in (text, text.encode()) if text.isascii() else (text,):
+                if expected is None:
+                    with pytest.raises(ValueError):
+                        b64url_decode(form)
+                else:
+                    assert b64url_decode(form) == expected
+
+
 def test_rfc7638_thumbprint_example() -> None:
     jwk = {
         "kty": "RSA",
@@ -204,6 +229,27 @@ def test_der_to_raw_normalises_short_and_long_halves() -> None:
 
 def _token(header: dict[str, Any], key: Any) -> str:
     return serialize_compact(header, {"a": 1}, sign_function(key, str(header["alg"])))
+
+
+def test_a_header_one_policy_accepted_is_checked_again_by_another(keys: dict[str, Any]) -> None:
+    """Parsed headers are cached with the policy that last accepted them: another policy (or the
+    same bytes later, after another policy) gets its own verdict, in any order."""
+    open_policy = HeaderPolicy(allowed=None, require_kid=False)
+    closed = HeaderPolicy()
+    extra = _token({"alg": "ES256", "kid": "k", "x5t": "t"}, keys["ES256"])
+    no_kid = _token({"alg": "ES256"}, keys["ES256"])
+    for _ in range(2):
+        assert parse_compact(extra, policy=open_policy).header["x5t"] == "t"
+        with pytest.raises(HeaderRejected):
+            parse_compact(extra)
+        with pytest.raises(HeaderRejected):
+            parse_compact(extra, policy=closed)
+        assert parse_compact(no_kid, policy=open_policy).kid is None
+        with pytest.raises(MissingKeyId):
+            parse_compact(no_kid, policy=closed)
+    plain = _token({"alg": "ES256", "kid": "k"}, keys["ES256"])
+    for policy in (closed, open_policy, HeaderPolicy(), closed):
+        assert parse_compact(plain, policy=policy).kid == "k"
 
 
 @pytest.mark.parametrize("member", sorted(NEVER_ALLOWED))

@@ -205,3 +205,154 @@ def test_features_as_an_object_or_a_list_and_roles_as_a_string(
     assert none.features == frozenset() and dict(none.feature_values) == {}
     with pytest.raises(TypeError):
         p.feature_values["beta"] = False  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"sub": "svc", "iss": "i", "aud": "a", "exp": 5, "scope": "x y", "client_id": "c", "jti": "j"},
+        {"sub": "svc", "iss": "https://i", "aud": ["a", 3, "b"], "exp": 5.5, "scp": ["x", 1], "scope": "z"},
+        {"aud": None, "azp": "p", "tenant_id": "t2", "uti": "u", "scp": "s t", "features": ["f", 2]},
+        {"sub": 7, "iss": 8, "exp": 9, "appid": "app", "tid": 1, "jti": 2, "client_id": None, "roles": "r"},
+        {"sub": "s", "aud": [], "features": {"on": 1, "off": 0}, "permissions": ["p", None], "scope": 5},
+        {"sub": "s", "iss": "i", "aud": "a", "exp": 1, "scope": ["x", "y z"], "client_id": 5, "jti": None},
+        {"sub": "s", "aud": "a", "scope": "", "tid": "t", "client_id": "c"},
+        {},
+    ],
+)
+def test_the_verifiers_principal_is_the_constructors(claims: dict[str, Any]) -> None:
+    """The per-token constructor (from_verified_claims) builds the same object, field by field
+    and in field order, as the dataclass constructor; replace() and repr() behave alike."""
+    import dataclasses
+    from types import MappingProxyType
+
+    from s2s.verify import Principal
+    from s2s.verify._principal import from_verified_claims
+
+    features = claims.get("features")
+    if isinstance(features, dict):
+        names, values = frozenset(k for k, v in features.items() if v), dict(features)
+    else:
+        names = frozenset(f for f in features or () if isinstance(f, str))
+        values = dict.fromkeys(sorted(names), True)
+
+    def strings(value: Any, split: bool = False) -> frozenset[str]:
+        if isinstance(value, str):
+            return frozenset(value.split() if split else (value,))
+        return frozenset(v for v in value or () if isinstance(v, str))
+
+    client_id = claims.get("client_id", claims.get("azp", claims.get("appid")))
+    tenant = claims.get("tid", claims.get("tenant_id"))
+    jti = claims.get("jti", claims.get("uti"))
+    aud = claims.get("aud")
+    expected = Principal(
+        subject=str(claims.get("sub", "")),
+        issuer=str(claims.get("iss", "")),
+        audience=(aud,) if isinstance(aud, str) else tuple(a for a in aud or () if isinstance(a, str)),
+        expires_at=float(claims.get("exp", 0)),
+        client_id=client_id if isinstance(client_id, str) else None,
+        scopes=strings(claims["scp"] if "scp" in claims else claims.get("scope"), split=True)
+        if isinstance(claims.get("scp", claims.get("scope")), str | list)
+        else frozenset(),
+        roles=strings(claims.get("roles")),
+        permissions=strings(claims.get("permissions")),
+        features=names,
+        tenant_id=tenant if isinstance(tenant, str) else None,
+        token_id=jti if isinstance(jti, str) else None,
+        claims=MappingProxyType(dict(claims)),
+        feature_values=MappingProxyType(values),
+    )
+    built = from_verified_claims(dict(claims))
+    assert type(built) is Principal
+    assert built == expected and repr(built) == repr(expected)
+    assert list(vars(built).items()) == list(vars(expected).items())
+    assert dataclasses.replace(built, subject="other") == dataclasses.replace(expected, subject="other")
+    assert Principal.from_claims(claims) == expected
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.issuer = "other"  # type: ignore[misc]
+
+
+def test_a_cold_verification_without_io_raises_and_catches_nothing(
+    mint: Mint, verifier: TokenVerifier, sync_verifier: SyncTokenVerifier
+) -> None:
+    """With the keys at hand, a new token's verification ends without any exception raised on the
+    way (a flow's result would otherwise come back in a StopIteration: a cost on every cold token);
+    the I/O path, taken for the first token (keys fetched), gives the same Principal."""
+    import sys
+    from types import FrameType
+
+    raised: list[str] = []
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "exception":
+            raised.append(f"{frame.f_code.co_name}: {arg[0].__name__}")
+        return tracer
+
+    async def both(token: str) -> tuple[Any, Any]:
+        return await verifier.verify(token), sync_verifier.verify(token)
+
+    first = asyncio.run(both(mint(jti="first")))  # fetches the keys: the I/O path
+    assert first[0] == first[1] and first[0].token_id == "first"
+    loop = asyncio.new_event_loop()
+    try:
+        token = mint(jti="cold")
+        coro = both(token)
+        sys.settrace(tracer)
+        try:
+            cold = loop.run_until_complete(coro)
+        finally:
+            sys.settrace(None)
+    finally:
+        loop.close()
+    assert cold[0] == cold[1] and cold[0].token_id == "cold"
+    assert not [r for r in raised if "verify" in r or "flow" in r or "drive" in r], raised
+
+
+def test_the_null_span_around_each_verification_yields_itself_and_lets_errors_through() -> None:
+    """With nothing tracing, the verifiers' span is NULL_SPAN, whose enter/exit are builtins (no
+    Python frame per token): it must still behave as a context manager, ExitStack included."""
+    import contextlib
+
+    from s2s.observe import HUB, NULL_SPAN
+
+    with HUB.span("s2s.verify") as span:
+        assert span is NULL_SPAN
+        span.set("k", 1)
+    with pytest.raises(KeyError), NULL_SPAN:
+        raise KeyError("inside")
+    with contextlib.ExitStack() as stack:
+        assert stack.enter_context(NULL_SPAN) is NULL_SPAN
+    with pytest.raises(ValueError), contextlib.ExitStack() as stack:
+        stack.enter_context(NULL_SPAN)
+        raise ValueError("inside")
+
+
+@pytest.mark.parametrize("name", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize(
+    "value",
+    [0, 1, 2**53 - 1, 2**53, 2**53 + 1, 2**63, -1, -(2**53), -(10**400), 10**400, 1.5, -0.0, True, None],
+)
+def test_time_claims_take_any_finite_json_number_and_nothing_else(name: str, value: Any) -> None:
+    """Whatever path a time value takes (plain ints skip the float conversion), the outcome is
+    the rule's: a finite JSON number compared with the clock, anything else an invalid claim."""
+    from s2s.verify import ExpiredToken, InvalidClaim, TokenNotYetValid
+    from s2s.verify._claims import ClaimsPolicy
+
+    now = 10.0**9
+    claims: dict[str, Any] = {"iss": ISSUER, "sub": "s", "aud": AUDIENCE, "exp": now + 600, "iat": now}
+    claims[name] = value
+    number = float(value) if type(value) in (int, float) and abs(value) < 1e300 else None
+    if value is None and name != "exp":
+        expected: Any = now + 600  # a null nbf or iat reads as absent (as before)
+    elif number is None:
+        expected = InvalidClaim
+    elif name == "exp":
+        expected = ExpiredToken if now >= number + 30 else number
+    else:
+        expected = TokenNotYetValid if number > now + 30 else now + 600
+    policy = ClaimsPolicy(VerifierConfig.for_s2s(ISSUER, AUDIENCE))
+    if isinstance(expected, type):
+        with pytest.raises(expected):
+            policy.check(claims, now)
+    else:
+        assert policy.check(claims, now) == expected
