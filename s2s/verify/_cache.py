@@ -27,11 +27,11 @@ import threading
 import time
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from s2s.clock import Clock, SystemClock
+from s2s.observe import HUB, Observer
 from s2s.verify._config import RevocationCheck
 from s2s.verify._principal import Principal
 
@@ -70,24 +70,21 @@ class CacheEntry:
     key_set: KeySet | None = None
 
 
-def _ignore_hit(issuer: str, refusal: str | None, cached: bool) -> None:
-    pass
-
-
 class VerifiedTokenCache:
     def __init__(
         self,
         clock: Clock,
         max_entries: int = 4096,
         *,
-        on_hit: Callable[[str, str | None, bool], None] = _ignore_hit,
+        observer: Observer = HUB,
     ) -> None:
         # The system clock is read directly on every hit (no Python frame in between).
         system = type(clock) is SystemClock
         self._now = time.time if system else clock.now
         self._monotonic = time.monotonic if system else clock.monotonic
-        # Told of every principal() hit as (issuer, None, True): the observer's `verified`.
-        self._on_hit = on_hit
+        # Told of every principal() hit, as `verified(issuer, None, True)`: looked up per hit, not
+        # bound once, since what handles it changes as observers are installed.
+        self._observer = observer
         self._max = max(0, max_entries)
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
         # Hashes of tokens verified once and not cached yet, at slot hash & mask (see above).
@@ -100,7 +97,7 @@ class VerifiedTokenCache:
 
     def principal(self, token: str) -> Principal | None:
         """The principal of ``token`` when its entry is valid now and its issuer has no revocation
-        hook (a hit, reported to ``on_hit``); None when the full path must run. The hot path of a
+        hook (a hit, reported to the observer); None when the full path must run. The hot path of a
         service whose callers reuse their tokens: one call, no coroutine, no I/O."""
         entry = self._entries.get(token)
         if entry is None or entry.revocation is not None:
@@ -121,7 +118,7 @@ class VerifiedTokenCache:
             self._entries.move_to_end(token)
         except KeyError:
             pass
-        self._on_hit(entry.source.issuer, None, True)
+        self._observer.verified(entry.source.issuer, None, True)
         return entry.principal
 
     def get(self, token: str) -> CacheEntry | None:

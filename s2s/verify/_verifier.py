@@ -185,7 +185,7 @@ class _Core(Generic[S]):
             source.observer = observer
         # The system clock is read directly on the per-token path (no Python frame in between).
         self._now = time.time if type(clock) is SystemClock else clock.now
-        self.cache = VerifiedTokenCache(clock, cache_size, on_hit=observer.verified)
+        self.cache = VerifiedTokenCache(clock, cache_size, observer=observer)
         self._exact: dict[str, _Issuer[S]] = {}
         self._templates: list[_Issuer[S]] = []
         self.issuers: list[_Issuer[S]] = []

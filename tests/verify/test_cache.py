@@ -307,3 +307,21 @@ def test_a_hit_after_a_refetch_checks_the_key_in_the_new_key_set(
         assert v.verify_cached(other) is not None  # still in the new set: renewed, served
 
     asyncio.run(go())
+
+
+def test_an_observer_subscribed_after_the_verifier_was_built_counts_its_hits(
+    verifier: TokenVerifier, mint: Mint
+) -> None:
+    from s2s.observe import subscribe, unsubscribe
+
+    token = mint()
+    for _ in range(3):
+        asyncio.run(verifier.verify(token))  # nobody observes yet
+    hits = _Hits()
+    subscribe(hits)
+    try:
+        assert verifier.verify_cached(token) is not None
+        asyncio.run(verifier.verify(token))
+    finally:
+        unsubscribe(hits)
+    assert hits.events == [(ISSUER, None, True), (ISSUER, None, True)]
