@@ -24,7 +24,10 @@ header and payload, one ``cryptography`` verify with a preloaded key object, and
 (iss, aud, exp, nbf, iat). "Repeated" is the same token again and again (the verified-token cache).
 
 Only public API is used, so the same script measures an older tree:
-``PYTHONPATH=/path/to/old/tree .venv/bin/python bench/verify_bench.py``.
+``PYTHONPATH=/path/to/old/tree .venv/bin/python bench/verify_bench.py``. Better, on a shared
+machine: ``--against /path/to/old/tree`` imports that tree's ``s2s`` beside this one and adds its
+two verifiers as contenders of the same run (same tokens, same chunks, same noise), so that a
+change is measured as a difference within one process rather than between two noisy runs.
 
 ``--primitives`` times each JOSE primitive through joserfc and through :mod:`s2s.jose` (best of
 many short runs): the figures behind the choices written in ``s2s/jose/__init__.py``.
@@ -35,12 +38,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import importlib
 import json
 import statistics
+import sys
 import time
 import timeit
 from collections.abc import Callable
 from functools import partial
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -189,6 +195,21 @@ def compare(
     return samples
 
 
+def other_tree(path: str) -> ModuleType:
+    """``s2s.verify`` of the tree at ``path``, imported beside this one: its modules are taken out
+    of ``sys.modules`` again (each function keeps its own module's globals), ours put back."""
+    ours = {name: sys.modules.pop(name) for name in list(sys.modules) if name.split(".")[0] == "s2s"}
+    sys.path.insert(0, path)
+    try:
+        verify = importlib.import_module("s2s.verify")
+    finally:
+        sys.path.remove(path)
+        for name in [n for n in sys.modules if n.split(".")[0] == "s2s"]:
+            del sys.modules[name]
+        sys.modules.update(ours)
+    return verify
+
+
 def primitives() -> None:
     """joserfc vs s2s.jose, per primitive, µs per call (best of 15 runs)."""
     # Only here: the rest of this script also measures older trees, which have no s2s.jose.
@@ -258,10 +279,12 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=50)
     parser.add_argument("--cache-size", type=int, default=4096)
     parser.add_argument("--primitives", action="store_true")
+    parser.add_argument("--against", metavar="TREE", help="also measure the verifiers of this s2s tree")
     args = parser.parse_args()
     if args.primitives:
         primitives()
         return
+    theirs = other_tree(args.against) if args.against else None
     now = time.time()
     keys = {alg: generate_key(alg, now=now, state=KeyState.CURRENT) for alg in ("ES256", "RS256")}
     jwks = {"keys": [k.public_jwk_entry() for k in keys.values()]}
@@ -306,6 +329,25 @@ def main() -> None:
             "PyJWT jwt.decode": partial(timed, pyjwt_verifier(key)),
             "joserfc jwt.decode + JWTClaimsRegistry": partial(timed, joserfc_verifier(key)),
         }
+        if theirs is not None:
+            their_async = theirs.TokenVerifier(
+                theirs.VerifierConfig.for_s2s(ISSUER, AUDIENCE),
+                http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+                cache_size=args.cache_size,
+            )
+            their_sync = theirs.SyncTokenVerifier(
+                theirs.VerifierConfig.for_s2s(ISSUER, AUDIENCE),
+                http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+                cache_size=args.cache_size,
+            )
+            loop.run_until_complete(their_async.start())
+            their_sync.start()
+            tarun, tsrun = async_timer(their_async, loop), partial(timed, their_sync.verify)
+            for _ in range(2):
+                tarun(warm)
+                tsrun(warm)
+            contenders["--against TokenVerifier (async, cold)"] = tarun
+            contenders["--against SyncTokenVerifier (cold)"] = tsrun
         for name, fn in contenders.items():  # a correctness check of the peers (s2s: warm-up above)
             if not name.startswith("s2s"):
                 fn(warm[:20])

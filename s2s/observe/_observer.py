@@ -20,6 +20,7 @@ import contextlib
 import functools
 import itertools
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -167,15 +168,19 @@ class Fanout(Observer):
 
     Each event goes straight to the subscribers that handle it: nested fan-outs are flattened and
     observers that leave an event to the no-op base are skipped, in a table rebuilt when any
-    fan-out's subscribers change. An event nobody handles costs a dictionary lookup.
+    fan-out's subscribers change. An event nobody handles costs a dictionary lookup, and
+    ``verified`` (sent by every verification) nothing more than a builtin call: while nobody
+    handles it, a builtin that ignores its arguments shadows the method in the instance dict,
+    removed from every fan-out as soon as any subscription changes.
     """
 
-    __slots__ = ("_seen", "_table", "observers")
+    __slots__ = ("__dict__", "__weakref__", "_seen", "_table", "observers")
 
     def __init__(self, observers: Sequence[Observer] = ()) -> None:
         self.observers: list[Observer] = list(observers)
         self._seen = -1
         self._table: dict[str, list[Callable[..., None]]] = {}
+        _fanouts.add(self)
 
     def subscribe(self, observer: Observer) -> None:
         if observer not in self.observers:
@@ -191,6 +196,15 @@ class Fanout(Observer):
         seen = _generation  # read first: a change during the rebuild triggers another one
         self._table = {name: self._collect(name) for name in _EVENTS}
         self._seen = seen
+        shadows = self.__dict__
+        if self._table["verified"] or type(self).verified is not Fanout.verified:
+            shadows.pop("verified", None)
+        else:
+            shadows["verified"] = _IGNORE
+            # Installed, then the generation read again: a change since ``seen`` (whose
+            # _changed() may have run before the shadow existed) removes it.
+            if _generation != seen:
+                shadows.pop("verified", None)
 
     def _collect(self, event: str) -> list[Callable[..., None]]:
         out: list[Callable[..., None]] = []
@@ -360,6 +374,14 @@ _generation = 0
 def _changed() -> None:
     global _generation  # noqa: PLW0603 - a process-wide version of the subscriptions
     _generation += 1
+    for fanout in list(_fanouts):
+        fanout.__dict__.pop("verified", None)
+
+
+# Every fan-out alive: a change of subscriptions removes their ``verified`` shadows at once.
+_fanouts: weakref.WeakSet[Fanout] = weakref.WeakSet()
+# Takes any arguments, does nothing (returns "").
+_IGNORE: Callable[..., object] = "".format
 
 
 @contextlib.contextmanager

@@ -20,9 +20,10 @@ is not in a fresh key set; :class:`CheckRevocation`: the revocation hook) and re
 
 A flow hands its :class:`Principal` over in the ``outcome`` list it was given, and returns None:
 a generator's return value reaches its caller only inside a StopIteration, whose raising and
-catching (exception, traceback, frame object) cost about as much Python as all the rest of a
-cold verification once the signature is checked. ``next(flow, None)`` returns None, with no
-exception at all, when the flow ended without I/O: the usual cold path.
+catching (exception, traceback, frame object) cost about 1.7k instructions per token, as much as
+all the verifier's other work beyond the crypto floor (see ``bench/README.md``). ``next(flow,
+None)`` returns None, with no exception at all, when the flow ended without I/O: the usual cold
+path.
 
 Whatever fails, and whatever is raised on the way, the caller gets an :class:`InvalidToken`
 subclass with a short fixed description (or :class:`KeysUnavailable` when no usable keys exist),

@@ -356,3 +356,58 @@ def test_time_claims_take_any_finite_json_number_and_nothing_else(name: str, val
             policy.check(claims, now)
     else:
         assert policy.check(claims, now) == expected
+
+
+def test_verified_events_follow_every_change_of_subscriptions(
+    config: VerifierConfig, server: JwksServer, clock: FakeClock, mint: Mint
+) -> None:
+    """A fan-out nobody listens to answers ``verified`` with a no-op builtin (no Python frame per
+    token); a subscription made at any time, directly or to a nested fan-out, gets the next
+    events, and an unsubscription stops them."""
+    from s2s.observe import Fanout, Observer
+
+    class Seen(Observer):
+        def __init__(self) -> None:
+            self.events: list[tuple[str | None, bool]] = []
+
+        def verified(self, issuer: str, refusal: str | None, cached: bool) -> None:
+            self.events.append((refusal, cached))
+
+    inner = Fanout()
+    outer = Fanout([inner])
+    verifier = SyncTokenVerifier(config, http_client=server.sync_client(), clock=clock, observer=outer)
+    seen, other = Seen(), Seen()
+    verifier.verify(mint(jti="1"))
+    verifier.verify(mint(jti="2"))
+    inner.subscribe(seen)
+    verifier.verify(mint(jti="3"))
+    assert seen.events == [(None, False)]
+    with pytest.raises(InvalidAudience):
+        verifier.verify(mint(jti="4", aud="other"))
+    assert seen.events[-1] == ("InvalidAudience", False)
+    inner.unsubscribe(seen)
+    verifier.verify(mint(jti="5"))
+    assert len(seen.events) == 2
+    outer.subscribe(other)
+    verifier.verify(mint(jti="6"))
+    inner.subscribe(seen)
+    verifier.verify(mint(jti="7"))
+    assert other.events == [(None, False)] * 2 and seen.events[2:] == [(None, False)]
+    outer.unsubscribe(other)
+    inner.unsubscribe(seen)
+    verifier.verify(mint(jti="8"))
+    assert len(other.events) == 2 and len(seen.events) == 3
+
+    class Counting(Fanout):
+        count = 0
+
+        def verified(self, issuer: str, refusal: str | None, cached: bool) -> None:
+            type(self).count += 1
+
+    counting = Counting()
+    own = SyncTokenVerifier(config, http_client=server.sync_client(), clock=clock, observer=counting)
+    own.verify(mint(jti="9"))
+    own.verify(mint(jti="10"))
+    assert Counting.count == 2
+    verifier.close()
+    own.close()
