@@ -95,13 +95,16 @@ def _wait_for(what: str, condition: Callable[[], bool], ceiling: float, log: Pat
     return time.monotonic() - started
 
 
-def _stop_while_running(pid: int, seconds: float, workers: list[threading.Thread]) -> tuple[float, float]:
-    """Start ``workers``, let them run for a second, then SIGSTOP ``pid`` for ``seconds`` (SIGCONT
-    whatever happens); the monotonic times of the stop and of the SIGCONT."""
+def _stop_while_running(
+    pid: int, seconds: float, workers: list[threading.Thread], running: Callable[[], bool]
+) -> tuple[float, float]:
+    """Start ``workers``, wait until ``running()`` says each has seen an answer before the fault,
+    then SIGSTOP ``pid`` for ``seconds`` (SIGCONT whatever happens); the monotonic times of the stop
+    and of the SIGCONT."""
     for worker in workers:
         worker.start()
+    _wait_for("the workers' first answers before the stop", running, ceiling=120)
     try:
-        time.sleep(1)
         os.kill(pid, signal.SIGSTOP)
         stopped_at = time.monotonic()
         time.sleep(seconds)
@@ -274,7 +277,9 @@ def test_sigstop_of_moto_for_20_seconds(aws: AwsDeployment, moto: MotoServer) ->
             threading.Thread(target=watch, daemon=True),
             threading.Thread(target=request_tokens, daemon=True),
         ]
-        stopped_at, resumed_at = _stop_while_running(moto.proc.pid, 20, workers)
+        stopped_at, resumed_at = _stop_while_running(
+            moto.proc.pid, 20, workers, running=lambda: bool(ready_seen and tokens)
+        )
         try:
             _wait_for(
                 "/ready 200 after SIGCONT",
@@ -652,7 +657,9 @@ def test_sigstop_of_moto_with_the_local_state_failure_mode(aws: AwsDeployment, m
             threading.Thread(target=watch, daemon=True),
             threading.Thread(target=request_tokens, daemon=True),
         ]
-        stopped_at, resumed_at = _stop_while_running(moto.proc.pid, STOP_SECONDS, workers)
+        stopped_at, resumed_at = _stop_while_running(
+            moto.proc.pid, STOP_SECONDS, workers, running=lambda: bool(ready_seen and tokens)
+        )
         try:
             _wait_for(
                 "/ready without the degraded warning after SIGCONT",
