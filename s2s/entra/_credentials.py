@@ -22,7 +22,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from s2s.client import FileAssertionSource
 from s2s.client._credentials import ClientAssertion, ClientSecret
 from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError
@@ -105,7 +104,7 @@ Credential = ClientSecret | CertificateCredential | PfxCredential | ClientAssert
 
 def federated_token_file(path: str | os.PathLike[str], *, clock: Clock = system_clock) -> ClientAssertion:
     """Workload identity federation: the token in ``path`` (re-read when the kubelet rotates it)."""
-    return ClientAssertion(FileAssertionSource(path, clock=clock))
+    return ClientAssertion.from_file(path, clock=clock)
 
 
 def msal_credential(
