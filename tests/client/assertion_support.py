@@ -17,18 +17,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from s2s.jose import b64url_encode
+
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def platform_token(exp: float, *, sub: str = "system:serviceaccount:prod:orders", **claims: Any) -> str:
     """A JWT-shaped token (the client never verifies it: the issuer does)."""
-    head = b64(json.dumps({"alg": "RS256", "kid": "k8s", "typ": "JWT"}).encode())
-    body = b64(json.dumps({"sub": sub, "exp": int(exp), "jti": secrets.token_hex(8), **claims}).encode())
-    return f"{head}.{body}.{b64(secrets.token_bytes(32))}"
+    head = b64url_encode(json.dumps({"alg": "RS256", "kid": "k8s", "typ": "JWT"}).encode())
+    body = b64url_encode(
+        json.dumps({"sub": sub, "exp": int(exp), "jti": secrets.token_hex(8), **claims}).encode()
+    )
+    return f"{head}.{body}.{b64url_encode(secrets.token_bytes(32))}"
 
 
 def claims_of(token: str) -> dict[str, Any]:

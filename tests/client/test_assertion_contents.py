@@ -8,7 +8,6 @@ The client reads ``exp`` without verifying anything (the issuer verifies): a hug
 
 from __future__ import annotations
 
-import base64
 import logging
 from pathlib import Path
 
@@ -17,16 +16,15 @@ import pytest
 from s2s.client import AssertionExpired, FileAssertionSource
 from s2s.client._assertions import assertion_expiry
 from s2s.clock import FakeClock
+from s2s.jose import b64url_encode
 
 NOW = 1_800_000_000.0
 
 
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def token_with(payload: bytes) -> str:
-    return ".".join([b64(b'{"alg":"RS256"}'), b64(payload), b64(b"signature-bytes-here")])
+    return ".".join(
+        [b64url_encode(b'{"alg":"RS256"}'), b64url_encode(payload), b64url_encode(b"signature-bytes-here")]
+    )
 
 
 HUGE = [b'{"exp": 1e18}', b'{"exp": 1e300}', b'{"exp": ' + b"9" * 400 + b"}", b'{"exp": 253402300800}']

@@ -24,6 +24,7 @@ from litestar.testing import TestClient
 from s2s.litestar import PrincipalDep, S2SAuthPlugin
 from s2s.oauth import JWT_BEARER_ASSERTION_TYPE
 from s2s.verify import VerifierConfig
+from tests.client.assertion_support import write_atomically
 from tests.e2e.conftest import S2SCli
 from tests.issuer.federation_helpers import ExternalIssuer, external_issuer
 from tests.support import RunningIssuer, running_issuer
@@ -172,14 +173,6 @@ def test_refusals_end_to_end_are_invalid_client_and_leak_nothing(
     assert "our own access token" in Path(issuer.log).read_text(errors="replace")
 
 
-def _project(path: Path, token: str) -> None:
-    """Write the token as the kubelet does: a new file swapped in by rename, never a partial one."""
-    fresh = path.with_name(f".{path.name}.{time.monotonic_ns()}")
-    fresh.write_text(token)
-    fresh.chmod(0o600)
-    os.replace(fresh, path)
-
-
 def test_a_token_client_reads_a_projected_token_file_rewritten_under_load(
     issuer: RunningIssuer,
     resource: TestClient[Litestar],
@@ -192,7 +185,7 @@ def test_a_token_client_reads_a_projected_token_file_rewritten_under_load(
     from s2s.client import TokenClient
 
     projected = tmp_path / "token"
-    _project(projected, platforms.k8s.token(K8S_SUB, issuer.url, time.time()))
+    write_atomically(projected, platforms.k8s.token(K8S_SUB, issuer.url, time.time()))
     for name in ("S2S_CLIENT_SECRET", "S2S_CLIENT_PRIVATE_KEY", "S2S_TOKEN_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("S2S_ISSUER", issuer.url)
@@ -203,7 +196,7 @@ def test_a_token_client_reads_a_projected_token_file_rewritten_under_load(
 
     def kubelet() -> None:
         while not stop.wait(1.0):
-            _project(projected, platforms.k8s.token(K8S_SUB, issuer.url, time.time()))
+            write_atomically(projected, platforms.k8s.token(K8S_SUB, issuer.url, time.time()))
             rewrites[0] += 1
 
     writer = threading.Thread(target=kubelet, daemon=True)
@@ -235,7 +228,7 @@ def test_s2s_token_with_an_assertion_file_against_the_issuer(
 ) -> None:
     projected = tmp_path / "token"
     platform_token = platforms.gh.token(GH_SUB, issuer.url, time.time())
-    _project(projected, platform_token)
+    write_atomically(projected, platform_token)
     env = {k: v for k, v in os.environ.items() if not k.startswith("S2S_")}
     done = subprocess.run(
         [str(Path(sys.executable).with_name("s2s")), "token", "--issuer", issuer.url,
