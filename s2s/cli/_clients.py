@@ -390,7 +390,7 @@ def federate_command(
     if not credentials:
         raise ConfigError("name the credential: --kubernetes, --github, --spiffe or --federated-issuer")
     (credential,) = credentials
-    managed = _registry(registry)
+    managed = _existing_registry(registry)
     changed: list[Client] = []
 
     def change(clients: dict[str, Client]) -> None:
@@ -410,10 +410,7 @@ def federate_command(
         changed[:] = [updated]
 
     # Both registries (file, Secrets Manager) change under their lock / compare-and-swap.
-    update = getattr(managed, "update", None)
-    if update is None:
-        raise ConfigError(f"{managed.url}: this registry cannot change a client in place")
-    update(change)
+    managed.update(change)
     cli_observer().client_changed("changed", client_id, "cli")
     client = changed[0]
     verb = "removed from" if remove else "added to"

@@ -228,3 +228,11 @@ def test_federate_in_a_secrets_manager_registry(sm: Any, monkeypatch: pytest.Mon
     assert "secret_hash" not in stored["clients"][0]
     listed = json.loads(run("clients", "list", "--json")[1])
     assert listed[0]["auth_method"] == "federated" and len(listed[0]["federated"]) == 2
+
+
+def test_federate_on_a_missing_registry_says_where_it_looked(registry_path: Path) -> None:
+    code, out, err = run("clients", "federate", "orders", "--kubernetes", "shop/orders")
+    assert code == 1 and out == ""
+    assert err.startswith("s2s: error:") and err.count("\n") == 1 and "no client registry at" in err
+    assert not registry_path.exists()  # nor its lock: reading or changing must not create it
+    assert not registry_path.parent.exists() or list(registry_path.parent.iterdir()) == []
