@@ -168,12 +168,13 @@ class Client:
         ``grace`` more seconds (at most :data:`MAX_SECRET_GRACE`). ``grace=0`` replaces at once:
         the current secret and every earlier one still in its grace stop working now."""
         if self.secret_hash is None:
-            raise ConfigError(f"client {self.client_id} authenticates with private_key_jwt: it has no secret")
+            method = self.auth_method
+            raise ConfigError(f"client {self.client_id} authenticates with {method}: it has no secret")
         if isinstance(grace, bool) or not 0 <= grace <= MAX_SECRET_GRACE:
             raise ConfigError(f"the grace must be between 0 and {MAX_SECRET_GRACE / 86400:g} days")
         previous: tuple[StoredSecret, ...] = ()
         if grace > 0:
-            kept = tuple(s for s in self.previous_secrets if not s.expired(now))
+            kept = self.without_expired_secrets(now).previous_secrets
             previous = (StoredSecret(self.secret_hash, now + grace), *kept)
             if len(previous) > MAX_PREVIOUS_SECRETS:
                 raise ConfigError(

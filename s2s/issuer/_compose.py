@@ -93,8 +93,6 @@ def build_issuer(settings: IssuerSettings, **parts: Unpack[IssuerParts]) -> Issu
     (tests, embedding).
 
     ``state`` (default: what ``S2S_STATE`` names) serves as replay cache and rate limiter unless
-    ``replay`` / ``limiter`` are given. ``signer`` defaults to local-or-KMS per key
-    (:class:`~s2s.keys._kms.RoutingSigner`). ``factories`` defaults to what ``S2S_SIGNER`` names.
     ``replay`` / ``limiter`` are given; with ``state_failure_mode="local"`` it is wrapped in a
     :class:`~s2s.issuer._fallback_state.LocalFallbackState`. ``signer`` defaults to local-or-KMS per key
     (:class:`~s2s.keys._kms.RoutingSigner`). ``factories`` defaults to what ``S2S_SIGNER`` names.
