@@ -28,9 +28,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from s2s._env import EnvReader
 from s2s.clock import Clock, system_clock
 from s2s.observe._observer import Observer
-from s2s.observe._settings import ObserveSettings
 
 __all__ = ["AUDIT_LOGGER", "AuditLog", "JsonFormatter", "audit_file", "configure_logging", "log_format"]
 
@@ -173,7 +173,12 @@ class JsonFormatter(logging.Formatter):
 
 def log_format(environ: Mapping[str, str] | None = None) -> str:
     """``S2S_LOG_FORMAT``: ``text`` (default) or ``json``."""
-    return ObserveSettings.from_env(environ=environ).log_format
+    # That variable alone: the whole ObserveSettings would also resolve S2S_METRICS_TOKEN (an
+    # aws-sm:// reference is a Secrets Manager call) and check metrics settings, to set up a log.
+    env = EnvReader("S2S_", environ)
+    value = env.choice("LOG_FORMAT", ("text", "json"), "text")
+    env.finish()
+    return value or "text"
 
 
 _audit_files: dict[str, logging.Handler] = {}
@@ -183,7 +188,9 @@ def audit_file(environ: Mapping[str, str] | None = None) -> str | None:
     """``S2S_AUDIT_LOG=PATH``: also append the audit events, one JSON line each, to PATH (created
     0600). For processes that configure no logging of their own, such as the CLI: an operator's
     ``s2s keys rotate`` then leaves its trace. Idempotent; returns the path (None when unset)."""
-    path = ObserveSettings.from_env(environ=environ).audit_log
+    env = EnvReader("S2S_", environ)
+    path = env.text("AUDIT_LOG")  # that variable alone, as in log_format()
+    env.finish()
     if path is None or path in _audit_files:
         return path
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

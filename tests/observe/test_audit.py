@@ -223,3 +223,23 @@ def test_audit_log_file_for_cli_processes(tmp_path: Path) -> None:
         audit.removeHandler(handler)
         handler.close()
     _audit_files.pop(str(path), None)
+
+
+def test_the_log_setup_reads_only_its_own_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A metrics token kept in Secrets Manager is the metrics endpoint's business: setting up the
+    # log (every CLI command, every serve) must not resolve it, nor check other settings.
+    from s2s.errors import ConfigError
+    from s2s.observe._audit import log_format
+
+    calls: list[str] = []
+    monkeypatch.setattr("s2s._env.EnvReader._resolve", lambda self, name, raw: calls.append(name) or "x")
+    environ = {
+        "S2S_LOG_FORMAT": "json",
+        "S2S_METRICS_TOKEN": "aws-sm://metrics#token",
+        "S2S_METRICS_PORT": "0",
+    }
+    assert log_format(environ) == "json"
+    assert audit_file(environ) is None
+    assert calls == []
+    with pytest.raises(ConfigError, match="S2S_LOG_FORMAT"):
+        log_format({"S2S_LOG_FORMAT": "xml"})
