@@ -37,6 +37,7 @@ __all__ = [
     "prune",
     "revoke",
     "rotate",
+    "rotation_due",
     "safe_at",
     "scheduled_step",
     "with_alg",
@@ -170,16 +171,26 @@ def safe_at(key: SigningKey, policy: RotationPolicy) -> float:
     return key.created_at + policy.publish_lead
 
 
+def rotation_due(keyset: KeySet, policy: RotationPolicy) -> float | None:
+    """When the schedule promotes ``next``: ``rotate_every`` after the current key became current,
+    and not before the next key has been published long enough. None: no schedule, or no current
+    key."""
+    current = keyset.current
+    if not policy.rotate_every or current is None:
+        return None
+    activated = current.activated_at if current.activated_at is not None else current.created_at
+    due = activated + policy.rotate_every
+    return due if keyset.next is None else max(due, safe_at(keyset.next, policy))
+
+
 def scheduled_step(
     keyset: KeySet, now: float, policy: RotationPolicy, new_key: KeyFactory = local_key_factory
 ) -> KeySet:
     """What the schedule does at ``now``. Returns ``keyset`` itself when nothing changes."""
     before = keyset
     keyset = _expire_previous(ensure_keys(keyset, now, policy, new_key), now, policy)
-    current, nxt = keyset.current, keyset.next
-    assert current is not None and nxt is not None
-    activated = current.activated_at if current.activated_at is not None else current.created_at
-    if policy.rotate_every and now >= activated + policy.rotate_every and now >= safe_at(nxt, policy):
+    due = rotation_due(keyset, policy)
+    if due is not None and now >= due:
         keyset = _promote(keyset, now, policy, new_key)
     return before if keyset == before else keyset
 

@@ -28,7 +28,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from s2s.keys._rotation import safe_at
+from s2s.keys._rotation import rotation_due
 from s2s.observe._observer import Observer
 from s2s.observe._reasons import reason_code
 
@@ -332,13 +332,8 @@ class PrometheusObserver(Observer):
         if current is not None:
             activated = current.activated_at if current.activated_at is not None else current.created_at
             self._key_activated.set(activated)
-            due = 0.0
-            if rules.rotate_every:
-                # As the schedule decides: not before the next key has been published long enough.
-                due = activated + rules.rotate_every
-                if ks.next is not None:
-                    due = max(due, safe_at(ks.next, rules))
-            self._rotation_due.set(due)
+            # As the schedule decides (0: no schedule).
+            self._rotation_due.set(rotation_due(ks, rules) or 0.0)
 
     def keyset_reload_failed(self, reason: str) -> None:
         self._reload_failures.labels(reason).inc()
