@@ -29,6 +29,7 @@ from s2s.clock import Clock, system_clock
 from s2s.errors import ConfigError
 from s2s.jose import b64url_encode, private_key_from_jwk, serialize_compact, sign_function
 from s2s.keys import KeySet, KeyState, generate_key
+from s2s.oauth import TOKEN_PATH
 from s2s.verify import VerifierConfig
 
 __all__ = ["TestIssuer"]
@@ -87,7 +88,7 @@ class TestIssuer:
             metadata = {
                 "issuer": self.issuer,
                 "jwks_uri": self.jwks_uri,
-                "token_endpoint": f"{self.issuer}/oauth2/token",
+                "token_endpoint": f"{self.issuer}{TOKEN_PATH}",
             }
             return httpx.Response(200, json=metadata)
         return httpx.Response(404, json={"error": "not_found"})

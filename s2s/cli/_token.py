@@ -28,6 +28,7 @@ from s2s.client import (
     TokenClient,
 )
 from s2s.errors import S2SError
+from s2s.oauth import TOKEN_PATH
 
 __all__ = ["credential_from_options", "credential_options", "fetch_token", "token_command"]
 
@@ -153,7 +154,7 @@ def token_command(  # noqa: PLR0917 - click passes each option as an argument
     credential = credential_from_options(client_secret, private_key, assertion_file)
     try:
         token = fetch_token(
-            issuer.rstrip("/") + "/oauth2/token",
+            issuer.rstrip("/") + TOKEN_PATH,
             client_id=client_id,
             credential=credential,
             audience=audience,

@@ -24,6 +24,7 @@ import click
 
 from s2s.errors import S2SError
 from s2s.http import is_loopback_host
+from s2s.oauth import TOKEN_PATH
 from s2s.verify import TokenVerifier, VerifierConfig
 
 __all__ = ["config_rows", "is_loopback_url", "key_rows", "s2s_cli_group"]
@@ -234,7 +235,7 @@ def s2s_cli_group(verifier: object) -> click.Group:
             raise _fail(_describe(exc)) from None
         configs = [s.config for s in verifier.sources] if isinstance(verifier, TokenVerifier) else []
         issuer, audience = _choose(configs, issuer, audience)
-        endpoint = token_endpoint or f"{issuer}/oauth2/token"
+        endpoint = token_endpoint or f"{issuer}{TOKEN_PATH}"
         if not allow_remote and not is_loopback_url(endpoint):
             raise _fail(
                 f"{endpoint} is not on this machine; this is a developer tool "
