@@ -27,6 +27,7 @@ from s2s.client import (
     RetryPolicy,
     TokenClient,
 )
+from s2s.client._credentials import load_credential
 from s2s.errors import S2SError
 from s2s.oauth import TOKEN_PATH
 
@@ -74,12 +75,11 @@ def credential_from_options(
     if len(given) != 1:
         which = "none was given" if not given else f"{' and '.join(given)} were given"
         raise click.UsageError(f"give exactly one of {', '.join(_CREDENTIAL_OPTIONS)} ({which})")
-    if client_secret:
-        return ClientSecret(client_secret).resolved()
-    if private_key:
-        return PrivateKeyJWT.load(private_key)
-    assert assertion_file is not None
-    return ClientAssertion(FileAssertionSource(assertion_file))
+    return load_credential(
+        client_secret=client_secret or None,
+        private_key=private_key or None,
+        client_assertion=FileAssertionSource(assertion_file) if assertion_file else None,
+    )
 
 
 def fetch_token(
